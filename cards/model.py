@@ -1,0 +1,58 @@
+"""The neutral card: what a reply looks like, independent of DingTalk or WeCom.
+
+A button carries the exact command it stands for, never state: clicking it runs the same command
+as typing it, as the clicking user, with the same role checks (DingTalk dtmd links can only send
+text, so this is also the only design that works on both platforms).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    command: str  # e.g. "确认兑换 R12"
+    style: str = "primary"  # primary | default | danger
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    title: str
+    lines: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+    buttons: tuple[Button, ...] = ()
+    footer: str = ""
+    # A stable id for the card instance (WeCom task_id); empty when the card has no buttons.
+    task_id: str = field(default="")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "lines": list(self.lines),
+            "fields": [list(f) for f in self.fields],
+            "buttons": [{"label": b.label, "command": b.command, "style": b.style} for b in self.buttons],
+            "footer": self.footer,
+            "task_id": self.task_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Card":
+        return cls(
+            title=data["title"],
+            lines=tuple(data.get("lines", ())),
+            fields=tuple((str(k), str(v)) for k, v in data.get("fields", ())),
+            buttons=tuple(Button(b["label"], b["command"], b.get("style", "primary")) for b in data.get("buttons", ())),
+            footer=data.get("footer", ""),
+            task_id=data.get("task_id", ""),
+        )
+
+    def as_text(self) -> str:
+        """Plain-text rendering, used where a platform cannot show a card (e.g. WeCom passive replies)."""
+        parts = [self.title, *self.lines, *(f"{k}: {v}" for k, v in self.fields)]
+        if self.buttons:
+            parts.append("可回复: " + " / ".join(b.command for b in self.buttons))
+        if self.footer:
+            parts.append(self.footer)
+        return "\n".join(p for p in parts if p)
