@@ -1,0 +1,394 @@
+"""Configuration: one TOML file (plus environment overrides) parsed into a validated, frozen object.
+
+Why not ``app.config.from_file``: Flask keeps only UPPERCASE keys, so the ``[server]``/``[wecom]``
+tables would be dropped silently. Every error names the key and what was expected, because the
+person reading it is an operator at start-up, not a developer with a traceback.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class ConfigError(Exception):
+    """A missing or malformed setting; the message names the key."""
+
+
+# section -> key -> default. The type of the default is the expected type.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "server": {
+        "host": "127.0.0.1",
+        "port": 8000,
+        "public_url": "http://127.0.0.1:8000",
+        "timezone": "Asia/Shanghai",
+        "signature_window_seconds": 300,
+        "log_level": "INFO",
+    },
+    "database": {"url": "sqlite:///var/pointsbot.db", "sqlite_synchronous": "FULL"},
+    "wecom": {
+        "enabled": False,
+        "corp_id": "",
+        "agent_id": 0,
+        "secret": "",
+        "token": "",
+        "encoding_aes_key": "",
+        "contacts_token": "",
+        "contacts_encoding_aes_key": "",
+        "api_base": "https://qyapi.weixin.qq.com",
+        "group_webhook_base": "https://qyapi.weixin.qq.com",
+    },
+    "dingtalk": {
+        "enabled": False,
+        "app_key": "",
+        "app_secret": "",
+        "robot_code": "",
+        "corp_id": "",
+        "agent_id": 0,
+        "token": "",
+        "aes_key": "",
+        "api_base": "https://api.dingtalk.com",
+        "oapi_base": "https://oapi.dingtalk.com",
+        "card_template_id": "",
+        "card_callback_route_key": "",
+        "card_api_secret": "",
+        "personal_notices": True,
+        "monthly_api_quota": 5000,
+    },
+    "points": {
+        "validity_days": 365,
+        "expiry_notice_days": [30, 7],
+        "manager_monthly_budget": 1000,
+        "budget_rollover": False,
+        "manager_award_scope": "all",
+        "max_award": 500,
+    },
+    "leavers": {"policy": "freeze", "grace_days": 30, "pool_employee_no": ""},
+    "scheduler": {
+        "expire_points": "5 0 * * *",
+        "expiry_notices": "0 10 * * *",
+        "leaderboard": "0 18 * * FRI",
+        "manager_digest": "0 9 * * MON",
+        "hr_digest": "30 9 * * MON",
+        "budget_grant": "0 0 1 * *",
+        "leaver_policy": "0 1 * * *",
+        "reconcile_approvals": "*/30 * * * *",
+        "outbox_interval_seconds": 1.0,
+        "lease_seconds": 600,
+    },
+    "leaderboard": {"top_n": 10, "period": "week", "groups": []},
+    "playground": {"enabled": False},
+}
+LIST_SECTIONS = ("catalog", "rules")
+CHOICES = {
+    ("points", "manager_award_scope"): ("all", "team"),
+    ("leavers", "policy"): ("freeze", "expire", "transfer"),
+    ("leaderboard", "period"): ("week", "month", "quarter", "year"),
+    ("database", "sqlite_synchronous"): ("FULL", "NORMAL"),
+}
+PERIODS = ("month", "quarter", "year")
+
+
+@dataclass(frozen=True)
+class Tier:
+    min: float
+    points: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    platform: str
+    template: str
+    category: str
+    points: int | None = None
+    field: str = ""
+    tiers: tuple[Tier, ...] = ()
+    max_count: int | None = None
+    max_period: str = ""
+
+    def points_for(self, value: float | None) -> int:
+        """Fixed points, or the tier with the highest ``min`` not above ``value`` (0 below all)."""
+        if self.points is not None:
+            return self.points
+        if value is None:
+            return 0
+        best = [t for t in self.tiers if t.min <= value]
+        return max(best, key=lambda t: t.min).points if best else 0
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    sku: str
+    name: str
+    cost: int
+    stock: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: Mapping[str, Any]
+    database: Mapping[str, Any]
+    wecom: Mapping[str, Any]
+    dingtalk: Mapping[str, Any]
+    points: Mapping[str, Any]
+    leavers: Mapping[str, Any]
+    scheduler: Mapping[str, Any]
+    leaderboard: Mapping[str, Any]
+    playground: Mapping[str, Any]
+    catalog: tuple[CatalogItem, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    source: str = "<mapping>"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.server["timezone"])
+
+    def item(self, sku: str) -> CatalogItem | None:
+        return next((i for i in self.catalog if i.sku == sku), None)
+
+
+def _check_type(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    elif isinstance(default, list):
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+    return value
+
+
+def _coerce_env(key: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return raw.lower() in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, list):
+            return tomllib.loads(f"v = {raw}")["v"]
+    except (ValueError, tomllib.TOMLDecodeError):
+        raise ConfigError(f"{key} (from environment): cannot read {raw!r} as {type(default).__name__}") from None
+    return raw
+
+
+def overlay_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``POINTSBOT_<SECTION>__<KEY>`` variables (secrets belong in the environment)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for name, raw in environ.items():
+        if not name.startswith("POINTSBOT_") or "__" not in name or name == "POINTSBOT_CONFIG":
+            continue
+        section, _, key = name[len("POINTSBOT_"):].partition("__")
+        section, key = section.lower(), key.lower()
+        if section not in DEFAULTS or key not in DEFAULTS[section]:
+            raise ConfigError(f"{name}: no setting [{section}] {key}")
+        out.setdefault(section, {})[key] = _coerce_env(f"{section}.{key}", raw, DEFAULTS[section][key])
+    return out
+
+
+def _section(name: str, given: Any) -> dict[str, Any]:
+    if given is None:
+        given = {}
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"[{name}]: expected a table")
+    result = dict(DEFAULTS[name])
+    for key, value in given.items():
+        if key not in DEFAULTS[name]:
+            raise ConfigError(f"{name}.{key}: unknown setting (known: {', '.join(sorted(DEFAULTS[name]))})")
+        result[key] = _check_type(f"{name}.{key}", value, DEFAULTS[name][key])
+        choices = CHOICES.get((name, key))
+        if choices and result[key] not in choices:
+            raise ConfigError(f"{name}.{key}: expected one of {', '.join(choices)}, got {value!r}")
+    return result
+
+
+def _require(section: dict[str, Any], name: str, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if not section[key]:
+            raise ConfigError(f"{name}.{key}: required when {name}.enabled = true")
+
+
+def _validate_platforms(wecom: dict[str, Any], dingtalk: dict[str, Any]) -> None:
+    if wecom["enabled"]:
+        _require(wecom, "wecom", ("corp_id", "secret", "token", "encoding_aes_key", "agent_id"))
+        if len(wecom["encoding_aes_key"]) != 43:
+            raise ConfigError("wecom.encoding_aes_key: expected exactly 43 characters")
+        if wecom["contacts_encoding_aes_key"] and len(wecom["contacts_encoding_aes_key"]) != 43:
+            raise ConfigError("wecom.contacts_encoding_aes_key: expected exactly 43 characters")
+    if dingtalk["enabled"]:
+        _require(dingtalk, "dingtalk", ("app_key", "app_secret", "token", "aes_key"))
+        if len(dingtalk["aes_key"]) != 43:
+            raise ConfigError("dingtalk.aes_key: expected exactly 43 characters")
+        if not dingtalk["robot_code"]:
+            dingtalk["robot_code"] = dingtalk["app_key"]
+
+
+def _validate_misc(server: dict[str, Any], points: dict[str, Any], leavers: dict[str, Any], board: dict[str, Any]) -> None:
+    try:
+        ZoneInfo(server["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"server.timezone: unknown time zone {server['timezone']!r}") from None
+    if not 1 <= server["signature_window_seconds"] <= 3600:
+        raise ConfigError("server.signature_window_seconds: expected 1 to 3600 seconds")
+    for key in ("validity_days", "manager_monthly_budget", "max_award"):
+        if points[key] <= 0:
+            raise ConfigError(f"points.{key}: expected a positive number")
+    if any(not isinstance(d, int) or isinstance(d, bool) or d <= 0 for d in points["expiry_notice_days"]):
+        raise ConfigError("points.expiry_notice_days: expected a list of positive whole numbers of days")
+    if leavers["policy"] == "transfer" and not leavers["pool_employee_no"]:
+        raise ConfigError("leavers.pool_employee_no: required when leavers.policy = \"transfer\"")
+    for i, group in enumerate(board["groups"]):
+        if not isinstance(group, Mapping) or group.get("platform") not in ("dingtalk", "wecom") or not group.get("chat_id"):
+            raise ConfigError(f"leaderboard.groups[{i}]: expected platform (dingtalk|wecom) and chat_id")
+        unknown = set(group) - {"platform", "chat_id", "webhook_key", "name"}
+        if unknown:
+            raise ConfigError(f"leaderboard.groups[{i}].{sorted(unknown)[0]}: unknown setting")
+
+
+def parse_catalog(raw: Any) -> tuple[CatalogItem, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("catalog: expected [[catalog]] tables")
+    items: list[CatalogItem] = []
+    for i, entry in enumerate(raw):
+        where = f"catalog[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{where}: expected a table")
+        unknown = set(entry) - {"sku", "name", "cost", "stock"}
+        if unknown:
+            raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown setting")
+        sku, name, cost = entry.get("sku"), entry.get("name"), entry.get("cost")
+        if not isinstance(sku, str) or not sku.strip():
+            raise ConfigError(f"{where}.sku: expected a non-empty string")
+        where = f"catalog[{sku}]"
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}.name: expected a non-empty string")
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0:
+            raise ConfigError(f"{where}.cost: expected a positive whole number of points")
+        stock = entry.get("stock")
+        if stock is not None and (isinstance(stock, bool) or not isinstance(stock, int) or stock < 0):
+            raise ConfigError(f"{where}.stock: expected a whole number ≥ 0 (omit for unlimited)")
+        if any(it.sku == sku for it in items):
+            raise ConfigError(f"{where}.sku: duplicate sku")
+        items.append(CatalogItem(sku=sku, name=name, cost=cost, stock=stock))
+    return tuple(items)
+
+
+def _parse_tiers(where: str, raw: Any) -> tuple[Tier, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}.tiers: expected a non-empty list of {{min, points}}")
+    tiers = []
+    for j, t in enumerate(raw):
+        if not isinstance(t, Mapping) or set(t) != {"min", "points"}:
+            raise ConfigError(f"{where}.tiers[{j}]: expected exactly min and points")
+        if isinstance(t["min"], bool) or not isinstance(t["min"], (int, float)):
+            raise ConfigError(f"{where}.tiers[{j}].min: expected a number")
+        if isinstance(t["points"], bool) or not isinstance(t["points"], int) or t["points"] < 0:
+            raise ConfigError(f"{where}.tiers[{j}].points: expected a whole number ≥ 0")
+        tiers.append(Tier(min=float(t["min"]), points=t["points"]))
+    mins = [t.min for t in tiers]
+    if len(set(mins)) != len(mins):
+        raise ConfigError(f"{where}.tiers: two tiers share the same min (overlapping tiers)")
+    return tuple(sorted(tiers, key=lambda t: -t.min))
+
+
+RULE_KEYS = {"name", "platform", "template", "points", "category", "max_per", "field", "tiers"}
+
+
+def _parse_rule(i: int, entry: Any) -> Rule:
+    where = f"rules[{i}]"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected a table")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}.name: expected a non-empty string")
+    where = f"rules[{name}]"
+    unknown = set(entry) - RULE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown setting (known: {', '.join(sorted(RULE_KEYS))})")
+    if entry.get("platform") not in ("dingtalk", "wecom"):
+        raise ConfigError(f"{where}.platform: expected \"dingtalk\" or \"wecom\"")
+    if not isinstance(entry.get("template"), str) or not entry["template"]:
+        raise ConfigError(f"{where}.template: expected the processCode / TemplateId")
+    category = entry.get("category", "approval")
+    if not isinstance(category, str):
+        raise ConfigError(f"{where}.category: expected a string")
+    points, tiers, fld = entry.get("points"), (), entry.get("field", "")
+    if points is not None and ("tiers" in entry or fld):
+        raise ConfigError(f"{where}: give either points or field + tiers, not both")
+    if points is not None:
+        if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+            raise ConfigError(f"{where}.points: expected a positive whole number")
+    else:
+        if not isinstance(fld, str) or not fld:
+            raise ConfigError(f"{where}.field: required with tiers (the form field's title)")
+        tiers = _parse_tiers(where, entry.get("tiers"))
+    max_count, max_period = None, ""
+    if "max_per" in entry:
+        mp = entry["max_per"]
+        if not isinstance(mp, Mapping) or set(mp) != {"count", "period"}:
+            raise ConfigError(f"{where}.max_per: expected {{count = N, period = \"month|quarter|year\"}}")
+        if isinstance(mp["count"], bool) or not isinstance(mp["count"], int) or mp["count"] <= 0:
+            raise ConfigError(f"{where}.max_per.count: expected a positive whole number")
+        if mp["period"] not in PERIODS:
+            raise ConfigError(f"{where}.max_per.period: expected month, quarter or year")
+        max_count, max_period = mp["count"], mp["period"]
+    return Rule(name=name, platform=entry["platform"], template=entry["template"], category=category,
+                points=points, field=fld, tiers=tiers, max_count=max_count, max_period=max_period)
+
+
+def parse_rules(raw: Any) -> tuple[Rule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("rules: expected [[rules]] tables")
+    rules = tuple(_parse_rule(i, e) for i, e in enumerate(raw))
+    seen: set[tuple[str, str]] = set()
+    for r in rules:
+        if (r.platform, r.template) in seen:
+            raise ConfigError(f"rules[{r.name}].template: another rule already uses {r.platform} {r.template}")
+        seen.add((r.platform, r.template))
+    return rules
+
+
+def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settings:
+    unknown = set(data) - set(DEFAULTS) - set(LIST_SECTIONS)
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown section (known: {', '.join(sorted([*DEFAULTS, *LIST_SECTIONS]))})")
+    sections = {name: _section(name, data.get(name)) for name in DEFAULTS}
+    _validate_platforms(sections["wecom"], sections["dingtalk"])
+    _validate_misc(sections["server"], sections["points"], sections["leavers"], sections["leaderboard"])
+    return Settings(**sections, catalog=parse_catalog(data.get("catalog")), rules=parse_rules(data.get("rules")),
+                    source=source)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (``POINTSBOT_CONFIG``, else ``./config.toml``) and the environment."""
+    environ = os.environ if environ is None else environ
+    path = Path(path or environ.get("POINTSBOT_CONFIG") or "config.toml")
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} not found (set POINTSBOT_CONFIG or create config.toml "
+                          f"from config.example.toml)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return build_settings(overlay_env(data, environ), source=str(path))

@@ -1,0 +1,82 @@
+"""Typed domain errors. The chat layer maps each to a friendly reply in one place."""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a user or operator can cause; never a bug."""
+
+    code = "domain_error"
+
+
+class InvalidAmount(DomainError):
+    code = "invalid_amount"
+
+
+class InsufficientPoints(DomainError):
+    code = "insufficient_points"
+
+    def __init__(self, available: int, needed: int) -> None:
+        super().__init__(f"insufficient points: available {available}, needed {needed}")
+        self.available, self.needed = available, needed
+
+
+class BudgetExhausted(DomainError):
+    code = "budget_exhausted"
+
+    def __init__(self, available: int, needed: int) -> None:
+        super().__init__(f"budget exhausted: available {available}, needed {needed}")
+        self.available, self.needed = available, needed
+
+
+class UnknownEmployee(DomainError):
+    code = "unknown_employee"
+
+
+class UnknownTxn(DomainError):
+    code = "unknown_txn"
+
+
+class UnknownItem(DomainError):
+    code = "unknown_item"
+
+
+class UnknownOrder(DomainError):
+    code = "unknown_order"
+
+
+class UnknownAppeal(DomainError):
+    code = "unknown_appeal"
+
+
+class OutOfStock(DomainError):
+    code = "out_of_stock"
+
+
+class WalletFrozen(DomainError):
+    code = "wallet_frozen"
+
+
+class NotReversible(DomainError):
+    code = "not_reversible"
+
+
+class AlreadyReversed(DomainError):
+    code = "already_reversed"
+
+
+class InvalidState(DomainError):
+    """The object is not in a state that allows this (e.g. fulfilling a cancelled order)."""
+
+    code = "invalid_state"
+
+
+class NotPermitted(DomainError):
+    code = "not_permitted"
+
+
+class InvalidCode(DomainError):
+    code = "invalid_code"
+
+
+class LedgerCorrupt(Exception):
+    """An invariant is broken (a bug or a manual edit): stop, never guess."""

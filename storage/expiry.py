@@ -1,0 +1,87 @@
+"""Set-based, batched expiry of due lots (reliability.md §2.3).
+
+Each batch is its own short transaction (a 10 s transaction on SQLite would stall every webhook
+behind it). Within a batch the touched wallets are locked first, then the lots re-read, so the
+lock order matches every other writer (account, then lots) and nothing is expired twice: a lot's
+``remaining > 0`` predicate plus the unique per-batch key make a rerun or a concurrent run a no-op.
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.db import Database
+from storage.ledger import EXPIRED, Ledger
+from storage.models import Account, Entry, Lot, LotAllocation, Txn
+
+
+@dataclass
+class ExpiryResult:
+    lots: int = 0
+    points: int = 0
+    batches: int = 0
+    longest_batch_ms: float = 0.0
+    per_employee: dict[int, int] = field(default_factory=dict)
+
+
+def _due_ids(db: Database, cutoff: datetime, after: int, batch_size: int) -> list[int]:
+    with db.session_scope() as s:
+        return list(s.scalars(select(Lot.id).where(Lot.expires_at <= cutoff, Lot.remaining > 0, Lot.id > after)
+                              .order_by(Lot.id).limit(batch_size)))
+
+
+def _expire_batch(db: Database, ids: list[int], cutoff: datetime, now: datetime, result: ExpiryResult) -> None:
+    with db.session_scope() as s:
+        accounts = sorted(set(s.scalars(select(Lot.account_id).where(Lot.id.in_(ids)))))
+        s.execute(select(Account.id).where(Account.id.in_(accounts)).order_by(Account.id).with_for_update()).all()
+        lots = s.execute(select(Lot.id, Lot.account_id, Lot.remaining)
+                         .where(Lot.id.in_(ids), Lot.remaining > 0, Lot.expires_at <= cutoff)).all()
+        if not lots:
+            return
+        by_account: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for lot_id, account_id, remaining in lots:
+            by_account[account_id].append((lot_id, int(remaining)))
+        owners = dict(s.execute(select(Account.id, Account.employee_id).where(Account.id.in_(list(by_account)))).all())
+        expired_id = Ledger(s, lambda: now).account(EXPIRED).id
+        txn_rows = [{"idem_key": f"expire:{acc}:{cutoff:%Y%m%dT%H%M%S}:{rows[0][0]}", "kind": "expire",
+                     "employee_id": owners[acc], "amount": -sum(r for _, r in rows), "reason": "积分到期",
+                     "category": "expiry", "created_at": now}
+                    for acc, rows in by_account.items()]
+        created = s.execute(insert(Txn).returning(Txn.id, Txn.idem_key, sort_by_parameter_order=True), txn_rows).all()
+        entries, allocations, balances = [], [], []
+        for (txn_id, _key), (acc, rows) in zip(created, by_account.items()):
+            total = sum(r for _, r in rows)
+            entries += [{"txn_id": txn_id, "account_id": acc, "amount": -total},
+                        {"txn_id": txn_id, "account_id": expired_id, "amount": total}]
+            allocations += [{"txn_id": txn_id, "lot_id": lot_id, "amount": r} for lot_id, r in rows]
+            balances.append({"acc": acc, "total": total})
+            result.per_employee[owners[acc]] = result.per_employee.get(owners[acc], 0) + total
+            result.points += total
+        s.execute(insert(Entry), entries)
+        s.execute(insert(LotAllocation), allocations)
+        s.execute(update(Lot).where(Lot.id.in_([l[0] for l in lots])).values(remaining=0))
+        s.connection().execute(update(Account.__table__).where(Account.__table__.c.id == bindparam("acc"))
+                               .values(balance=Account.__table__.c.balance - bindparam("total")), balances)
+        result.lots += len(lots)
+
+
+def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, batch_size: int = 2000) -> ExpiryResult:
+    """Expire every lot with ``expires_at <= cutoff``; safe to run twice or concurrently."""
+    result, after, now = ExpiryResult(), 0, now or cutoff
+    while True:
+        ids = _due_ids(db, cutoff, after, batch_size)
+        if not ids:
+            return result
+        started = time.perf_counter()
+        try:
+            _expire_batch(db, ids, cutoff, now, result)
+        except IntegrityError:
+            pass  # a concurrent run took this batch; its lots now have remaining = 0
+        result.longest_batch_ms = max(result.longest_batch_ms, (time.perf_counter() - started) * 1000)
+        result.batches += 1
+        after = ids[-1]

@@ -1,0 +1,376 @@
+"""The ledger service: the only code that changes points.
+
+Double-entry and append-only (reliability.md §1.2): each business change is one ``Txn`` with a
+unique idempotency key and entries that sum to zero. Wallets and budgets are gated by a
+conditional ``UPDATE … WHERE balance >= :n`` (correct on SQLite, PostgreSQL and MariaDB, measured
+in §1.3), taken *before* the lots are read, so the account row serialises every writer of that
+employee and the lots need no lock order of their own. Each public operation runs in a savepoint:
+a domain error undoes exactly that operation and leaves the caller's transaction usable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.errors import (AlreadyReversed, BudgetExhausted, InsufficientPoints, InvalidAmount,
+                            LedgerCorrupt, NotReversible, UnknownEmployee, UnknownTxn, WalletFrozen)
+from storage.models import Account, Employee, Entry, Lot, LotAllocation, Txn
+
+ISSUANCE, HOLD, REDEEMED, EXPIRED = "system:issuance", "system:redemption_hold", "system:redeemed", "system:expired"
+SYSTEM_ACCOUNTS = (ISSUANCE, HOLD, REDEEMED, EXPIRED)
+MAX_POINTS = 10_000_000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Slice:
+    lot_id: int
+    amount: int
+
+
+def check_amount(points: object) -> int:
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise InvalidAmount(f"points must be a whole number, got {points!r}")
+    if points <= 0:
+        raise InvalidAmount(f"points must be positive, got {points}")
+    if points > MAX_POINTS:
+        raise InvalidAmount(f"points must be at most {MAX_POINTS}")
+    return points
+
+
+class Ledger:
+    def __init__(self, session: Session, clock: Callable[[], datetime], validity_days: int = 365) -> None:
+        self.s = session
+        self.clock = clock
+        self.validity = timedelta(days=validity_days)
+
+    # ---- accounts -------------------------------------------------------------------------
+    def account(self, name: str, kind: str = "system", employee_id: int | None = None) -> Account:
+        acc = self.s.scalar(select(Account).where(Account.name == name))
+        if acc is not None:
+            return acc
+        try:
+            with self.s.begin_nested():
+                acc = Account(name=name, kind=kind, employee_id=employee_id, balance=0, version=0)
+                self.s.add(acc)
+                self.s.flush()
+        except IntegrityError:  # created concurrently
+            acc = self.s.scalar(select(Account).where(Account.name == name))
+        assert acc is not None
+        return acc
+
+    def employee(self, employee_id: int) -> Employee:
+        emp = self.s.get(Employee, employee_id)
+        if emp is None:
+            raise UnknownEmployee(f"no employee with id {employee_id}")
+        return emp
+
+    def wallet(self, employee_id: int) -> Account:
+        self.employee(employee_id)
+        return self.account(f"wallet:{employee_id}", "wallet", employee_id)
+
+    def budget(self, employee_id: int) -> Account:
+        self.employee(employee_id)
+        return self.account(f"budget:{employee_id}", "budget", employee_id)
+
+    def balance(self, account_id: int) -> int:
+        return int(self.s.scalar(select(Account.balance).where(Account.id == account_id)
+                                 .execution_options(populate_existing=True)) or 0)
+
+    # ---- primitives -----------------------------------------------------------------------
+    def find(self, idem_key: str) -> Txn | None:
+        return self.s.scalar(select(Txn).where(Txn.idem_key == idem_key))
+
+    def _once(self, idem_key: str, op: Callable[[], T]) -> T | Txn:
+        """Run ``op`` in a savepoint once per key; a repeat (or a concurrent twin) gets the first txn."""
+        if (found := self.find(idem_key)) is not None:
+            return found
+        try:
+            with self.s.begin_nested():
+                return op()
+        except IntegrityError:
+            found = self.find(idem_key)
+            if found is None:
+                raise
+            return found
+
+    def _new_txn(self, idem_key: str, kind: str, employee_id: int | None, amount: int, *, actor_id: int | None = None,
+                 reason: str = "", category: str = "", reverses: int | None = None, related: int | None = None) -> Txn:
+        if not idem_key or len(idem_key) > 191:
+            raise InvalidAmount("idempotency key must be 1 to 191 characters")
+        txn = Txn(idem_key=idem_key, kind=kind, employee_id=employee_id, amount=amount, actor_id=actor_id,
+                  reason=(reason or "")[:500], category=(category or "")[:64], created_at=self.clock(),
+                  reverses_txn_id=reverses, related_txn_id=related)
+        self.s.add(txn)
+        self.s.flush()  # a duplicate key raises here, inside the operation's savepoint
+        return txn
+
+    def _entry(self, txn: Txn, account: Account, amount: int) -> None:
+        self.s.add(Entry(txn_id=txn.id, account_id=account.id, amount=amount))
+
+    def _gate_debit(self, account: Account, amount: int) -> None:
+        """Conditional UPDATE: the only overdraft check, atomic on every engine."""
+        res = self.s.execute(update(Account).where(Account.id == account.id, Account.balance >= amount)
+                             .values(balance=Account.balance - amount, version=Account.version + 1))
+        if res.rowcount != 1:
+            available = self.balance(account.id)
+            if account.kind == "budget":
+                raise BudgetExhausted(available, amount)
+            raise InsufficientPoints(available, amount)
+
+    def _credit(self, account: Account, amount: int) -> None:
+        self.s.execute(update(Account).where(Account.id == account.id)
+                       .values(balance=Account.balance + amount, version=Account.version + 1))
+
+    def _consume_lots(self, wallet: Account, amount: int, txn: Txn, prefer_lot: int | None = None) -> list[Slice]:
+        """Take ``amount`` from the wallet's lots, earliest expiry first (after the gate)."""
+        lots = self.s.execute(select(Lot.id, Lot.remaining).where(Lot.account_id == wallet.id, Lot.remaining > 0)
+                              .order_by(Lot.expires_at, Lot.id).with_for_update()).all()
+        if prefer_lot is not None:
+            lots.sort(key=lambda r: r.id != prefer_lot)
+        slices, left = [], amount
+        for lot_id, remaining in lots:
+            if left == 0:
+                break
+            take = min(left, remaining)
+            res = self.s.execute(update(Lot).where(Lot.id == lot_id, Lot.remaining >= take)
+                                 .values(remaining=Lot.remaining - take))
+            if res.rowcount != 1:
+                raise LedgerCorrupt(f"lot {lot_id} changed under the account lock")
+            self.s.add(LotAllocation(txn_id=txn.id, lot_id=lot_id, amount=take))
+            slices.append(Slice(lot_id, take))
+            left -= take
+        if left:
+            raise LedgerCorrupt(f"wallet {wallet.id} balance exceeds its lots by {left}")
+        return slices
+
+    def _restore_lots(self, wallet: Account, slices: list[Slice], txn: Txn) -> list[Slice]:
+        """Give slices back to the very lots they came from; returns slices whose lot is past expiry."""
+        now, past = self.clock(), []
+        for sl in slices:
+            self.s.execute(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining + sl.amount))
+            self.s.add(LotAllocation(txn_id=txn.id, lot_id=sl.lot_id, amount=-sl.amount))
+            lot = self.s.get(Lot, sl.lot_id)
+            if lot is not None and lot.expires_at <= now:
+                past.append(sl)
+        return past
+
+    def _allocations(self, txn_id: int) -> list[Slice]:
+        rows = self.s.execute(select(LotAllocation.lot_id, func.sum(LotAllocation.amount))
+                              .where(LotAllocation.txn_id == txn_id).group_by(LotAllocation.lot_id)
+                              .order_by(LotAllocation.lot_id)).all()
+        return [Slice(lot_id, int(total)) for lot_id, total in rows if total]
+
+    def _credit_wallet_new_lot(self, wallet: Account, amount: int, txn: Txn) -> Lot:
+        self._credit(wallet, amount)
+        now = self.clock()
+        lot = Lot(account_id=wallet.id, txn_id=txn.id, amount=amount, remaining=amount, earned_at=now,
+                  expires_at=now + self.validity)
+        self.s.add(lot)
+        return lot
+
+    def _expire_slices(self, wallet: Account, slices: list[Slice], idem_key: str, related: Txn) -> Txn | None:
+        total = sum(s.amount for s in slices)
+        if not total:
+            return None
+        txn = self._new_txn(idem_key, "expire", wallet.employee_id, -total, reason="过期", related=related.id)
+        self._gate_debit(wallet, total)
+        for sl in slices:
+            self.s.execute(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining - sl.amount))
+            self.s.add(LotAllocation(txn_id=txn.id, lot_id=sl.lot_id, amount=sl.amount))
+        self._entry(txn, wallet, -total)
+        self._entry(txn, self.account(EXPIRED), total)
+        return txn
+
+    def _active_wallet(self, employee_id: int) -> Account:
+        wallet = self.wallet(employee_id)
+        if wallet.frozen or self.employee(employee_id).status != "active":
+            raise WalletFrozen(f"wallet of employee {employee_id} is frozen")
+        return wallet
+
+    # ---- operations -----------------------------------------------------------------------
+    def award(self, employee_id: int, points: int, *, idem_key: str, reason: str, category: str = "manual",
+              actor_id: int | None = None, budget_of: int | None = None) -> Txn:
+        """Credit a wallet from a manager's budget (``budget_of``) or from issuance."""
+        check_amount(points)
+
+        def op() -> Txn:
+            wallet = self._active_wallet(employee_id)
+            source = self.budget(budget_of) if budget_of is not None else self.account(ISSUANCE)
+            txn = self._new_txn(idem_key, "award", employee_id, points, actor_id=actor_id, reason=reason,
+                                category=category)
+            if source.kind == "budget":
+                self._gate_debit(source, points)
+            self._entry(txn, source, -points)
+            self._entry(txn, wallet, points)
+            self._credit_wallet_new_lot(wallet, points, txn)
+            return txn
+        return self._once(idem_key, op)  # type: ignore[return-value]
+
+    def _debit_to(self, kind: str, employee_id: int, points: int, target: str, *, idem_key: str, reason: str,
+                  actor_id: int | None, require_active: bool, category: str = "") -> Txn:
+        check_amount(points)
+
+        def op() -> Txn:
+            wallet = self._active_wallet(employee_id) if require_active else self.wallet(employee_id)
+            txn = self._new_txn(idem_key, kind, employee_id, -points, actor_id=actor_id, reason=reason,
+                                category=category)
+            self._gate_debit(wallet, points)
+            self._consume_lots(wallet, points, txn)
+            self._entry(txn, wallet, -points)
+            self._entry(txn, self.account(target), points)
+            return txn
+        return self._once(idem_key, op)  # type: ignore[return-value]
+
+    def deduct(self, employee_id: int, points: int, *, idem_key: str, reason: str, actor_id: int | None = None) -> Txn:
+        """HR takes points back; never below zero."""
+        return self._debit_to("deduct", employee_id, points, ISSUANCE, idem_key=idem_key, reason=reason,
+                              actor_id=actor_id, require_active=False, category="deduct")
+
+    def hold(self, employee_id: int, points: int, *, idem_key: str, reason: str = "") -> Txn:
+        """Move points to the redemption hold while HR fulfils the order."""
+        return self._debit_to("hold", employee_id, points, HOLD, idem_key=idem_key, reason=reason,
+                              actor_id=employee_id, require_active=True, category="redeem")
+
+    def _hold_txn(self, hold_txn_id: int) -> Txn:
+        hold = self.s.get(Txn, hold_txn_id)
+        if hold is None or hold.kind != "hold":
+            raise UnknownTxn(f"no hold E{hold_txn_id}")
+        closed = self.s.scalar(select(Txn).where(Txn.related_txn_id == hold.id, Txn.kind.in_(("settle", "release"))))
+        if closed is not None:
+            raise AlreadyReversed(f"hold E{hold.id} already closed by E{closed.id}")
+        return hold
+
+    def settle(self, hold_txn_id: int, *, idem_key: str, actor_id: int | None = None) -> Txn:
+        def op() -> Txn:
+            hold = self._hold_txn(hold_txn_id)
+            points = -hold.amount
+            txn = self._new_txn(idem_key, "settle", hold.employee_id, 0, actor_id=actor_id, reason=hold.reason,
+                                related=hold.id, category="redeem")
+            self._entry(txn, self.account(HOLD), -points)
+            self._entry(txn, self.account(REDEEMED), points)
+            return txn
+        return self._once(idem_key, op)  # type: ignore[return-value]
+
+    def release(self, hold_txn_id: int, *, idem_key: str, actor_id: int | None = None, reason: str = "") -> Txn:
+        """Give held points back to the same lots; slices of lots already past expiry expire at once."""
+        def op() -> Txn:
+            hold = self._hold_txn(hold_txn_id)
+            assert hold.employee_id is not None
+            points, wallet = -hold.amount, self.wallet(hold.employee_id)
+            txn = self._new_txn(idem_key, "release", hold.employee_id, points, actor_id=actor_id,
+                                reason=reason or hold.reason, related=hold.id, category="redeem")
+            self._entry(txn, self.account(HOLD), -points)
+            self._entry(txn, wallet, points)
+            self._credit(wallet, points)
+            past = self._restore_lots(wallet, self._allocations(hold.id), txn)
+            self._expire_slices(wallet, past, f"expire-on-release:{txn.id}", txn)
+            return txn
+        return self._once(idem_key, op)  # type: ignore[return-value]
+
+    def reverse(self, txn_id: int, *, idem_key: str, actor_id: int | None = None, reason: str = "",
+                allow_partial: bool = False) -> tuple[Txn, int]:
+        """Undo an award or a deduction with a new transaction. Returns (txn, shortfall).
+
+        An award whose points were already spent cannot be fully taken back: with
+        ``allow_partial`` we take what is there and return the rest as a shortfall for HR,
+        because a wallet must never go negative.
+        """
+        def op() -> tuple[Txn, int]:
+            orig = self.s.get(Txn, txn_id)
+            if orig is None:
+                raise UnknownTxn(f"no change E{txn_id}")
+            if orig.kind not in ("award", "deduct"):
+                raise NotReversible(f"E{txn_id} is a {orig.kind} and cannot be reversed")
+            done = self.s.scalar(select(Txn.id).where(Txn.reverses_txn_id == orig.id))
+            if done is not None:
+                raise AlreadyReversed(f"E{txn_id} was already reversed by E{done}")
+            if orig.kind == "award":
+                return self._reverse_award(orig, idem_key, actor_id, reason, allow_partial)
+            return self._reverse_deduct(orig, idem_key, actor_id, reason), 0
+        result = self._once(idem_key, op)
+        return (result, 0) if isinstance(result, Txn) else result
+
+    def _reverse_award(self, orig: Txn, idem_key: str, actor_id: int | None, reason: str,
+                       allow_partial: bool) -> tuple[Txn, int]:
+        assert orig.employee_id is not None
+        wallet = self.wallet(orig.employee_id)
+        source_id = self.s.scalar(select(Entry.account_id).where(Entry.txn_id == orig.id, Entry.amount < 0))
+        source = self.s.get(Account, source_id)
+        take = orig.amount
+        if allow_partial:
+            take = min(take, self.balance(wallet.id))
+        txn = self._new_txn(idem_key, "reverse", orig.employee_id, -take, actor_id=actor_id,
+                            reason=reason or f"撤销 E{orig.id}", reverses=orig.id, category=orig.category)
+        if take:
+            self._gate_debit(wallet, take)
+            lot_id = self.s.scalar(select(Lot.id).where(Lot.txn_id == orig.id))
+            self._consume_lots(wallet, take, txn, prefer_lot=lot_id)
+            self._entry(txn, wallet, -take)
+            self._entry(txn, source, take)  # type: ignore[arg-type]
+            if source is not None and source.kind == "budget":
+                self._credit(source, take)
+        return txn, orig.amount - take
+
+    def _reverse_deduct(self, orig: Txn, idem_key: str, actor_id: int | None, reason: str) -> Txn:
+        assert orig.employee_id is not None
+        wallet, points = self.wallet(orig.employee_id), -orig.amount
+        txn = self._new_txn(idem_key, "reverse", orig.employee_id, points, actor_id=actor_id,
+                            reason=reason or f"撤销 E{orig.id}", reverses=orig.id, category=orig.category)
+        self._entry(txn, self.account(ISSUANCE), -points)
+        self._entry(txn, wallet, points)
+        self._credit(wallet, points)
+        past = self._restore_lots(wallet, self._allocations(orig.id), txn)
+        self._expire_slices(wallet, past, f"expire-on-reverse:{txn.id}", txn)
+        return txn
+
+    def move_all(self, employee_id: int, *, to: str | int, idem_key: str, reason: str) -> Txn | None:
+        """Empty a (leaver's) wallet: expire it (``to="expired"``) or transfer to another employee."""
+        def op() -> Txn | None:
+            wallet = self.wallet(employee_id)
+            points = self.balance(wallet.id)
+            if points <= 0:
+                return None
+            kind = "expire" if to == "expired" else "transfer"
+            txn = self._new_txn(idem_key, kind, employee_id, -points, reason=reason, category="leaver")
+            self._gate_debit(wallet, points)
+            self._consume_lots(wallet, points, txn)
+            self._entry(txn, wallet, -points)
+            if to == "expired":
+                self._entry(txn, self.account(EXPIRED), points)
+            else:
+                target = self.wallet(int(to))
+                self._entry(txn, target, points)
+                self._credit_wallet_new_lot(target, points, txn)
+            return txn
+        return self._once(idem_key, op)  # type: ignore[return-value]
+
+    def grant_budget(self, manager_id: int, month: str, amount: int, *, rollover: bool = False) -> Txn:
+        """The monthly budget; without rollover, what is left of last month goes back first."""
+        check_amount(amount)
+        key = f"budget-grant:{manager_id}:{month}"
+        def op() -> Txn:
+            budget, issuance = self.budget(manager_id), self.account(ISSUANCE)
+            left = self.balance(budget.id)
+            if left > 0 and not rollover:
+                reset = self._new_txn(f"budget-reset:{manager_id}:{month}", "budget_reset", manager_id, -left,
+                                      reason=f"{month} 额度重置", category="budget")
+                self._gate_debit(budget, left)
+                self._entry(reset, budget, -left)
+                self._entry(reset, issuance, left)
+            txn = self._new_txn(key, "budget_grant", manager_id, amount, reason=f"{month} 月度额度", category="budget")
+            self._entry(txn, issuance, -amount)
+            self._entry(txn, budget, amount)
+            self._credit(budget, amount)
+            return txn
+        return self._once(key, op)  # type: ignore[return-value]
+
+    def set_frozen(self, employee_id: int, frozen: bool) -> None:
+        wallet = self.wallet(employee_id)
+        self.s.execute(update(Account).where(Account.id == wallet.id).values(frozen=frozen))
+        wallet.frozen = frozen

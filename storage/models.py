@@ -1,0 +1,274 @@
+"""SQLAlchemy 2.0 models. Money-like tables (txns, entries, lots, allocations) are insert-only,
+except ``lots.remaining`` and the cached ``accounts.balance`` which change only together with
+their entries, inside the ledger service.
+
+String keys that are indexed are at most 191 characters so that a utf8mb4 index fits MySQL's
+767-byte limit on older row formats.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Employee(Base):
+    __tablename__ = "employees"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_no: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    department: Mapped[str] = mapped_column(String(128), default="")
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    role: Mapped[str] = mapped_column(String(16), default="employee")  # employee|manager|hr|admin
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|left
+    left_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    dingtalk_userid: Mapped[str] = mapped_column(String(128), default="")  # from the roster
+    wecom_userid: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Binding(Base):
+    """A chat account bound to an employee. Deleted on unbind; the audit log keeps the history."""
+
+    __tablename__ = "bindings"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    platform_user_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class BindCode(Base):
+    __tablename__ = "bind_codes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class UnbindRequest(Base):
+    __tablename__ = "unbind_requests"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))  # "" = all platforms
+    requested_by: Mapped[int] = mapped_column(ForeignKey("employees.id"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|cancelled
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Account(Base):
+    """Wallets (per employee), budgets (per manager) and system accounts.
+
+    Only wallets and budgets keep a cached ``balance`` (the gate against overdraft); system accounts
+    are hot rows, so their balance is derived from entries when needed (reliability.md §1.3).
+    """
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("kind", "employee_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # wallet|budget|system
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Txn(Base):
+    """One business change (the ``E<n>`` users see); its entries sum to zero."""
+
+    __tablename__ = "ledger_txns"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    idem_key: Mapped[str] = mapped_column(String(191), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # signed effect on the subject's wallet/budget
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True, index=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    category: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    reverses_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True, index=True)
+    # settle/release point at the hold they close; expiry-on-release at the release
+    related_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True, index=True)
+
+
+class Entry(Base):
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_txns.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class Lot(Base):
+    __tablename__ = "lots"
+    __table_args__ = (Index("ix_lots_due", "expires_at", "remaining"), Index("ix_lots_account", "account_id", "expires_at"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_txns.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    earned_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LotAllocation(Base):
+    """Which lots a debit consumed (positive) or a release restored (negative)."""
+
+    __tablename__ = "lot_allocations"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_txns.id"), index=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+class Item(Base):
+    """Stock per sku; names and prices live in the configuration."""
+
+    __tablename__ = "items"
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stock: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None = unlimited
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    item_name: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[int] = mapped_column(BigInteger)  # total points
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    hold_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
+
+
+class Appeal(Base):
+    __tablename__ = "appeals"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open|approved|denied
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    points: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    resolution_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
+
+
+class ApprovalInstance(Base):
+    """What we know of one approval instance, so out-of-order events act once."""
+
+    __tablename__ = "approval_instances"
+    __table_args__ = (UniqueConstraint("platform", "instance_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    instance_id: Mapped[str] = mapped_column(String(128))
+    rule: Mapped[str] = mapped_column(String(128))
+    employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # approved|revoked|pending_detail|skipped
+    title: Mapped[str] = mapped_column(String(255), default="")
+    award_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
+    reversal_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
+    note: Mapped[str] = mapped_column(String(255), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Shortfall(Base):
+    """Points that could not be taken back because they were already spent; HR decides."""
+
+    __tablename__ = "shortfalls"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_txns.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProcessedEvent(Base):
+    """Inbox: one row per delivered platform event, with the answer given (for redeliveries)."""
+
+    __tablename__ = "processed_events"
+    __table_args__ = (UniqueConstraint("platform", "event_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    response_status: Mapped[int] = mapped_column(Integer, default=200)
+    response_body: Mapped[str] = mapped_column(Text, default="")
+    response_type: Mapped[str] = mapped_column(String(64), default="text/plain")
+
+
+class Outbox(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    idem_key: Mapped[str | None] = mapped_column(String(191), unique=True, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))  # notice|platform_message|task
+    platform: Mapped[str] = mapped_column(String(16), default="")
+    destination: Mapped[str] = mapped_column(String(191), default="")  # rate-limit bucket
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    locked_by: Mapped[str] = mapped_column(String(64), default="")
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RateBucket(Base):
+    """Sends per destination per minute window, shared by every delivery worker."""
+
+    __tablename__ = "rate_buckets"
+    __table_args__ = (UniqueConstraint("destination", "window"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    destination: Mapped[str] = mapped_column(String(191))
+    window: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "period"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # running|done|failed
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    lease_until: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,115 @@
+"""Shared fixtures: a database per engine, the app from create_app(mapping), a fixed clock.
+
+``TEST_DATABASE_URLS`` (space-separated) adds PostgreSQL/MariaDB to SQLite. Each test session
+creates its own database on those servers (named after the process id) and drops it at the end,
+so parallel runs on one machine never see each other's rows.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from storage.db import Database
+from storage.models import Base
+
+
+def _server_urls() -> list[str]:
+    return [u for u in os.environ.get("TEST_DATABASE_URLS", "").split() if u]
+
+
+def _engine_name(url: str) -> str:
+    return make_url(url).get_backend_name()
+
+
+@pytest.fixture(scope="session")
+def server_databases() -> Iterator[dict[str, str]]:
+    """{engine name: URL of a fresh database created for this session}."""
+    created: dict[str, str] = {}
+    admin: list[tuple[str, str]] = []
+    for url in _server_urls():
+        u = make_url(url)
+        name = f"{u.database}_pb{os.getpid()}"
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            if u.get_backend_name() == "postgresql":
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+                conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+        engine.dispose()
+        created[u.get_backend_name()] = u.set(database=name).render_as_string(hide_password=False)
+        admin.append((url, name))
+    yield created
+    for url, name in admin:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            if _engine_name(url) == "postgresql":
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        engine.dispose()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    engines = ["sqlite", *(_engine_name(u) for u in _server_urls())]
+    return f"database engines: {', '.join(engines)}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that take ``engine_url`` run once per engine (SQLite always)."""
+    if "engine_name" in metafunc.fixturenames:
+        names = ["sqlite", *(_engine_name(u) for u in _server_urls())]
+        metafunc.parametrize("engine_name", names)
+
+
+@pytest.fixture
+def engine_url(engine_name: str, server_databases: dict[str, str], tmp_path) -> str:
+    if engine_name == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return server_databases[engine_name]
+
+
+def reset_schema(db: Database) -> None:
+    Base.metadata.drop_all(db.engine)
+    Base.metadata.create_all(db.engine)
+
+
+class FakeClock:
+    """A settable clock (naive UTC), shared by everything a test builds."""
+
+    def __init__(self, start: datetime = datetime(2026, 3, 10, 2, 0, 0)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path, clock) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'unit.db'}", clock=clock)
+    db.create_all()
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def engine_db(engine_url: str, clock) -> Iterator[Database]:
+    """A clean database on the parametrised engine."""
+    db = Database(engine_url, clock=clock)
+    reset_schema(db)
+    yield db
+    db.dispose()
