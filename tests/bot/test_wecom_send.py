@@ -39,7 +39,8 @@ class FakeClock:
 def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     caplog.set_level(logging.DEBUG)
     yield
-    for record in caplog.records:
+    # In teardown caplog.records only holds teardown records: read the earlier phases explicitly.
+    for record in caplog.get_records("setup") + caplog.get_records("call"):
         text = record.getMessage() + (record.exc_text or "")
         for value in SENSITIVE:
             assert value not in text, f"log record leaks a credential: {text!r}"
@@ -351,3 +352,14 @@ def test_api_base_with_cgi_bin_suffix(rsps: responses.RequestsMock, clock: FakeC
 
 def test_repr_hides_secret(client: WeComClient) -> None:
     assert SECRET not in repr(client)
+
+
+def test_logs_show_scrubbed_urls(rsps: responses.RequestsMock, client: WeComClient, caplog: pytest.LogCaptureFixture) -> None:
+    add_token(rsps)
+    add_send(rsps, {"errcode": -1, "errmsg": "system busy"})
+    with pytest.raises(PlatformApiError):
+        client.send_text("u", "x")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("access_token=***" in m for m in messages)
+    assert any("corpsecret=***" in m for m in messages)
+    assert any(r.levelno == logging.WARNING and "-1" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,85 @@
+"""Application factory (Flask tutorial style): configuration in, wired app out, nothing at import.
+
+``gunicorn 'app:create_app()'`` serves the callbacks; ``flask --app app scheduler`` runs the jobs and
+the outbox in a process of its own (never inside a web worker, see reliability.md §5).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+
+from bot.router import Router
+from settings import ConfigError, Settings, build_settings, load_settings
+from storage.db import Database, utcnow
+
+MAX_BODY = 64 * 1024
+
+
+@dataclass
+class PointsBot:
+    """The shared objects of one app, kept in ``app.extensions['pointsbot']``."""
+
+    settings: Settings
+    db: Database
+    router: Router
+    pipeline: Any
+    clients: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[], float] | None = None
+
+
+def _settings(config: Mapping[str, Any] | Settings | None) -> Settings:
+    if isinstance(config, Settings):
+        return config
+    if config is not None:
+        return build_settings(dict(config))
+    try:
+        return load_settings()
+    except ConfigError as exc:  # an operator reads this at start-up: the key, not a traceback
+        print(f"pointsbot: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def build_router() -> Router:
+    import handlers
+    from bot.middleware import default_chain
+
+    router = Router()
+    router.middleware = default_chain()
+    handlers.register_all(router)
+    return router
+
+
+def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Database | None = None,
+               clock: Callable[[], Any] | None = None) -> Flask:
+    settings = _settings(config)
+    logging.basicConfig(level=settings.server["log_level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from bot.pipeline import Pipeline
+    from bot.views import register_platforms
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    database = db or Database(settings.database["url"], sqlite_synchronous=settings.database["sqlite_synchronous"],
+                              clock=clock or utcnow)
+    router = build_router()
+    bot = PointsBot(settings=settings, db=database, router=router, pipeline=Pipeline(database, settings, router))
+    app.extensions["pointsbot"] = bot
+    register_platforms(app, bot)
+
+    @app.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        try:
+            with database.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return jsonify(status="unavailable"), 503
+        return jsonify(status="ok")
+
+    from cli import register_cli
+
+    register_cli(app)
+    return app

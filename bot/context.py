@@ -1,0 +1,43 @@
+"""What a handler gets besides its event: the member, the services and a way to notify people.
+
+Neutral on purpose (no Flask, no platform): handlers are plain functions of (event, ctx).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy.orm import Session
+
+from cards.model import Card
+from settings import Settings
+from storage.ledger import Ledger
+from storage.models import Employee
+from storage import outbox
+
+
+@dataclass
+class Context:
+    session: Session
+    settings: Settings
+    clock: Callable[[], datetime]
+    platform: str = ""
+    member: Employee | None = None
+    args: str = ""  # the command's argument text, normalised
+    command: str = ""  # the canonical command name matched
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ledger(self) -> Ledger:
+        if "ledger" not in self.extras:
+            self.extras["ledger"] = Ledger(self.session, self.clock, self.settings.points["validity_days"])
+        return self.extras["ledger"]
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def notify(self, employee_id: int, card: Card, *, key: str | None = None) -> None:
+        """Queue a message to an employee on every platform they are bound on (resolved at send time)."""
+        outbox.enqueue(self.session, "notice", {"employee_id": employee_id, "card": card.to_dict()},
+                       now=self.clock(), idem_key=key)

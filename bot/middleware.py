@@ -1,0 +1,62 @@
+"""Cross-cutting steps, one concern each, run in the order the factory lists them.
+
+Dedupe happens before this chain (bot/pipeline.py), because its stored answer is the rendered
+platform response, which only the adapter knows.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import Reply, Text
+from bot.router import Route
+from handlers import messages as msg
+from storage import members
+from storage.errors import DomainError
+
+log = logging.getLogger(__name__)
+Next = Callable[[], Reply]
+
+
+class ResolveMember:
+    """Map the platform user to an employee; unbound users only reach routes marked open."""
+
+    name = "resolve_member"
+
+    def process(self, event: Event, ctx: Context, route: Route, next: Next) -> Reply:
+        ctx.member = members.by_platform_id(ctx.session, event.platform, event.actor.platform_user_id, ctx.now())
+        if ctx.member is not None and ctx.member.status != "active":
+            ctx.member = None
+        if ctx.member is None and not route.open:
+            return msg.not_bound_card(event.actor.platform_user_id)
+        return next()
+
+
+class RequireRole:
+    name = "require_role"
+
+    def process(self, event: Event, ctx: Context, route: Route, next: Next) -> Reply:
+        if route.roles is not None and (ctx.member is None or ctx.member.role not in route.roles):
+            log.info("denied %s to %s role %s", route.name, ctx.member and ctx.member.employee_no,
+                     ctx.member and ctx.member.role)
+            return Text(msg.not_permitted(route.name))
+        return next()
+
+
+class DomainErrors:
+    """Typed domain errors become friendly replies; the handler's writes are rolled back."""
+
+    name = "domain_errors"
+
+    def process(self, event: Event, ctx: Context, route: Route, next: Next) -> Reply:
+        try:
+            with ctx.session.begin_nested():
+                return next()
+        except DomainError as exc:
+            return Text(msg.domain_error(exc))
+
+
+def default_chain() -> list:
+    return [ResolveMember(), RequireRole(), DomainErrors()]

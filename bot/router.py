@@ -1,0 +1,115 @@
+"""Router: handlers register on an object they are given (Bolt style), never at import time.
+
+Matching is pure and cheap: the text is normalised (full-width → half-width, spaces collapsed,
+English keywords case-folded), then the longest alias that starts the text wins. Chinese
+commands may be glued to their argument (``兑换2``); English ones need a space.
+"""
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from bot.context import Context
+from bot.events import CardAction, Event, TextCommand
+from bot.replies import Reply, Text
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Event, Context], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    aliases: tuple[str, ...]
+    handler: Handler
+    roles: frozenset[str] | None = None  # None = every bound member
+    open: bool = False  # usable before binding
+    usage: str = ""
+    example: str = ""
+    summary: str = ""
+
+
+def normalise(text: str) -> str:
+    """NFKC folds full-width letters, digits, spaces and punctuation to their ASCII forms."""
+    text = unicodedata.normalize("NFKC", text or "")
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
+    return " ".join(text.split())
+
+
+def _is_cjk(s: str) -> bool:
+    return any(ord(ch) > 0x2E80 for ch in s)
+
+
+@dataclass
+class Router:
+    routes: list[Route] = field(default_factory=list)
+    event_handlers: dict[type, Handler] = field(default_factory=dict)
+    fallback: Handler | None = None
+    middleware: list = field(default_factory=list)
+
+    def command(self, name: str, *, aliases: Iterable[str] = (), roles: Iterable[str] | None = None,
+                open: bool = False, usage: str = "", example: str = "", summary: str = "") -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self.routes.append(Route(name=name, aliases=tuple(dict.fromkeys([*aliases, name])), handler=fn,
+                                     roles=frozenset(roles) if roles is not None else None, open=open,
+                                     usage=usage, example=example, summary=summary))
+            return fn
+        return deco
+
+    def on(self, event_type: type) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self.event_handlers[event_type] = fn
+            return fn
+        return deco
+
+    def unknown(self, fn: Handler) -> Handler:
+        self.fallback = fn
+        return fn
+
+    def route(self, name: str) -> Route | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+    def match(self, text: str) -> tuple[Route, str] | None:
+        text = normalise(text)
+        folded = text.casefold()
+        best: tuple[int, Route, str] | None = None
+        for route in self.routes:
+            for alias in route.aliases:
+                a = alias.casefold()
+                if not folded.startswith(a):
+                    continue
+                rest = text[len(alias):]
+                if rest and not rest.startswith(" ") and not _is_cjk(alias):
+                    continue  # "pointsx" is not "points"
+                if best is None or len(alias) > best[0]:
+                    best = (len(alias), route, rest.strip())
+        return (best[1], best[2]) if best else None
+
+    def dispatch(self, event: Event, ctx: Context) -> Reply:
+        if isinstance(event, (TextCommand, CardAction)):
+            text = event.text if isinstance(event, TextCommand) else event.command
+            found = self.match(text)
+            if found is None:
+                ctx.args = normalise(text)
+                route = Route(name="unknown", aliases=(), handler=self.fallback or _no_fallback, open=True)
+            else:
+                route, ctx.args = found
+            ctx.command = route.name
+            return self._run(route, event, ctx, 0)
+        handler = self.event_handlers.get(type(event))
+        if handler is None:
+            log.info("no handler for %s event %s", event.platform, type(event).__name__)
+            from bot.replies import NoReply
+            return NoReply()
+        return handler(event, ctx)
+
+    def _run(self, route: Route, event: Event, ctx: Context, i: int) -> Reply:
+        if i < len(self.middleware):
+            return self.middleware[i].process(event, ctx, route, lambda: self._run(route, event, ctx, i + 1))
+        return route.handler(event, ctx)
+
+
+def _no_fallback(event: Event, ctx: Context) -> Reply:
+    return Text("未知命令，发送「帮助」查看可用命令。")

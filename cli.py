@@ -1,0 +1,180 @@
+"""The ``flask --app app <command>`` commands of interfaces.md §1.
+
+Exit status: 0 success, 1 failure or any rejected input row (good rows still applied), 2 bad usage
+(click's own convention for usage errors).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import func, select
+
+from storage.models import Employee
+
+
+def _bot():  # type: ignore[no-untyped-def]
+    return current_app.extensions["pointsbot"]
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"cannot read {path}: {exc}") from None
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.group("db", help="Database schema commands.")
+    def db_group() -> None:
+        pass
+
+    @db_group.command("upgrade", help="Create or migrate the schema to the newest revision (safe to run again).")
+    def db_upgrade() -> None:
+        from storage.migrate import upgrade
+
+        upgrade(_bot().db)
+        click.echo("database is at the newest revision")
+
+    @app.cli.command("import-employees", help="Create or update employees from a roster CSV "
+                     "(employee_no,name,department,manager_no,role,dingtalk_userid,wecom_userid[,status]).")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    def import_employees(file: str) -> None:
+        from storage.employees import import_roster, read_roster
+        from storage.ledger import Ledger
+        from storage.catalog import sync_catalog
+
+        bot = _bot()
+        rows, error = read_roster(_read_text(file))
+        if error:
+            click.echo(f"rejected: {file}: {error}", err=True)
+            sys.exit(1)
+        with bot.db.session_scope() as s:
+            now = bot.db.clock()
+            ledger = Ledger(s, bot.db.clock, bot.settings.points["validity_days"])
+            report = import_roster(s, rows, ledger, now=now, budget=bot.settings.points["manager_monthly_budget"],
+                                   rollover=bot.settings.points["budget_rollover"])
+            sync_catalog(s, bot.settings.catalog)
+        click.echo(f"created {len(report.created)}: {', '.join(report.created)}")
+        click.echo(f"updated {len(report.updated)}: {', '.join(report.updated)}")
+        click.echo(f"rejected {len(report.rejected)}")
+        for line, reason in report.rejected:
+            click.echo(f"  line {line}: {reason}")
+        sys.exit(1 if report.rejected else 0)
+
+    @app.cli.command("check-ledger", help="Verify every ledger invariant; exit 1 listing violations.")
+    def check_ledger() -> None:
+        from storage.invariants import check_invariants
+
+        with _bot().db.session_scope() as s:
+            problems = check_invariants(s)
+        for p in problems:
+            click.echo(p)
+        click.echo("ledger OK" if not problems else f"{len(problems)} violation(s)")
+        sys.exit(1 if problems else 0)
+
+    @app.cli.command("bind-code", help="Issue a one-time binding code (valid 24 h) for EMPLOYEE_NO; prints only the code.")
+    @click.argument("employee_no")
+    def bind_code(employee_no: str) -> None:
+        from storage.bindings import issue_code
+
+        bot = _bot()
+        with bot.db.session_scope() as s:
+            emp = s.scalar(select(Employee).where(Employee.employee_no == employee_no))
+            if emp is None or emp.status != "active":
+                click.echo(f"no active employee {employee_no}", err=True)
+                sys.exit(1)
+            code = issue_code(s, emp, now=bot.db.clock())
+        click.echo(code)
+
+    @app.cli.command("restock", help="Set the remaining stock of SKU to N.")
+    @click.argument("sku")
+    @click.argument("n", type=click.IntRange(min=0))
+    def restock(sku: str, n: int) -> None:
+        from storage.catalog import set_stock
+
+        bot = _bot()
+        if bot.settings.item(sku) is None:
+            click.echo(f"unknown sku {sku} (not in the [[catalog]] of the configuration)", err=True)
+            sys.exit(1)
+        with bot.db.session_scope() as s:
+            set_stock(s, sku, n)
+        click.echo(f"{sku}: stock {n}")
+
+    @app.cli.command("reactivate", help="Bring back an employee marked as left.")
+    @click.argument("employee_no")
+    def reactivate_cmd(employee_no: str) -> None:
+        from storage.employees import reactivate
+        from storage.ledger import Ledger
+
+        bot = _bot()
+        with bot.db.session_scope() as s:
+            emp = s.scalar(select(Employee).where(Employee.employee_no == employee_no))
+            if emp is None:
+                click.echo(f"no employee {employee_no}", err=True)
+                sys.exit(1)
+            changed = reactivate(s, Ledger(s, bot.db.clock), emp, now=bot.db.clock(), actor_id=None)
+        click.echo(f"{employee_no} reactivated" if changed else f"{employee_no} is already active")
+
+    @app.cli.command("award-csv", help="Bulk awards from a CSV (employee_no,points,reason,key); idempotent per key.")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    def award_csv(file: str) -> None:
+        from storage.bulk import award_rows
+
+        bot = _bot()
+        reader = csv.DictReader(io.StringIO(_read_text(file)))
+        missing = {"employee_no", "points", "reason", "key"} - set(reader.fieldnames or [])
+        if missing:
+            click.echo(f"rejected: missing column(s) {', '.join(sorted(missing))}", err=True)
+            sys.exit(1)
+        results = award_rows(bot.db, bot.settings, [(reader.line_num, r) for r in reader])
+        for line, status, detail in results:
+            click.echo(f"line {line}: {status} {detail}")
+        sys.exit(1 if any(st == "rejected" for _, st, _ in results) else 0)
+
+    @app.cli.command("audit-bindings", help="List bindings of leavers, chat accounts bound to two employees, "
+                     "and bindings unused for N days.")
+    @click.option("--days", default=90, show_default=True, type=click.IntRange(min=1))
+    def audit_bindings(days: int) -> None:
+        from storage.bindings import binding_audit
+
+        bot = _bot()
+        with bot.db.session_scope() as s:
+            report = binding_audit(s, now=bot.db.clock(), days=days)
+        for title, rows in report.items():
+            click.echo(f"{title}: {len(rows)}")
+            for row in rows:
+                click.echo(f"  {row}")
+
+    @app.cli.command("demo-data", help="Load the demo company into an empty database (does nothing otherwise).")
+    def demo_data() -> None:
+        from storage.demo import load_demo
+
+        bot = _bot()
+        with bot.db.session_scope() as s:
+            if (s.scalar(select(func.count(Employee.id))) or 0) > 0:
+                click.echo("database is not empty; demo data not loaded")
+                return
+        load_demo(bot.db, bot.settings)
+        click.echo("demo company loaded")
+
+    @app.cli.command("scheduler", help="Run the scheduled jobs and the outbox loop in the foreground.")
+    def scheduler_cmd() -> None:
+        from scheduler import build_scheduler
+
+        build_scheduler(current_app._get_current_object()).start()  # type: ignore[attr-defined]
+
+    @app.cli.command("run-job", help="Run one job now for the current period (claimed like the scheduler does).")
+    @click.argument("name")
+    @click.option("--force", is_flag=True, help="Run again even if this period already ran.")
+    def run_job(name: str, force: bool) -> None:
+        from scheduler.jobs import JOBS, run_job_now
+
+        if name not in JOBS:
+            raise click.BadParameter(f"unknown job {name}; one of: {', '.join(sorted(JOBS))}", param_hint="NAME")
+        outcome = run_job_now(current_app._get_current_object(), name, force=force)  # type: ignore[attr-defined]
+        click.echo(outcome)

@@ -1,0 +1,57 @@
+"""User-facing text, Chinese first, kept in one place (like bolt's logger/messages.py)."""
+from __future__ import annotations
+
+from cards.model import Button, Card
+from storage.errors import (AlreadyReversed, BudgetExhausted, DomainError, InsufficientPoints, InvalidAmount,
+                            InvalidState, NotPermitted, NotReversible, OutOfStock, UnknownAppeal, UnknownEmployee,
+                            UnknownItem, UnknownOrder, UnknownTxn, WalletFrozen, InvalidCode)
+
+INTERNAL_ERROR = "抱歉，系统暂时出了点问题，请稍后再试。如持续出现请联系 HR。"
+
+COMMAND_NAMES = {
+    "points": "积分", "history": "明细", "shop": "商城", "redeem": "兑换", "confirm": "确认兑换", "cancel": "取消兑换",
+    "orders": "我的订单", "award": "奖励", "deduct": "扣除", "budget": "额度", "appeal": "申诉", "approve": "通过申诉",
+    "deny": "驳回申诉", "fulfil": "发放", "reject": "拒绝订单", "todo": "待办", "bind": "绑定", "unbind": "解绑",
+    "confirm-unbind": "确认解绑", "rank": "排行榜", "rules": "规则", "help": "帮助", "reactivate": "恢复员工",
+}
+
+
+def not_bound_card(user_id: str) -> Card:
+    return Card(
+        title="你还没有绑定员工账号",
+        lines=("绑定后即可查询积分、兑换奖励。",
+               "请向 HR 索取绑定码，然后发送: 绑定 <工号> <绑定码>",
+               "例如: 绑定 E1001 483920"),
+        buttons=(Button("查看帮助", "帮助", "default"),),
+    )
+
+
+def not_permitted(command: str) -> str:
+    return f"你没有权限使用「{COMMAND_NAMES.get(command, command)}」命令。如有疑问请联系 HR。"
+
+
+def domain_error(exc: DomainError) -> str:
+    if isinstance(exc, InsufficientPoints):
+        return f"积分不足: 可用 {exc.available} 积分，需要 {exc.needed} 积分。"
+    if isinstance(exc, BudgetExhausted):
+        return f"本月奖励额度不足: 剩余 {exc.available} 积分，需要 {exc.needed} 积分。"
+    texts: dict[type, str] = {
+        InvalidAmount: "积分数量需为正整数。",
+        UnknownEmployee: "找不到这位员工，请使用工号、@提及或完整姓名。",
+        UnknownTxn: "找不到这条积分记录，请检查 E 开头的编号（发送「明细」查看）。",
+        UnknownItem: "找不到这个商品，请发送「商城」查看商品编号。",
+        UnknownOrder: "找不到这个订单，请检查 R 开头的订单号（发送「我的订单」查看）。",
+        UnknownAppeal: "找不到这条申诉，请检查 A 开头的编号。",
+        OutOfStock: "这个商品库存不足。",
+        WalletFrozen: "该账户已冻结（员工已离职），暂不能进行此操作。",
+        NotReversible: "这条记录不能撤销。",
+        AlreadyReversed: "这条记录已经处理过了。",
+        InvalidState: "当前状态下不能进行此操作。",
+        NotPermitted: "你没有权限进行此操作。",
+        InvalidCode: "绑定码无效或已过期，请向 HR 重新获取。",
+    }
+    for cls, text in texts.items():
+        if isinstance(exc, cls):
+            detail = str(exc.args[0]) if exc.args and isinstance(exc, (InvalidState, NotPermitted, InvalidCode)) else ""
+            return text if not detail or detail.isascii() else detail
+    return "操作未完成，请检查输入后重试。"

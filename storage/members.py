@@ -1,0 +1,107 @@
+"""Who is who: platform identities to employees, and people named in a command."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.errors import UnknownEmployee
+from storage.models import AuditLog, Binding, Employee
+
+PLATFORM_COLUMNS = {"dingtalk": Employee.dingtalk_userid, "wecom": Employee.wecom_userid}
+
+
+def audit(s: Session, action: str, *, now: datetime, actor_id: int | None = None, target_id: int | None = None,
+          detail: str = "") -> None:
+    s.add(AuditLog(at=now, action=action, actor_id=actor_id, target_id=target_id, detail=detail[:2000]))
+
+
+def bind(s: Session, employee: Employee, platform: str, user_id: str, *, now: datetime, actor_id: int | None,
+         how: str) -> Binding:
+    """Bind a chat account; one account per employee per platform, one employee per account."""
+    existing = s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == user_id))
+    if existing is not None:
+        if existing.employee_id != employee.id:
+            raise UnknownEmployee("this chat account is bound to another employee")
+        return existing
+    old = s.scalar(select(Binding).where(Binding.employee_id == employee.id, Binding.platform == platform))
+    if old is not None:
+        s.delete(old)
+        audit(s, "unbind", now=now, actor_id=actor_id, target_id=employee.id,
+              detail=f"{platform}:{old.platform_user_id} replaced")
+        s.flush()
+    binding = Binding(employee_id=employee.id, platform=platform, platform_user_id=user_id, created_at=now,
+                      last_used_at=now)
+    with s.begin_nested():
+        s.add(binding)
+        s.flush()
+    audit(s, "bind", now=now, actor_id=actor_id, target_id=employee.id, detail=f"{platform}:{user_id} ({how})")
+    return binding
+
+
+def unbind_all(s: Session, employee_id: int, *, now: datetime, actor_id: int | None, why: str,
+               platform: str = "") -> int:
+    q = select(Binding).where(Binding.employee_id == employee_id)
+    if platform:
+        q = q.where(Binding.platform == platform)
+    rows = list(s.scalars(q))
+    for b in rows:
+        s.delete(b)
+        audit(s, "unbind", now=now, actor_id=actor_id, target_id=employee_id, detail=f"{b.platform}:{b.platform_user_id} ({why})")
+    s.flush()
+    return len(rows)
+
+
+def by_platform_id(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
+    """The bound employee, binding automatically when the roster carries this platform id."""
+    if not user_id:
+        return None
+    binding = s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == user_id))
+    if binding is not None:
+        emp = s.get(Employee, binding.employee_id)
+        if binding.last_used_at is None or (now - binding.last_used_at).total_seconds() > 3600:
+            binding.last_used_at = now  # coarse, so that a chat message is not always a write
+        return emp
+    column = PLATFORM_COLUMNS.get(platform)
+    if column is None:
+        return None
+    emp = s.scalar(select(Employee).where(column == user_id, Employee.status == "active"))
+    if emp is None:
+        return None
+    try:
+        bind(s, emp, platform, user_id, now=now, actor_id=None, how="roster")
+    except (IntegrityError, UnknownEmployee):
+        return None
+    return emp
+
+
+def bound_ids(s: Session, employee_id: int) -> dict[str, str]:
+    return {b.platform: b.platform_user_id for b in s.scalars(select(Binding).where(Binding.employee_id == employee_id))}
+
+
+def find_person(s: Session, token: str, platform: str, mentions: tuple[str, ...] = ()) -> Employee:
+    """An employee number, a platform user id, an @mention or a unique name."""
+    token = token.strip().lstrip("@")
+    if not token and mentions:
+        token = mentions[0]
+    if not token:
+        raise UnknownEmployee("no person given")
+    emp = s.scalar(select(Employee).where(Employee.employee_no == token))
+    if emp is not None:
+        return emp
+    binding = s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == token))
+    if binding is not None:
+        return s.get(Employee, binding.employee_id)  # type: ignore[return-value]
+    column = PLATFORM_COLUMNS.get(platform)
+    if column is not None:
+        emp = s.scalar(select(Employee).where(column == token))
+        if emp is not None:
+            return emp
+    named = list(s.scalars(select(Employee).where(or_(Employee.name == token)).limit(2)))
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise UnknownEmployee(f"more than one employee is called {token}; use the employee number")
+    raise UnknownEmployee(f"no employee {token}")
