@@ -29,6 +29,7 @@ class PointsBot:
     router: Router
     pipeline: Any
     clients: dict[str, Any] = field(default_factory=dict)
+    adapters: dict[str, Any] = field(default_factory=dict)
     clock: Callable[[], float] | None = None
 
 

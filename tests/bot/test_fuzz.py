@@ -25,7 +25,7 @@ from tests.bot.test_crypto import aes_raw
 
 NOW = datetime(2026, 11, 23, tzinfo=timezone.utc)
 CRYPTO = CallbackCrypto(v.WC_TOKEN, v.WC_KEY, [v.WC_CORP])
-FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def clock() -> float:
@@ -88,7 +88,7 @@ def test_wecom_parse_text(data):
     assert result is None or isinstance(result, Event)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None, database=None)
 @given(wecom_xml())
 def test_wecom_parse_structured(data):
     result = rejected_or(parse, data, NOW)
@@ -101,14 +101,14 @@ def test_dingtalk_parse_event_text(data):
     rejected_or(parse_event, data, NOW)
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=600, deadline=None, database=None)
 @given(shaped_json, st.sampled_from(["check_url", "bpms_instance_change", "user_leave_org", "user_add_org", "x"]))
 def test_dingtalk_parse_event_structured(data, event_type):
     payload = data | {"EventType": event_type} if isinstance(data, dict) else data
     rejected_or(parse_event, json.dumps(payload), NOW)
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=600, deadline=None, database=None)
 @given(shaped_json | json_values)
 def test_dict_parsers(data):
     for fn in (parse_robot, parse_card_callback):
@@ -123,7 +123,7 @@ def test_decrypt_text(data):
     rejected_or(CRYPTO.decrypt, data)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=1000, deadline=None, database=None)
 @given(st.binary(min_size=1, max_size=160))
 def test_decrypt_arbitrary_plaintext_layout(data):
     # Encrypt arbitrary bytes (padded to a block) so decrypt's unpadding and layout checks get exercised.

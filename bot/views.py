@@ -1,0 +1,89 @@
+"""Flask blueprints per platform: a few lines each, no logic (bolt's SlackRequestHandler style).
+
+Anything that cannot be verified or decrypted is 403 (413 over 64 KiB) before any database write.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from flask import Blueprint, Flask, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bot.errors import CallbackRejected
+from bot.pipeline import Answer
+
+log = logging.getLogger(__name__)
+
+
+def _respond(platform: str, action: Callable[[], Answer]) -> Response:
+    try:
+        answer = action()
+    except RequestEntityTooLarge:
+        return Response("request body too large", 413)
+    except CallbackRejected as exc:
+        log.warning("%s: rejected callback (%s) from %s", platform, type(exc).__name__, request.remote_addr)
+        return Response("forbidden", 403)
+    return Response(answer.body, answer.status, content_type=answer.content_type)
+
+
+def _body() -> bytes:
+    if (request.content_length or 0) > 64 * 1024:
+        raise RequestEntityTooLarge()
+    return request.get_data(cache=False)
+
+
+def wecom_blueprint(name: str, path: str, adapter: Any) -> Blueprint:
+    bp = Blueprint(name, __name__)
+
+    @bp.get(path)
+    def verify() -> Response:
+        return _respond(name, lambda: adapter.verify_url(request.args))
+
+    @bp.post(path)
+    def callback() -> Response:
+        return _respond(name, lambda: adapter.handle(request.args, _body()))
+
+    return bp
+
+
+def dingtalk_blueprint(adapter: Any, cards_enabled: bool) -> Blueprint:
+    bp = Blueprint("dingtalk", __name__)
+
+    @bp.post("/callback/dingtalk")
+    def events() -> Response:
+        return _respond("dingtalk", lambda: adapter.handle_event(request.args, _body()))
+
+    @bp.post("/callback/dingtalk/robot")
+    def robot() -> Response:
+        return _respond("dingtalk", lambda: adapter.handle_robot(request.headers, _body()))
+
+    if cards_enabled:
+        @bp.post("/callback/dingtalk/card")
+        def card() -> Response:
+            return _respond("dingtalk", lambda: adapter.handle_card(request.headers, _body()))
+
+    return bp
+
+
+def register_platforms(app: Flask, bot: Any) -> None:
+    from bot.dingtalk.adapter import DingTalkAdapter
+    from bot.wecom.adapter import WeComAdapter
+
+    s, window, clock = bot.settings, bot.settings.server["signature_window_seconds"], bot.db.clock
+    if s.wecom["enabled"]:
+        wecom = WeComAdapter(token=s.wecom["token"], aes_key=s.wecom["encoding_aes_key"], corp_id=s.wecom["corp_id"],
+                             window=window, pipeline=bot.pipeline, clock=clock)
+        app.register_blueprint(wecom_blueprint("wecom", "/callback/wecom", wecom))
+        bot.adapters["wecom"] = wecom
+        if s.wecom["contacts_token"] and s.wecom["contacts_encoding_aes_key"]:
+            contacts = WeComAdapter(token=s.wecom["contacts_token"], aes_key=s.wecom["contacts_encoding_aes_key"],
+                                    corp_id=s.wecom["corp_id"], window=window, pipeline=bot.pipeline, clock=clock,
+                                    name="wecom_contacts")
+            app.register_blueprint(wecom_blueprint("wecom_contacts", "/callback/wecom/contacts", contacts))
+            bot.adapters["wecom_contacts"] = contacts
+    if s.dingtalk["enabled"]:
+        dingtalk = DingTalkAdapter(settings=s.dingtalk, window=window, pipeline=bot.pipeline, clock=clock)
+        cards = bool(s.dingtalk["card_template_id"] and s.dingtalk["card_api_secret"])
+        app.register_blueprint(dingtalk_blueprint(dingtalk, cards))
+        bot.adapters["dingtalk"] = dingtalk

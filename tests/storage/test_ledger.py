@@ -1,0 +1,604 @@
+"""Unit tests of the ledger service on every engine (reliability.md §1.2 invariants 1–6)."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.db import Database
+from storage.errors import (AlreadyReversed, BudgetExhausted, InsufficientPoints, InvalidAmount, NotReversible,
+                            UnknownEmployee, UnknownTxn, WalletFrozen)
+from storage.expiry import expire_due
+from storage.invariants import check_invariants
+from storage.ledger import EXPIRED, HOLD, ISSUANCE, REDEEMED, Ledger
+from storage.models import Account, Entry, Lot, LotAllocation, Txn
+from storage.queries import history, leaderboard, on_hold, rank_of, statement
+from tests.storage.factories import make_employee
+
+
+@contextmanager
+def ledger(db: Database) -> Iterator[Ledger]:
+    with db.session_scope() as s:
+        yield Ledger(s, db.clock)
+
+
+def people(db: Database, *specs: tuple[str, dict]) -> list[int]:
+    with db.session_scope() as s:
+        return [make_employee(s, no, **kw).id for no, kw in specs]
+
+
+@pytest.fixture
+def emps(engine_db: Database) -> dict[str, int]:
+    a, b, m, c = people(engine_db, ("E1", {}), ("E2", {"department": "市场部"}), ("M1", {"role": "manager"}),
+                        ("E3", {}))
+    return {"a": a, "b": b, "m": m, "c": c}
+
+
+def snapshot(db: Database) -> tuple:
+    """Everything money-like: row counts and every cached balance and lot remainder."""
+    with db.session_scope() as s:
+        return (s.scalar(select(func.count(Txn.id))), s.scalar(select(func.count(Entry.id))),
+                s.scalar(select(func.count(Lot.id))), s.scalar(select(func.count(LotAllocation.id))),
+                tuple(s.execute(select(Account.name, Account.balance, Account.frozen).order_by(Account.name)).all()),
+                tuple(s.execute(select(Lot.id, Lot.remaining).order_by(Lot.id)).all()))
+
+
+def assert_ok(db: Database) -> None:
+    with db.session_scope() as s:
+        assert check_invariants(s) == []
+
+
+def balance_of(db: Database, emp: int, kind: str = "wallet") -> int:
+    with db.session_scope() as s:
+        return int(s.scalar(select(Account.balance).where(Account.kind == kind, Account.employee_id == emp)) or 0)
+
+
+def system_balance(db: Database, name: str) -> int:
+    with db.session_scope() as s:
+        return int(s.scalar(select(func.coalesce(func.sum(Entry.amount), 0)).join(Account, Account.id == Entry.account_id)
+                            .where(Account.name == name)) or 0)
+
+
+def lots_of(db: Database, emp: int) -> list[tuple[int, int, int, datetime]]:
+    """(id, amount, remaining, expires_at) in FIFO order."""
+    with db.session_scope() as s:
+        return [tuple(r) for r in s.execute(
+            select(Lot.id, Lot.amount, Lot.remaining, Lot.expires_at).join(Account, Account.id == Lot.account_id)
+            .where(Account.kind == "wallet", Account.employee_id == emp).order_by(Lot.expires_at, Lot.id)).all()]
+
+
+def allocations(db: Database, txn_id: int) -> list[tuple[int, int]]:
+    with db.session_scope() as s:
+        return [tuple(r) for r in s.execute(select(LotAllocation.lot_id, LotAllocation.amount)
+                                            .where(LotAllocation.txn_id == txn_id).order_by(LotAllocation.id)).all()]
+
+
+def award(db: Database, emp: int, points: int, key: str, **kw) -> int:
+    with ledger(db) as lg:
+        return lg.award(emp, points, idem_key=key, reason="test", **kw).id
+
+
+def hold(db: Database, emp: int, points: int, key: str) -> int:
+    with ledger(db) as lg:
+        return lg.hold(emp, points, idem_key=key).id
+
+
+# ---- award ---------------------------------------------------------------------------------------
+
+def test_award_from_issuance_creates_lot_and_both_legs(engine_db, emps, clock):
+    tid = award(engine_db, emps["a"], 30, "k1", category="kudos", actor_id=emps["m"])
+    assert balance_of(engine_db, emps["a"]) == 30
+    assert system_balance(engine_db, ISSUANCE) == -30
+    [(lot_id, amount, remaining, expires)] = lots_of(engine_db, emps["a"])
+    assert (amount, remaining, expires) == (30, 30, clock() + timedelta(days=365))
+    with engine_db.session_scope() as s:
+        txn = s.get(Txn, tid)
+        assert (txn.kind, txn.amount, txn.employee_id, txn.actor_id, txn.category) == ("award", 30, emps["a"],
+                                                                                       emps["m"], "kudos")
+        assert sorted(s.scalars(select(Entry.amount).where(Entry.txn_id == tid))) == [-30, 30]
+    assert_ok(engine_db)
+
+
+def test_award_from_budget_debits_budget_and_never_below_zero(engine_db, emps):
+    with ledger(engine_db) as lg:
+        lg.grant_budget(emps["m"], "2026-03", 50)
+    award(engine_db, emps["a"], 20, "b1", budget_of=emps["m"])
+    award(engine_db, emps["b"], 30, "b2", budget_of=emps["m"])
+    assert balance_of(engine_db, emps["m"], "budget") == 0
+    before = snapshot(engine_db)
+    with pytest.raises(BudgetExhausted) as err, ledger(engine_db) as lg:
+        lg.award(emps["c"], 1, idem_key="b3", reason="x", budget_of=emps["m"])
+    assert (err.value.available, err.value.needed) == (0, 1)
+    assert snapshot(engine_db) == before
+    assert (balance_of(engine_db, emps["a"]), balance_of(engine_db, emps["b"])) == (20, 30)
+    assert_ok(engine_db)
+
+
+def test_budget_partial_overdraft_refused(engine_db, emps):
+    with ledger(engine_db) as lg:
+        lg.grant_budget(emps["m"], "2026-03", 10)
+    before = snapshot(engine_db)
+    with pytest.raises(BudgetExhausted) as err, ledger(engine_db) as lg:
+        lg.award(emps["a"], 11, idem_key="over", reason="x", budget_of=emps["m"])
+    assert (err.value.available, err.value.needed) == (10, 11)
+    assert snapshot(engine_db) == before
+
+
+def test_domain_error_leaves_callers_transaction_usable(engine_db, emps):
+    with ledger(engine_db) as lg:
+        lg.award(emps["a"], 5, idem_key="ok1", reason="x")
+        with pytest.raises(InsufficientPoints):
+            lg.hold(emps["a"], 6, idem_key="bad")
+        lg.award(emps["a"], 7, idem_key="ok2", reason="x")
+    assert balance_of(engine_db, emps["a"]) == 12
+    with engine_db.session_scope() as s:
+        assert s.scalar(select(Txn).where(Txn.idem_key == "bad")) is None
+    assert_ok(engine_db)
+
+
+# ---- deduct and FIFO -----------------------------------------------------------------------------
+
+def test_deduct_never_below_zero_and_writes_nothing(engine_db, emps):
+    award(engine_db, emps["a"], 10, "a1")
+    before = snapshot(engine_db)
+    with pytest.raises(InsufficientPoints) as err, ledger(engine_db) as lg:
+        lg.deduct(emps["a"], 11, idem_key="d1", reason="x")
+    assert (err.value.available, err.value.needed) == (10, 11)
+    assert snapshot(engine_db) == before
+    with ledger(engine_db) as lg:
+        lg.deduct(emps["a"], 10, idem_key="d2", reason="x")
+    assert balance_of(engine_db, emps["a"]) == 0
+    with pytest.raises(InsufficientPoints), ledger(engine_db) as lg:
+        lg.deduct(emps["a"], 1, idem_key="d3", reason="x")
+    assert_ok(engine_db)
+
+
+def test_fifo_consumption_by_expiry(engine_db, emps, clock):
+    with ledger(engine_db) as lg:
+        first = lg.award(emps["a"], 10, idem_key="l1", reason="x").id
+    clock.advance(days=10)
+    with ledger(engine_db) as lg:
+        lg.award(emps["a"], 10, idem_key="l2", reason="x")
+    # a lot with a shorter validity expires sooner although earned later: it must be spent first
+    clock.advance(days=1)
+    with engine_db.session_scope() as s:
+        Ledger(s, clock, validity_days=30).award(emps["a"], 5, idem_key="l3", reason="x")
+    lots = lots_of(engine_db, emps["a"])
+    assert [l[1] for l in lots] == [5, 10, 10]  # FIFO order = (expires_at, id)
+    short, old, new = (l[0] for l in lots)
+    tid = hold(engine_db, emps["a"], 12, "h1")
+    assert allocations(engine_db, tid) == [(short, 5), (old, 7)]
+    assert [l[2] for l in lots_of(engine_db, emps["a"])] == [0, 3, 10]
+    with ledger(engine_db) as lg:
+        did = lg.deduct(emps["a"], 6, idem_key="d1", reason="x").id
+    assert allocations(engine_db, did) == [(old, 3), (new, 3)]
+    assert [l[2] for l in lots_of(engine_db, emps["a"])] == [0, 0, 7]
+    assert first
+    assert_ok(engine_db)
+
+
+# ---- hold / settle / release ---------------------------------------------------------------------
+
+def test_hold_settle_moves_points_to_redeemed(engine_db, emps, clock):
+    award(engine_db, emps["a"], 40, "a1")
+    hid = hold(engine_db, emps["a"], 25, "h1")
+    assert balance_of(engine_db, emps["a"]) == 15
+    assert system_balance(engine_db, HOLD) == 25
+    with engine_db.session_scope() as s:
+        assert on_hold(s, emps["a"]) == 25
+    with ledger(engine_db) as lg:
+        sid = lg.settle(hid, idem_key="s1").id
+    assert system_balance(engine_db, HOLD) == 0
+    assert system_balance(engine_db, REDEEMED) == 25
+    with engine_db.session_scope() as s:
+        assert on_hold(s, emps["a"]) == 0
+        st = statement(s, emps["a"], clock())
+        assert (st.available, st.on_hold, st.spent, st.lifetime_earned) == (15, 0, 25, 40)
+    before = snapshot(engine_db)
+    with pytest.raises(AlreadyReversed), ledger(engine_db) as lg:
+        lg.release(hid, idem_key="r1")
+    with pytest.raises(AlreadyReversed), ledger(engine_db) as lg:
+        lg.settle(hid, idem_key="s2")
+    with ledger(engine_db) as lg:
+        assert lg.settle(hid, idem_key="s1").id == sid  # a retry of the same settle
+    assert snapshot(engine_db) == before
+    assert_ok(engine_db)
+
+
+def test_release_restores_the_same_lots_with_their_expiry(engine_db, emps, clock):
+    award(engine_db, emps["a"], 5, "a1")
+    clock.advance(days=3)
+    award(engine_db, emps["a"], 5, "a2")
+    clock.advance(days=3)
+    award(engine_db, emps["a"], 5, "a3")
+    lots_before = lots_of(engine_db, emps["a"])
+    hid = hold(engine_db, emps["a"], 8, "h1")
+    assert [l[2] for l in lots_of(engine_db, emps["a"])] == [0, 2, 5]
+    award(engine_db, emps["a"], 4, "a4")  # a newer lot must not receive the refund
+    with ledger(engine_db) as lg:
+        rid = lg.release(hid, idem_key="r1").id
+    after = lots_of(engine_db, emps["a"])
+    assert after[:3] == lots_before  # same ids, amounts, remainders and expiry
+    assert after[3][2] == 4
+    assert sorted(allocations(engine_db, rid)) == sorted((lot_id, -amt) for lot_id, amt in allocations(engine_db, hid))
+    assert balance_of(engine_db, emps["a"]) == 19
+    assert system_balance(engine_db, HOLD) == 0
+    with pytest.raises(AlreadyReversed), ledger(engine_db) as lg:
+        lg.release(hid, idem_key="r2")
+    assert_ok(engine_db)
+
+
+def test_release_of_lot_past_expiry_expires_in_same_transaction(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")  # expires at day 365
+    clock.advance(days=100)
+    award(engine_db, emps["a"], 10, "a2")  # expires at day 465
+    hid = hold(engine_db, emps["a"], 14, "h1")  # 10 from a1, 4 from a2
+    clock.advance(days=300)  # a1 is past expiry; the job has not run yet
+    with ledger(engine_db) as lg:
+        rel = lg.release(hid, idem_key="r1")
+        rid = rel.id
+    assert balance_of(engine_db, emps["a"]) == 10  # 6 left + 4 restored to a2; a1's 10 expired at once
+    with engine_db.session_scope() as s:
+        exp = s.scalar(select(Txn).where(Txn.related_txn_id == rid, Txn.kind == "expire"))
+        assert exp is not None and exp.amount == -10
+        assert sorted(s.scalars(select(Entry.amount).where(Entry.txn_id == exp.id))) == [-10, 10]
+    assert system_balance(engine_db, EXPIRED) == 10
+    assert [l[2] for l in lots_of(engine_db, emps["a"])] == [0, 10]
+    assert_ok(engine_db)
+    # and the expiry job afterwards finds nothing more to expire on that lot
+    res = expire_due(engine_db, clock())
+    assert (res.lots, res.points) == (0, 0)
+    assert_ok(engine_db)
+
+
+def test_release_after_expiry_job_ran(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")
+    hid = hold(engine_db, emps["a"], 4, "h1")
+    clock.advance(days=366)
+    res = expire_due(engine_db, clock())
+    assert (res.lots, res.points) == (1, 6)
+    with ledger(engine_db) as lg:
+        lg.release(hid, idem_key="r1")
+    assert balance_of(engine_db, emps["a"]) == 0
+    assert system_balance(engine_db, EXPIRED) == 10
+    assert_ok(engine_db)
+
+
+def test_settle_or_release_of_non_hold(engine_db, emps):
+    aid = award(engine_db, emps["a"], 10, "a1")
+    before = snapshot(engine_db)
+    for call in (lambda lg: lg.settle(aid, idem_key="s"), lambda lg: lg.release(aid, idem_key="r"),
+                 lambda lg: lg.release(99999, idem_key="r2")):
+        with pytest.raises(UnknownTxn), ledger(engine_db) as lg:
+            call(lg)
+    assert snapshot(engine_db) == before
+
+
+# ---- reverse -------------------------------------------------------------------------------------
+
+def test_reverse_award_full(engine_db, emps):
+    with ledger(engine_db) as lg:
+        lg.grant_budget(emps["m"], "2026-03", 100)
+    aid = award(engine_db, emps["a"], 30, "a1", budget_of=emps["m"])
+    with ledger(engine_db) as lg:
+        txn, shortfall = lg.reverse(aid, idem_key="rev1", reason="错发")
+        assert (txn.kind, txn.amount, txn.reverses_txn_id, shortfall) == ("reverse", -30, aid, 0)
+    assert balance_of(engine_db, emps["a"]) == 0
+    assert balance_of(engine_db, emps["m"], "budget") == 100  # the budget gets its points back
+    assert_ok(engine_db)
+
+
+def test_reverse_award_partial_with_shortfall(engine_db, emps):
+    aid = award(engine_db, emps["a"], 30, "a1")
+    hold(engine_db, emps["a"], 25, "h1")
+    before = snapshot(engine_db)
+    with pytest.raises(InsufficientPoints), ledger(engine_db) as lg:
+        lg.reverse(aid, idem_key="rev0")
+    assert snapshot(engine_db) == before
+    with ledger(engine_db) as lg:
+        txn, shortfall = lg.reverse(aid, idem_key="rev1", allow_partial=True)
+        assert (txn.amount, shortfall) == (-5, 25)
+    assert balance_of(engine_db, emps["a"]) == 0
+    assert system_balance(engine_db, ISSUANCE) == -25
+    with ledger(engine_db) as lg:  # a retry reports the same shortfall
+        txn2, shortfall2 = lg.reverse(aid, idem_key="rev1", allow_partial=True)
+        assert (txn2.id, shortfall2) == (txn.id, 25)
+    with pytest.raises(AlreadyReversed), ledger(engine_db) as lg:
+        lg.reverse(aid, idem_key="rev2", allow_partial=True)
+    assert_ok(engine_db)
+
+
+def test_reverse_award_prefers_the_awarded_lot(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")
+    clock.advance(days=1)
+    aid = award(engine_db, emps["a"], 10, "a2")
+    with ledger(engine_db) as lg:
+        rid = lg.reverse(aid, idem_key="rev")[0].id
+    lots = lots_of(engine_db, emps["a"])
+    assert [l[2] for l in lots] == [10, 0]
+    assert allocations(engine_db, rid) == [(lots[1][0], 10)]
+    assert_ok(engine_db)
+
+
+def test_reverse_deduct_restores_lots(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")
+    clock.advance(days=1)
+    award(engine_db, emps["a"], 10, "a2")
+    lots_before = lots_of(engine_db, emps["a"])
+    with ledger(engine_db) as lg:
+        did = lg.deduct(emps["a"], 15, idem_key="d1", reason="x").id
+    with ledger(engine_db) as lg:
+        txn, shortfall = lg.reverse(did, idem_key="rd1")
+        assert (txn.amount, txn.reverses_txn_id, shortfall) == (15, did, 0)
+    assert lots_of(engine_db, emps["a"]) == lots_before
+    assert balance_of(engine_db, emps["a"]) == 20
+    assert system_balance(engine_db, ISSUANCE) == -20
+    assert_ok(engine_db)
+
+
+def test_reverse_deduct_of_expired_lot_expires_at_once(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")
+    with ledger(engine_db) as lg:
+        did = lg.deduct(emps["a"], 4, idem_key="d1", reason="x").id
+    clock.advance(days=400)
+    with ledger(engine_db) as lg:
+        lg.reverse(did, idem_key="rd1")
+    assert balance_of(engine_db, emps["a"]) == 6
+    assert system_balance(engine_db, EXPIRED) == 4
+    assert_ok(engine_db)
+
+
+def test_reverse_errors(engine_db, emps):
+    aid = award(engine_db, emps["a"], 10, "a1")
+    hid = hold(engine_db, emps["a"], 3, "h1")
+    with ledger(engine_db) as lg:
+        rid = lg.reverse(aid, idem_key="rev1", allow_partial=True)[0].id
+    before = snapshot(engine_db)
+    cases = [(99999, UnknownTxn), (hid, NotReversible), (rid, NotReversible), (aid, AlreadyReversed)]
+    for i, (tid, exc) in enumerate(cases):
+        with pytest.raises(exc), ledger(engine_db) as lg:
+            lg.reverse(tid, idem_key=f"bad{i}")
+    assert snapshot(engine_db) == before
+
+
+# ---- idempotency and bad input -------------------------------------------------------------------
+
+def test_same_key_same_txn_no_new_rows(engine_db, emps):
+    with ledger(engine_db) as lg:
+        lg.grant_budget(emps["m"], "2026-03", 100)
+    aid = award(engine_db, emps["a"], 10, "a1")
+    bid = award(engine_db, emps["a"], 10, "b1", budget_of=emps["m"])
+    hid = hold(engine_db, emps["a"], 3, "h1")
+    with ledger(engine_db) as lg:
+        did = lg.deduct(emps["a"], 2, idem_key="d1", reason="x").id
+        rid = lg.reverse(bid, idem_key="r1", allow_partial=True)[0].id
+        relid = lg.release(hid, idem_key="rel1").id
+        mid = lg.move_all(emps["a"], to=emps["b"], idem_key="m1", reason="x").id
+    before = snapshot(engine_db)
+    with ledger(engine_db) as lg:
+        assert lg.award(emps["a"], 10, idem_key="a1", reason="again").id == aid
+        assert lg.award(emps["a"], 10, idem_key="b1", reason="again", budget_of=emps["m"]).id == bid
+        assert lg.hold(emps["a"], 3, idem_key="h1").id == hid
+        assert lg.deduct(emps["a"], 2, idem_key="d1", reason="x").id == did
+        assert lg.reverse(bid, idem_key="r1", allow_partial=True)[0].id == rid
+        assert lg.release(hid, idem_key="rel1").id == relid
+        assert lg.move_all(emps["a"], to=emps["b"], idem_key="m1", reason="x").id == mid
+    assert snapshot(engine_db) == before
+    assert_ok(engine_db)
+
+
+@pytest.mark.parametrize("points", [0, -5, 1.5, "10", True, False, None, 10_000_001])
+def test_bad_points_are_refused_and_change_nothing(engine_db, emps, points):
+    award(engine_db, emps["a"], 20, "seed")
+    with ledger(engine_db) as lg:
+        lg.grant_budget(emps["m"], "2026-03", 100)
+    before = snapshot(engine_db)
+    calls = [lambda lg: lg.award(emps["a"], points, idem_key="x1", reason="x"),
+             lambda lg: lg.award(emps["a"], points, idem_key="x2", reason="x", budget_of=emps["m"]),
+             lambda lg: lg.deduct(emps["a"], points, idem_key="x3", reason="x"),
+             lambda lg: lg.hold(emps["a"], points, idem_key="x4"),
+             lambda lg: lg.grant_budget(emps["m"], "2026-04", points)]
+    for call in calls:
+        with pytest.raises(InvalidAmount), ledger(engine_db) as lg:
+            call(lg)
+    assert snapshot(engine_db) == before
+
+
+def test_unknown_employee_and_empty_key(engine_db, emps):
+    award(engine_db, emps["a"], 20, "seed")
+    before = snapshot(engine_db)
+    for call in (lambda lg: lg.award(424242, 5, idem_key="u1", reason="x"),
+                 lambda lg: lg.hold(424242, 5, idem_key="u2"),
+                 lambda lg: lg.deduct(424242, 5, idem_key="u3", reason="x"),
+                 lambda lg: lg.award(emps["a"], 5, idem_key="u4", reason="x", budget_of=424242)):
+        with pytest.raises(UnknownEmployee), ledger(engine_db) as lg:
+            call(lg)
+    for call in (lambda lg: lg.award(emps["a"], 5, idem_key="", reason="x"),
+                 lambda lg: lg.hold(emps["a"], 5, idem_key=""),
+                 lambda lg: lg.deduct(emps["a"], 5, idem_key="", reason="x"),
+                 lambda lg: lg.award(emps["a"], 5, idem_key="k" * 192, reason="x")):
+        with pytest.raises(InvalidAmount), ledger(engine_db) as lg:
+            call(lg)
+    assert snapshot(engine_db) == before
+
+
+def test_frozen_wallet_refuses_award_and_hold(engine_db, emps):
+    award(engine_db, emps["a"], 20, "seed")
+    with ledger(engine_db) as lg:
+        lg.set_frozen(emps["a"], True)
+    before = snapshot(engine_db)
+    for call in (lambda lg: lg.award(emps["a"], 5, idem_key="f1", reason="x"),
+                 lambda lg: lg.hold(emps["a"], 5, idem_key="f2")):
+        with pytest.raises(WalletFrozen), ledger(engine_db) as lg:
+            call(lg)
+    assert snapshot(engine_db) == before
+    with ledger(engine_db) as lg:  # HR may still take points from a frozen wallet
+        lg.deduct(emps["a"], 5, idem_key="f3", reason="x")
+        lg.set_frozen(emps["a"], False)
+        lg.hold(emps["a"], 5, idem_key="f4")
+    assert balance_of(engine_db, emps["a"]) == 10
+    left = people(engine_db, ("L1", {"status": "left"}))[0]
+    with pytest.raises(WalletFrozen), ledger(engine_db) as lg:
+        lg.award(left, 5, idem_key="f5", reason="x")
+    assert_ok(engine_db)
+
+
+# ---- budgets -------------------------------------------------------------------------------------
+
+def test_grant_budget_idempotent_per_month_and_resets(engine_db, emps):
+    with ledger(engine_db) as lg:
+        g1 = lg.grant_budget(emps["m"], "2026-03", 100).id
+    award(engine_db, emps["a"], 30, "a1", budget_of=emps["m"])
+    before = snapshot(engine_db)
+    with ledger(engine_db) as lg:
+        assert lg.grant_budget(emps["m"], "2026-03", 100).id == g1
+        assert lg.grant_budget(emps["m"], "2026-03", 500).id == g1  # one grant per month, whatever the amount
+    assert snapshot(engine_db) == before
+    with ledger(engine_db) as lg:
+        lg.grant_budget(emps["m"], "2026-04", 100)  # without rollover the 70 left go back first
+    assert balance_of(engine_db, emps["m"], "budget") == 100
+    with engine_db.session_scope() as s:
+        reset = s.scalar(select(Txn).where(Txn.idem_key == f"budget-reset:{emps['m']}:2026-04"))
+        assert (reset.kind, reset.amount) == ("budget_reset", -70)
+    award(engine_db, emps["a"], 40, "a2", budget_of=emps["m"])
+    with ledger(engine_db) as lg:
+        lg.grant_budget(emps["m"], "2026-05", 100, rollover=True)
+    assert balance_of(engine_db, emps["m"], "budget") == 160
+    with engine_db.session_scope() as s:
+        assert s.scalar(select(Txn).where(Txn.idem_key == f"budget-reset:{emps['m']}:2026-05")) is None
+    assert system_balance(engine_db, ISSUANCE) == -(160 + 70)  # budgets + awarded wallet points
+    assert_ok(engine_db)
+
+
+# ---- move_all ------------------------------------------------------------------------------------
+
+def test_move_all_to_expired(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")
+    award(engine_db, emps["a"], 15, "a2")
+    hold(engine_db, emps["a"], 5, "h1")
+    with ledger(engine_db) as lg:
+        txn = lg.move_all(emps["a"], to="expired", idem_key="leave", reason="离职")
+        assert (txn.kind, txn.amount) == ("expire", -20)
+    assert balance_of(engine_db, emps["a"]) == 0
+    assert [l[2] for l in lots_of(engine_db, emps["a"])] == [0, 0]
+    assert system_balance(engine_db, EXPIRED) == 20
+    with ledger(engine_db) as lg:
+        assert lg.move_all(emps["a"], to="expired", idem_key="leave2", reason="x") is None
+    assert_ok(engine_db)
+
+
+def test_move_all_to_another_employee(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")
+    award(engine_db, emps["b"], 1, "b1")
+    clock.advance(days=2)
+    with ledger(engine_db) as lg:
+        txn = lg.move_all(emps["a"], to=emps["b"], idem_key="move", reason="交接")
+        assert (txn.kind, txn.amount) == ("transfer", -10)
+    assert (balance_of(engine_db, emps["a"]), balance_of(engine_db, emps["b"])) == (0, 11)
+    new_lot = lots_of(engine_db, emps["b"])[-1]
+    assert new_lot[1:] == (10, 10, clock() + timedelta(days=365))
+    assert_ok(engine_db)
+
+
+# ---- expiry basics -------------------------------------------------------------------------------
+
+def test_expire_due_expires_only_due_lots_once(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")
+    award(engine_db, emps["b"], 7, "b1")
+    clock.advance(days=200)
+    award(engine_db, emps["a"], 5, "a2")
+    hold(engine_db, emps["a"], 3, "h1")
+    clock.advance(days=170)
+    res = expire_due(engine_db, clock(), batch_size=1)
+    assert (res.lots, res.points, res.per_employee) == (2, 14, {emps["a"]: 7, emps["b"]: 7})
+    assert (balance_of(engine_db, emps["a"]), balance_of(engine_db, emps["b"])) == (5, 0)
+    before = snapshot(engine_db)
+    again = expire_due(engine_db, clock())
+    assert (again.lots, again.points) == (0, 0)
+    assert snapshot(engine_db) == before
+    assert_ok(engine_db)
+
+
+# ---- queries -------------------------------------------------------------------------------------
+
+def test_statement_values(engine_db, emps, clock):
+    start = clock()
+    award(engine_db, emps["a"], 10, "a1")
+    clock.advance(days=20)
+    award(engine_db, emps["a"], 20, "a2")
+    aid = award(engine_db, emps["a"], 3, "a3")
+    h1 = hold(engine_db, emps["a"], 4, "h1")
+    hold(engine_db, emps["a"], 2, "h2")
+    with ledger(engine_db) as lg:
+        lg.settle(h1, idem_key="s1")
+        lg.reverse(aid, idem_key="r1")
+    with engine_db.session_scope() as s:
+        st = statement(s, emps["a"], start + timedelta(days=340), days=30)
+    # lot a1 (10, 6 left after holds of 4+2 FIFO) expires at day 365, inside 340+30; a2/a3 at 385, outside
+    assert st.available == 10 + 20 + 3 - 6 - 3
+    assert st.on_hold == 2
+    assert st.spent == 4
+    assert st.lifetime_earned == 30
+    assert st.expiring == ((start + timedelta(days=365), 4),)
+    with engine_db.session_scope() as s:
+        empty = statement(s, emps["c"], start)
+    assert (empty.available, empty.on_hold, empty.expiring, empty.lifetime_earned, empty.spent) == (0, 0, (), 0, 0)
+
+
+def test_history_one_entry_per_txn_newest_first_paged(engine_db, emps, clock):
+    with ledger(engine_db) as lg:
+        lg.grant_budget(emps["a"], "2026-03", 50)  # budget txns are not wallet history
+    ids = []
+    for i in range(12):
+        clock.advance(minutes=1)
+        ids.append(award(engine_db, emps["a"], i + 1, f"a{i}"))
+    ids.append(hold(engine_db, emps["a"], 5, "h"))
+    award(engine_db, emps["b"], 1, "other")
+    with engine_db.session_scope() as s:
+        p1 = history(s, emps["a"], page=1, per_page=5)
+        p3 = history(s, emps["a"], page=3, per_page=5)
+        p9 = history(s, emps["a"], page=9, per_page=5)
+        p0 = history(s, emps["a"], page=0, per_page=5)
+        got = [t.id for page in (1, 2, 3) for t in history(s, emps["a"], page=page, per_page=5).items]
+    assert (p1.total, p1.pages, p1.page) == (13, 3, 1)
+    assert [t.id for t in p1.items] == ids[::-1][:5]
+    assert [t.id for t in p3.items] == ids[::-1][10:]
+    assert p9.page == 3 and [t.id for t in p9.items] == [t.id for t in p3.items]
+    assert p0.page == 1
+    assert got == ids[::-1] and len(set(got)) == 13
+
+
+def test_leaderboard_period_department_and_reversals(engine_db, emps, clock):
+    d0 = clock()
+    award(engine_db, emps["a"], 50, "old")  # before the period
+    clock.advance(days=1)
+    p_start = clock()
+    award(engine_db, emps["a"], 30, "a1")
+    award(engine_db, emps["b"], 40, "b1")
+    cid = award(engine_db, emps["c"], 45, "c1")
+    award(engine_db, emps["c"], 5, "c2")
+    with ledger(engine_db) as lg:
+        lg.reverse(cid, idem_key="rc")  # 50 - 45 = 5
+        did = lg.deduct(emps["b"], 10, idem_key="db", reason="x").id
+        lg.reverse(did, idem_key="rdb")  # giving a deduction back is not "earned"
+        lg.move_all(emps["a"], to=emps["b"], idem_key="mv", reason="x")  # transfers do not count either
+    clock.advance(days=1)
+    p_end = clock()
+    award(engine_db, emps["c"], 100, "later")  # after the period
+    with engine_db.session_scope() as s:
+        board = leaderboard(s, p_start, p_end)
+        rd = leaderboard(s, p_start, p_end, department="研发部")
+        mk = leaderboard(s, p_start, p_end, department="市场部")
+        top1 = leaderboard(s, p_start, p_end, top_n=1)
+        all_time = leaderboard(s, d0, clock() + timedelta(days=1))
+        assert rank_of(s, emps["c"], p_start, p_end) == (3, 5)
+        assert rank_of(s, emps["m"], p_start, p_end) == (None, 0)
+    assert [(r.rank, r.employee_id, r.points) for r in board] == [(1, emps["b"], 40), (2, emps["a"], 30),
+                                                                  (3, emps["c"], 5)]
+    assert [(r.rank, r.employee_id, r.points) for r in rd] == [(1, emps["a"], 30), (2, emps["c"], 5)]
+    assert [(r.employee_id, r.department) for r in mk] == [(emps["b"], "市场部")]
+    assert [r.employee_id for r in top1] == [emps["b"]]
+    assert [(r.employee_id, r.points) for r in all_time] == [(emps["c"], 105), (emps["a"], 80), (emps["b"], 40)]
