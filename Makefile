@@ -18,7 +18,9 @@ install: $(VENV)/.installed
 
 run: install
 	@mkdir -p var
-	POINTSBOT_CONFIG=$(CONFIG) $(BIN)/python -m scripts_run
+	POINTSBOT_CONFIG=$(CONFIG) $(BIN)/flask --app app db upgrade
+	POINTSBOT_CONFIG=$(CONFIG) $(BIN)/flask --app app demo-data
+	POINTSBOT_CONFIG=$(CONFIG) $(BIN)/python devserver.py
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

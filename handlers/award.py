@@ -1,6 +1,162 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""奖励/award and 扣除/deduct: a person, a number of points and a reason.
+
+Managers give from their own monthly budget, within the configured scope and per-award maximum;
+HR and admins give from issuance and may deduct. Nobody changes their own balance (OWASP API1/5).
+A repeat of the same award inside 60 s is refused: a user typing twice is a new message, not a
+platform retry, so only a business-level check catches it (reliability.md §3.3).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import Reply, Text
 from bot.router import Router
+from cards import builders_people as cards
+from handlers import messages as msg
+from storage import members
+from storage.errors import NotPermitted, UnknownEmployee
+from storage.ledger import MAX_POINTS
+from storage.models import Employee, Txn
+
+AWARD_USAGE = "奖励 <工号/@同事/姓名> <积分> <原因>"
+AWARD_EXAMPLE = "奖励 E1002 50 帮忙排查线上故障"
+DEDUCT_USAGE = "扣除 <工号/@同事/姓名> <积分> <原因>"
+DEDUCT_EXAMPLE = "扣除 E1002 20 重复领取"
+DOUBLE_SEND_WINDOW = timedelta(seconds=60)
+GIVERS = ("manager", "hr", "admin")
+_POINTS = re.compile(r"^\+?(\d{1,9})(?:积分|分)?$")
+
+
+@dataclass(frozen=True)
+class Change:
+    person: Employee
+    points: int
+    reason: str
+
+
+def parse_points(token: str) -> int | None:
+    """A positive whole number (``50``, ``+50``, ``50分``); anything else is None."""
+    m = _POINTS.match(token)
+    if m is None:
+        return None
+    n = int(m.group(1))
+    return n if 0 < n <= MAX_POINTS else None
+
+
+def find_target(ctx: Context, event: Event, token: str) -> Employee:
+    """An ``@name`` token means the platform's mention list, which carries the real user id."""
+    mentions = tuple(getattr(event, "mentions", ()) or ())
+    if token.startswith("@") and mentions:
+        return members.find_person(ctx.session, "", event.platform, mentions[:1])
+    return members.find_person(ctx.session, token, event.platform)
+
+
+def parse_change(ctx: Context, event: Event) -> Change | str:
+    """``<person> <points> <reason>``; returns the problem text instead when the input is bad."""
+    tokens = ctx.args.split()
+    at = 1
+    if tokens and tokens[0].startswith("@") and getattr(event, "mentions", ()):
+        # a display name may contain spaces: the points are the first number after it
+        at = next((i for i in range(1, len(tokens)) if parse_points(tokens[i]) is not None), len(tokens))
+    if len(tokens) < at + 2:
+        return "请写明对象、积分和原因。"
+    points = parse_points(tokens[at])
+    if points is None:
+        return "积分数量需为正整数。"
+    try:
+        person = find_target(ctx, event, tokens[0])
+    except UnknownEmployee as exc:
+        return msg.domain_error(exc)
+    return Change(person=person, points=points, reason=" ".join(tokens[at + 1:]))
+
+
+def check_award_allowed(ctx: Context, giver: Employee, change: Change) -> None:
+    """Self, scope and size rules; the budget itself is checked atomically by the ledger."""
+    if change.person.id == giver.id:
+        raise NotPermitted(msg.SELF_AWARD)
+    if giver.role != "manager":
+        return
+    points_cfg = ctx.settings.points
+    if change.points > int(points_cfg["max_award"]):
+        raise NotPermitted(msg.OVER_MAX_AWARD.format(max=points_cfg["max_award"]))
+    if points_cfg["manager_award_scope"] == "team" and change.person.manager_id != giver.id:
+        raise NotPermitted(msg.OUTSIDE_TEAM)
+
+
+def recent_twin(ctx: Context, kind: str, giver: Employee, change: Change, signed: int) -> Txn | None:
+    """The same giver, receiver and points within the window: probably a double send."""
+    since = ctx.now() - DOUBLE_SEND_WINDOW
+    return ctx.session.scalar(select(Txn).where(
+        Txn.kind == kind, Txn.actor_id == giver.id, Txn.employee_id == change.person.id, Txn.amount == signed,
+        Txn.created_at >= since).order_by(Txn.id.desc()).limit(1))
+
+
+def wallet_balance(ctx: Context, employee_id: int) -> int:
+    return ctx.ledger.balance(ctx.ledger.wallet(employee_id).id)
+
+
+def budget_left(ctx: Context, manager_id: int) -> int:
+    return ctx.ledger.balance(ctx.ledger.budget(manager_id).id)
+
+
+def handle_award(event: Event, ctx: Context) -> Reply:
+    change = parse_change(ctx, event)
+    if isinstance(change, str):
+        return Text(msg.usage_text("award", AWARD_USAGE, AWARD_EXAMPLE, change))
+    giver = ctx.member
+    assert giver is not None  # RequireRole let a bound member through
+    key = f"award:{event.platform}:{event.event_id}"
+    txn = ctx.ledger.find(key)
+    if txn is None:
+        check_award_allowed(ctx, giver, change)
+        twin = recent_twin(ctx, "award", giver, change, change.points)
+        if twin is not None:
+            return Text(msg.DUPLICATE_CHANGE.format(name=change.person.name, points=change.points, txn=twin.id,
+                                                    verb="发放"))
+        txn = ctx.ledger.award(change.person.id, change.points, idem_key=key, reason=change.reason,
+                               category="manual", actor_id=giver.id,
+                               budget_of=giver.id if giver.role == "manager" else None)
+    balance = wallet_balance(ctx, change.person.id)
+    ctx.notify(change.person.id, cards.award_notice(points=change.points, giver=giver.name, reason=change.reason,
+                                                    balance=balance, txn_id=txn.id), key=f"E{txn.id}:notice")
+    text = f"已奖励 {change.person.name}（{change.person.employee_no}）{change.points} 积分，记录编号 E{txn.id}。"
+    if giver.role == "manager":
+        text += f"\n本月剩余额度: {budget_left(ctx, giver.id)}"
+    return Text(text)
+
+
+def handle_deduct(event: Event, ctx: Context) -> Reply:
+    change = parse_change(ctx, event)
+    if isinstance(change, str):
+        return Text(msg.usage_text("deduct", DEDUCT_USAGE, DEDUCT_EXAMPLE, change))
+    actor = ctx.member
+    assert actor is not None
+    key = f"deduct:{event.platform}:{event.event_id}"
+    txn = ctx.ledger.find(key)
+    if txn is None:
+        if change.person.id == actor.id:
+            raise NotPermitted(msg.SELF_AWARD)
+        twin = recent_twin(ctx, "deduct", actor, change, -change.points)
+        if twin is not None:
+            return Text(msg.DUPLICATE_CHANGE.format(name=change.person.name, points=change.points, txn=twin.id,
+                                                    verb="扣除"))
+        txn = ctx.ledger.deduct(change.person.id, change.points, idem_key=key, reason=change.reason,
+                                actor_id=actor.id)
+    balance = wallet_balance(ctx, change.person.id)
+    ctx.notify(change.person.id, cards.deduct_notice(points=change.points, actor=actor.name, reason=change.reason,
+                                                     balance=balance, txn_id=txn.id), key=f"E{txn.id}:notice")
+    return Text(f"已扣除 {change.person.name}（{change.person.employee_no}）{change.points} 积分，"
+                f"记录编号 E{txn.id}。\n其当前可用积分: {balance}")
 
 
 def register(router: Router) -> None:
-    return None
+    router.command("award", aliases=("奖励", "give"), roles=GIVERS, usage=AWARD_USAGE, example=AWARD_EXAMPLE,
+                   summary="给同事发放积分（经理使用本月额度）")(handle_award)
+    router.command("deduct", aliases=("扣除",), roles=("hr", "admin"), usage=DEDUCT_USAGE, example=DEDUCT_EXAMPLE,
+                   summary="扣除员工积分")(handle_deduct)

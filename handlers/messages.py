@@ -55,3 +55,23 @@ def domain_error(exc: DomainError) -> str:
             detail = str(exc.args[0]) if exc.args and isinstance(exc, (InvalidState, NotPermitted, InvalidCode)) else ""
             return text if not detail or detail.isascii() else detail
     return "操作未完成，请检查输入后重试。"
+
+
+# ---- people: award, budget, appeal, todo, bind (handlers/award.py … handlers/bind.py) ----
+
+def usage_text(command: str, usage: str, example: str = "", problem: str = "") -> str:
+    """Bad input gets the command's usage, so the user can retry without asking anyone."""
+    lines = [problem] if problem else []
+    lines.append(f"用法: {usage}")
+    if example:
+        lines.append(f"例如: {example}")
+    return "\n".join(lines)
+
+
+DUPLICATE_CHANGE = ("60 秒内你已给 {name} {verb}过同样的 {points} 积分（E{txn}），疑似重复发送，本次未{verb}。"
+                    "如确需再次{verb}，请稍后再发送。")
+SELF_AWARD = "不能给自己发放或扣除积分。"
+OVER_MAX_AWARD = "单次奖励最多 {max} 积分。"
+OUTSIDE_TEAM = "你只能奖励自己的直属下属。"
+ALREADY_BOUND = "你的账号已绑定 {name}（{no}），无需重复绑定。"
+BOUND_ELSEWHERE = "这个聊天账号已绑定其他员工。如需更换，请先发送「解绑」。"

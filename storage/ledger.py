@@ -294,7 +294,11 @@ class Ledger:
                 return self._reverse_award(orig, idem_key, actor_id, reason, allow_partial)
             return self._reverse_deduct(orig, idem_key, actor_id, reason), 0
         result = self._once(idem_key, op)
-        return (result, 0) if isinstance(result, Txn) else result
+        if isinstance(result, Txn):  # a retry: report the shortfall the first call reported
+            orig = self.s.get(Txn, result.reverses_txn_id) if result.reverses_txn_id is not None else None
+            shortfall = orig.amount + result.amount if orig is not None and orig.kind == "award" else 0
+            return result, shortfall
+        return result
 
     def _reverse_award(self, orig: Txn, idem_key: str, actor_id: int | None, reason: str,
                        allow_partial: bool) -> tuple[Txn, int]:

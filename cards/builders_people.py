@@ -1,0 +1,72 @@
+"""Cards for awards, appeals, pending work and binding: domain values in, neutral Card out.
+
+Every button is the typed command it stands for, so a click runs the same checks as typing it.
+Cards with buttons get a task_id unique per card instance (WeCom rejects a reused task_id).
+"""
+from __future__ import annotations
+
+from cards.model import Button, Card
+
+
+def award_notice(*, points: int, giver: str, reason: str, balance: int, txn_id: int) -> Card:
+    """Told to the receiver: who, how many, why and the new balance (and how to object)."""
+    return Card(
+        title=f"你获得了 {points} 积分",
+        fields=(("发放人", giver), ("原因", reason), ("当前可用积分", str(balance)), ("记录编号", f"E{txn_id}")),
+        footer=f"如有疑问可发送: 申诉 E{txn_id} <原因>",
+    )
+
+
+def deduct_notice(*, points: int, actor: str, reason: str, balance: int, txn_id: int) -> Card:
+    return Card(
+        title=f"你被扣除了 {points} 积分",
+        fields=(("操作人", actor), ("原因", reason), ("当前可用积分", str(balance)), ("记录编号", f"E{txn_id}")),
+        footer=f"如有异议可发送: 申诉 E{txn_id} <原因>",
+    )
+
+
+def appeal_review(*, appeal_id: int, employee: str, employee_no: str, subject: str, reason: str,
+                  reviewer_id: int) -> Card:
+    """Sent to each reviewer; the buttons are the decide commands."""
+    ref = f"A{appeal_id}"
+    return Card(
+        title=f"新的积分申诉 {ref}",
+        fields=(("申诉人", f"{employee}（{employee_no}）"), ("申诉对象", subject), ("理由", reason)),
+        buttons=(Button("通过申诉", f"通过申诉 {ref}", "primary"), Button("驳回申诉", f"驳回申诉 {ref}", "danger")),
+        footer=f"也可发送: 通过申诉 {ref} <积分> <备注>（按积分补发）",
+        task_id=f"{ref}-review-{reviewer_id}",
+    )
+
+
+def appeal_decided(*, appeal_id: int, approved: bool, decider: str, outcome: str, note: str) -> Card:
+    """Told to the appellant once, whichever reviewer decided."""
+    fields = [("处理人", decider), ("结果", outcome)]
+    if note:
+        fields.append(("备注", note))
+    return Card(title=f"你的申诉 A{appeal_id} 已{'通过' if approved else '驳回'}", fields=tuple(fields))
+
+
+def unbind_confirm(*, request_id: int, employee: str, accounts: str, by_other: str = "") -> Card:
+    """Asks the target employee to confirm; nothing is removed until they click."""
+    ref = f"U{request_id}"
+    lines = [f"{by_other} 发起了解绑申请 {ref}。"] if by_other else [f"解绑申请 {ref} 已创建。"]
+    lines.append(f"将解除 {employee} 的聊天账号绑定: {accounts}")
+    lines.append("解绑后将不再向这些账号推送消息；如需再次使用请向 HR 索取绑定码。")
+    return Card(title=f"确认解绑 {ref}", lines=tuple(lines),
+                buttons=(Button("确认解绑", f"确认解绑 {ref}", "danger"),), task_id=f"{ref}-confirm")
+
+
+def todo_card(sections: list[tuple[str, list[str], int]]) -> Card:
+    """Pending work as (heading, shown lines, how many in total) sections."""
+    lines: list[str] = []
+    for heading, rows, total in sections:
+        if total == 0:
+            continue
+        lines.append(f"【{heading}】{total} 项")
+        lines.extend(f"· {row}" for row in rows)
+        if total > len(rows):
+            lines.append(f"…还有 {total - len(rows)} 项")
+    if not lines:
+        return Card(title="待办", lines=("暂无待办事项。",))
+    return Card(title="待办", lines=tuple(lines))
+
