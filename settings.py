@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -369,6 +370,36 @@ def parse_rules(raw: Any) -> tuple[Rule, ...]:
     return rules
 
 
+SELF_POINTING_KEYS = (("wecom", "api_base"), ("wecom", "group_webhook_base"), ("dingtalk", "api_base"),
+                      ("dingtalk", "oapi_base"))
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""}
+
+
+def _refuse_self_pointing_apis(sections: Mapping[str, dict[str, Any]]) -> None:
+    """Without the playground, an API base aimed at this app is a copied demo config: refuse to start.
+
+    Otherwise the outbox would post every message to a route that does not exist (404) and the
+    operator would see a bot that silently never answers.
+    """
+    if sections["playground"]["enabled"]:
+        return
+    server = sections["server"]
+    host, port = str(server["host"]).strip("[]").lower(), server["port"]
+    hosts = _LOCAL_HOSTS | {host} if host in _LOCAL_HOSTS else {host}
+    public = str(server["public_url"]).rstrip("/").lower()
+    for section, key in SELF_POINTING_KEYS:
+        url = str(sections[section][key]).strip()
+        parts = urlsplit(url.lower())
+        try:
+            url_port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        except ValueError:
+            url_port = None
+        if ("/playground/fake" in parts.path or (public and (url.lower() + "/").startswith(public + "/"))
+                or ((parts.hostname or "") in hosts and url_port == port)):
+            raise ConfigError(f"{section}.{key}: {url} points at this app itself (the playground's fake API); "
+                              f"set the platform's real address, e.g. {DEFAULTS[section][key]}")
+
+
 def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settings:
     unknown = set(data) - set(DEFAULTS) - set(LIST_SECTIONS)
     if unknown:
@@ -376,6 +407,7 @@ def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settin
     sections = {name: _section(name, data.get(name)) for name in DEFAULTS}
     _validate_platforms(sections["wecom"], sections["dingtalk"])
     _validate_misc(sections["server"], sections["points"], sections["leavers"], sections["leaderboard"])
+    _refuse_self_pointing_apis(sections)
     return Settings(**sections, catalog=parse_catalog(data.get("catalog")), rules=parse_rules(data.get("rules")),
                     source=source)
 

@@ -19,8 +19,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import requests
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot.dingtalk.send import DingTalkClient
 from bot.http import make_session
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DINGTALK_CALLS = "dingtalk:calls"  # RateBucket destination; window = YYYY-MM in server.timezone
 _build_lock = threading.Lock()
+_quota_logged: set[str] = set()
 
 
 def build_clients(settings: Settings, *, session: requests.Session | None = None,
@@ -76,6 +78,29 @@ def count_dingtalk_call(db: Database, settings: Settings, now: datetime | None =
         except IntegrityError:  # another worker created it first
             s.execute(update(RateBucket).where(RateBucket.destination == DINGTALK_CALLS, RateBucket.window == window)
                       .values(count=RateBucket.count + n))
+
+
+def quota_reached(settings: Settings, s: Session, now: datetime) -> bool:
+    """True once this month's DingTalk calls reached ``dingtalk.monthly_api_quota`` (logged once a month)."""
+    window = month_window(settings, now)
+    used = s.scalar(select(RateBucket.count).where(RateBucket.destination == DINGTALK_CALLS,
+                                                   RateBucket.window == window)) or 0
+    if used < settings.dingtalk["monthly_api_quota"]:
+        return False
+    if window not in _quota_logged:
+        _quota_logged.add(window)
+        log.error("dingtalk: monthly API quota reached (%s calls in %s); personal DingTalk notices are skipped "
+                  "until next month", used, window)
+    return True
+
+
+def exhaust_quota(db: Database, settings: Settings, now: datetime) -> None:
+    """DingTalk said the quota is used up: make our counter agree, so personal notices stop."""
+    window, quota = month_window(settings, now), settings.dingtalk["monthly_api_quota"]
+    count_dingtalk_call(db, settings, now, n=0)
+    with db.session_scope() as s:
+        s.execute(update(RateBucket).where(RateBucket.destination == DINGTALK_CALLS, RateBucket.window == window,
+                                           RateBucket.count < quota).values(count=quota))
 
 
 def call_counter(bot: Any) -> Callable[[str], None]:

@@ -1,6 +1,128 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""申诉/appeal, 通过申诉/approve and 驳回申诉/deny.
+
+The appellant names a change by its ``E<n>`` (or ``-`` for points that never came); reviewers get a
+card whose buttons are the decide commands. Only references are read where a reference is
+expected, so a typo gets the usage text instead of acting on the wrong object.
+"""
+from __future__ import annotations
+
+import re
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import Reply, Text
 from bot.router import Router
+from cards import builders_people as cards
+from handlers import messages as msg
+from handlers.award import parse_points
+from storage import appeals
+from storage.models import Employee, Txn
+
+APPEAL_USAGE = "申诉 <E编号> <理由>，或 申诉 - <理由>（应得但未收到的积分）"
+APPEAL_EXAMPLE = "申诉 E12 扣分有误，当天我在出差"
+APPROVE_USAGE = "通过申诉 <A编号> [积分] [备注]（写积分则按积分补发，不写则撤销被申诉的记录）"
+APPROVE_EXAMPLE = "通过申诉 A3 50 补发上月全勤"
+DENY_USAGE = "驳回申诉 <A编号> [备注]"
+DENY_EXAMPLE = "驳回申诉 A3 已核实无误"
+DECIDERS = ("manager", "hr", "admin")
+DASHES = ("-", "—", "–", "－")
+KIND_TEXT = {"award": "奖励", "deduct": "扣除", "expire": "过期", "hold": "兑换冻结", "settle": "兑换完成",
+             "release": "兑换退回", "reverse": "撤销", "transfer": "转移"}
+_NUMBERISH = re.compile(r"^[+\-]?\d+(?:积分|分)?$")
+
+
+def parse_ref(token: str, prefix: str) -> int | None:
+    """``E12`` / ``e12`` → 12 for prefix ``E``; anything else → None."""
+    m = re.fullmatch(rf"{prefix}(\d{{1,12}})", token.strip(), re.IGNORECASE)
+    return int(m.group(1)) if m else None
+
+
+def describe_txn(ctx: Context, txn_id: int | None) -> str:
+    if txn_id is None:
+        return "应得但未收到的积分"
+    txn = ctx.session.get(Txn, txn_id)
+    if txn is None:
+        return f"E{txn_id}"
+    what = KIND_TEXT.get(txn.kind, txn.kind)
+    return f"E{txn.id}（{what} {txn.amount:+d} 积分" + (f"：{txn.reason}" if txn.reason else "") + "）"
+
+
+def handle_appeal(event: Event, ctx: Context) -> Reply:
+    args = ctx.args.strip()
+    if args[:1] in DASHES:
+        txn_id, reason = None, args[1:].strip()
+    else:
+        first, _, reason = args.partition(" ")
+        txn_id, reason = parse_ref(first, "E"), reason.strip()
+        if txn_id is None:
+            return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明 E 开头的记录编号（发送「明细」查看）。"))
+    if not reason:
+        return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明申诉理由。"))
+    member = ctx.member
+    assert member is not None
+    appeal = appeals.create(ctx.session, member, txn_id, reason, now=ctx.now())
+    subject = describe_txn(ctx, txn_id)
+    who = appeals.reviewers(ctx.session, appeal)
+    for reviewer in who:
+        card = cards.appeal_review(appeal_id=appeal.id, employee=member.name, employee_no=member.employee_no,
+                                   subject=subject, reason=reason, reviewer_id=reviewer.id)
+        ctx.notify(reviewer.id, card, key=f"A{appeal.id}:review:{reviewer.id}")
+    told = f"已通知 {len(who)} 位审核人（经理/HR）" if who else "暂无可通知的审核人，请联系 HR"
+    return Text(f"已提交申诉 A{appeal.id}（{subject}），{told}。处理结果会通知你。")
+
+
+def _outcome(decision: appeals.Decision, points: int | None) -> str:
+    appeal = decision.appeal
+    if not decision.approved:
+        return "驳回"
+    assert decision.txn is not None
+    if points is not None:
+        return f"补发 {points} 积分（E{decision.txn.id}）"
+    text = f"撤销 E{appeal.txn_id}（E{decision.txn.id}）"
+    if decision.shortfall:
+        text += f"，其中 {decision.shortfall} 积分已被使用无法收回，已转 HR 处理"
+    return text
+
+
+def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
+    name, usage, example = ("approve", APPROVE_USAGE, APPROVE_EXAMPLE) if approve else ("deny", DENY_USAGE, DENY_EXAMPLE)
+    tokens = ctx.args.split()
+    appeal_id = parse_ref(tokens[0], "A") if tokens else None
+    if appeal_id is None:
+        return Text(msg.usage_text(name, usage, example, "请写明 A 开头的申诉编号。"))
+    rest, points = tokens[1:], None
+    if approve and rest and _NUMBERISH.match(rest[0]):
+        points = parse_points(rest[0])
+        if points is None:
+            return Text(msg.usage_text(name, usage, example, "积分数量需为正整数。"))
+        rest = rest[1:]
+    decider = ctx.member
+    assert decider is not None
+    note = " ".join(rest)
+    decision = appeals.decide(ctx.session, ctx.ledger, appeal_id, decider, approve=approve, points=points,
+                              note=note, now=ctx.now())
+    outcome = _outcome(decision, points)
+    appellant = ctx.session.get(Employee, decision.appeal.employee_id)
+    assert appellant is not None
+    ctx.notify(appellant.id, cards.appeal_decided(appeal_id=appeal_id, approved=approve, decider=decider.name,
+                                                  outcome=outcome, note=note), key=f"A{appeal_id}:decided")
+    verb = "通过" if approve else "驳回"
+    return Text(f"申诉 A{appeal_id} 已{verb}: {outcome}。已通知 {appellant.name}。")
+
+
+def handle_approve(event: Event, ctx: Context) -> Reply:
+    return _decide(event, ctx, True)
+
+
+def handle_deny(event: Event, ctx: Context) -> Reply:
+    return _decide(event, ctx, False)
 
 
 def register(router: Router) -> None:
-    return None
+    router.command("appeal", aliases=("申诉",), usage=APPEAL_USAGE, example=APPEAL_EXAMPLE,
+                   summary="对积分记录提出申诉")(handle_appeal)
+    router.command("approve", aliases=("通过申诉",), roles=DECIDERS, usage=APPROVE_USAGE, example=APPROVE_EXAMPLE,
+                   summary="通过申诉（补发或撤销）")(handle_approve)
+    router.command("deny", aliases=("驳回申诉",), roles=DECIDERS, usage=DENY_USAGE, example=DENY_EXAMPLE,
+                   summary="驳回申诉")(handle_deny)
+

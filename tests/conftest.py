@@ -113,3 +113,52 @@ def engine_db(engine_url: str, clock) -> Iterator[Database]:
     reset_schema(db)
     yield db
     db.dispose()
+
+
+# ---- secrets never reach the logs (T12) -----------------------------------------------------------
+import logging  # noqa: E402
+import re  # noqa: E402
+
+_LOG_RECORDS: list[str] = []
+LEAK_PATTERNS = [
+    re.compile(r"access_token=(?!\*)[^&\s\"']+"),
+    re.compile(r"<FromUserName>"),  # a decrypted WeCom message body
+    re.compile(r'"senderStaffId"'),  # a DingTalk robot message body
+]
+
+
+class _Capture(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _LOG_RECORDS.append(record.getMessage() + (self.format(record) if record.exc_info else ""))
+        except Exception:
+            pass
+
+
+def known_secrets() -> list[str]:
+    from tests.e2e.conftest import DINGTALK, WECOM
+
+    keys = ("secret", "token", "encoding_aes_key", "contacts_token", "contacts_encoding_aes_key", "app_secret",
+            "aes_key", "card_api_secret")
+    return [v for conf in (WECOM, DINGTALK) for k, v in conf.items() if k in keys and v]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    handler = _Capture(level=logging.INFO)
+    logging.getLogger().addHandler(handler)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    secrets = known_secrets()
+    leaks = [line for line in _LOG_RECORDS
+             if any(s in line for s in secrets) or any(p.search(line) for p in LEAK_PATTERNS)]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"log scan: {len(_LOG_RECORDS)} log records at INFO and above checked for secrets, "
+                            f"tokens and message bodies: {len(leaks)} leak(s)")
+        for line in leaks[:10]:
+            reporter.write_line(f"  LEAK: {line[:200]}")
+    if leaks and session.exitstatus == 0:
+        session.exitstatus = 1

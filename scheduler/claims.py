@@ -1,0 +1,122 @@
+"""Exactly-once job runs per period, from any number of scheduler processes (reliability.md §5.2).
+
+Why a database claim and not a lock file or APScheduler's job store: APScheduler 3 cannot share a job
+store between processes, and field reports show jobs running once per gunicorn worker or host. A row
+in ``job_runs`` with UNIQUE (job, period) works on SQLite, PostgreSQL and MariaDB alike: the first
+INSERT wins, everyone else sees the conflict. A ``lease_until`` lets another scheduler take over a
+run whose owner crashed; a finished (``done``) period is never run again unless forced.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.db import Database
+from storage.models import JobRun
+
+Granularity = Literal["day", "week", "month", "halfhour", "none"]
+
+# How often each job's effect may happen; the period key is derived from this, not from the cron
+# expression, so an operator moving a daily job to 02:00 cannot make it run twice in a day.
+GRANULARITY: dict[str, Granularity] = {
+    "expire-points": "day",
+    "expiry-notices": "day",
+    "leaderboard": "week",
+    "manager-digest": "week",
+    "hr-digest": "week",
+    "budget-grant": "month",
+    "leaver-policy": "day",
+    "reconcile-approvals": "halfhour",
+    "deliver-outbox": "none",
+}
+
+
+def local(now: datetime, tz: ZoneInfo) -> datetime:
+    """A naive-UTC database time as an aware local time."""
+    return now.replace(tzinfo=timezone.utc).astimezone(tz)
+
+
+def to_utc(moment: datetime) -> datetime:
+    """An aware time as naive UTC (how the database stores every timestamp)."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def period_key(job: str, now: datetime, tz: ZoneInfo) -> str:
+    """``YYYY-MM-DD`` (daily), ``YYYY-Www`` (ISO week), ``YYYY-MM`` (monthly) in the server time zone."""
+    at = local(now, tz) if now.tzinfo is None else now.astimezone(tz)
+    kind = GRANULARITY.get(job, "day")
+    if kind == "week":
+        year, week, _ = at.isocalendar()
+        return f"{year}-W{week:02d}"
+    if kind == "month":
+        return f"{at:%Y-%m}"
+    if kind == "halfhour":
+        return f"{at:%Y-%m-%dT%H}:{0 if at.minute < 30 else 30:02d}"
+    if kind == "none":
+        return f"{at:%Y-%m-%dT%H:%M:%S}"
+    return f"{at:%Y-%m-%d}"
+
+
+def period_day(period: str) -> date:
+    """The date of a daily period key."""
+    return date.fromisoformat(period[:10])
+
+
+def claim(db: Database, job: str, period: str, owner: str, now: datetime, lease_seconds: float, *,
+          force: bool = False) -> bool:
+    """Take the (job, period) run; False when it is done, or running under a live lease elsewhere.
+
+    A ``failed`` run may be taken again at once (its owner gave up); ``force`` also re-runs a
+    ``done`` period but never one that is running under a live lease.
+    """
+    until = now + timedelta(seconds=lease_seconds)
+    with db.session_scope() as s:
+        try:
+            with s.begin_nested():
+                s.add(JobRun(job=job, period=period, status="running", owner=owner[:128], started_at=now,
+                             lease_until=until, detail=""))
+                s.flush()
+            return True
+        except IntegrityError:
+            pass
+        takeable = [(JobRun.status == "running") & (JobRun.lease_until < now), JobRun.status == "failed"]
+        if force:
+            takeable.append(JobRun.status == "done")
+        res = s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, or_(*takeable))
+                        .values(status="running", owner=owner[:128], started_at=now, lease_until=until,
+                                finished_at=None))
+        return res.rowcount == 1
+
+
+def renew(db: Database, job: str, period: str, owner: str, now: datetime, lease_seconds: float) -> bool:
+    """Extend our lease during a long run; False if another scheduler has taken the run over."""
+    with db.session_scope() as s:
+        return s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, JobRun.owner == owner[:128],
+                                              JobRun.status == "running")
+                         .values(lease_until=now + timedelta(seconds=lease_seconds))).rowcount == 1
+
+
+def finish(db: Database, job: str, period: str, owner: str, now: datetime, *, ok: bool = True,
+           detail: str = "") -> bool:
+    """Mark our run done (or failed, so it may be taken again); False if we no longer own it."""
+    with db.session_scope() as s:
+        return s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, JobRun.owner == owner[:128])
+                         .values(status="done" if ok else "failed", finished_at=now,
+                                 lease_until=now, detail=detail[:4000])).rowcount == 1
+
+
+def has_run(db: Database, job: str, period: str) -> bool:
+    """Whether any run (done, running or failed) exists for the period: the catch-up test."""
+    with db.session_scope() as s:
+        return s.scalar(select(JobRun.id).where(JobRun.job == job, JobRun.period == period)) is not None
+
+
+def last_done(db: Database, job: str, before: str) -> str | None:
+    """The newest finished period of ``job`` earlier than ``before`` (keys sort chronologically)."""
+    with db.session_scope() as s:
+        return s.scalar(select(JobRun.period).where(JobRun.job == job, JobRun.status == "done", JobRun.period < before)
+                        .order_by(JobRun.period.desc()).limit(1))
