@@ -70,3 +70,8 @@ def todo_card(sections: list[tuple[str, list[str], int]]) -> Card:
         return Card(title="待办", lines=("暂无待办事项。",))
     return Card(title="待办", lines=tuple(lines))
 
+
+
+def unbind_done(*, request_id: int, employee: str, count: int) -> Card:
+    """Told to whoever started someone else's unbind, once the owner confirmed."""
+    return Card(title=f"解绑申请 U{request_id} 已完成", lines=(f"{employee} 已确认，解除了 {count} 个聊天账号绑定。",))

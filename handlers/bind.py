@@ -1,6 +1,108 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""绑定/bind, 解绑/unbind and 确认解绑/confirm-unbind.
+
+Binding proves identity with a one-time code from HR (``flask bind-code``), so it is open to
+unbound users. Unbinding always goes through a request the account's owner confirms (HR may start
+one for someone else); after it nothing is pushed to that account, because the outbox resolves
+bindings when it sends, not when it queues.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import CardReply, Reply, Text
 from bot.router import Router
+from cards import builders_people as cards
+from handlers import messages as msg
+from handlers.appeal import parse_ref
+from handlers.award import find_target
+from storage import bindings, members
+from storage.errors import InvalidCode, UnknownEmployee
+from storage.models import Binding, Employee, UnbindRequest
+
+BIND_USAGE = "绑定 <工号> <绑定码>（绑定码向 HR 索取，24 小时内有效）"
+BIND_EXAMPLE = "绑定 E1001 48392017"
+UNBIND_USAGE = "解绑 [工号/@同事/姓名]（为他人解绑仅限 HR、管理员）"
+UNBIND_EXAMPLE = "解绑"
+CONFIRM_USAGE = "确认解绑 <U编号>"
+CONFIRM_EXAMPLE = "确认解绑 U3"
+PLATFORM_NAMES = {"wecom": "企业微信", "dingtalk": "钉钉"}
+_CODE = re.compile(r"^\d{6,8}$")
+
+
+def handle_bind(event: Event, ctx: Context) -> Reply:
+    tokens = ctx.args.split()
+    if len(tokens) != 2 or not _CODE.match(tokens[1]):
+        return Text(msg.usage_text("bind", BIND_USAGE, BIND_EXAMPLE))
+    employee_no, code = tokens
+    user_id = event.actor.platform_user_id
+    current = ctx.session.scalar(select(Binding).where(Binding.platform == event.platform,
+                                                       Binding.platform_user_id == user_id))
+    if current is not None:  # checked first, so a code is not used up for nothing
+        owner = ctx.session.get(Employee, current.employee_id)
+        if owner is not None and owner.employee_no == employee_no:
+            return Text(msg.ALREADY_BOUND.format(name=owner.name, no=owner.employee_no))
+        return Text(msg.BOUND_ELSEWHERE)
+    try:
+        emp = bindings.redeem_code(ctx.session, employee_no, code, ctx.now())
+    except InvalidCode as exc:  # answered, not raised: the wrong-try count must be kept
+        return Text(msg.domain_error(exc))
+    members.bind(ctx.session, emp, event.platform, user_id, now=ctx.now(), actor_id=emp.id, how="code")
+    return Text(f"绑定成功！你好，{emp.name}（{emp.employee_no}）。\n发送「积分」查询余额，发送「帮助」查看全部命令。")
+
+
+def _accounts(ctx: Context, employee_id: int, platform: str) -> str:
+    bound = members.bound_ids(ctx.session, employee_id)
+    shown = [f"{PLATFORM_NAMES.get(p, p)} {uid}" for p, uid in sorted(bound.items()) if not platform or p == platform]
+    return "、".join(shown)
+
+
+def handle_unbind(event: Event, ctx: Context) -> Reply:
+    member = ctx.member
+    assert member is not None
+    target = member
+    if ctx.args:
+        try:
+            target = find_target(ctx, event, ctx.args.split()[0])
+        except UnknownEmployee as exc:
+            return Text(msg.usage_text("unbind", UNBIND_USAGE, UNBIND_EXAMPLE, msg.domain_error(exc)))
+    platform = event.platform if target.id == member.id else ""
+    accounts = _accounts(ctx, target.id, platform)
+    if not accounts:
+        return Text(f"{target.name}（{target.employee_no}）没有可解绑的聊天账号。")
+    req = bindings.request_unbind(ctx.session, target, member, platform, ctx.now())
+    if req.status == bindings.DONE:
+        return Text(f"{target.name} 已离职，已直接解除绑定: {accounts}（U{req.id}）。")
+    if target.id == member.id:
+        return CardReply(cards.unbind_confirm(request_id=req.id, employee=target.name, accounts=accounts))
+    card = cards.unbind_confirm(request_id=req.id, employee=target.name, accounts=accounts, by_other=member.name)
+    ctx.notify(target.id, card, key=f"U{req.id}:confirm")
+    return Text(f"已发起解绑申请 U{req.id}，等待 {target.name}（{target.employee_no}）确认。")
+
+
+def handle_confirm_unbind(event: Event, ctx: Context) -> Reply:
+    tokens = ctx.args.split()
+    req_id = parse_ref(tokens[0], "U") if len(tokens) == 1 else None
+    req = ctx.session.get(UnbindRequest, req_id) if req_id is not None else None
+    if req is None:
+        return Text(msg.usage_text("confirm-unbind", CONFIRM_USAGE, CONFIRM_EXAMPLE, "找不到这条解绑申请。"))
+    member = ctx.member
+    assert member is not None
+    count = bindings.complete_unbind(ctx.session, req, member, ctx.now())
+    target = ctx.session.get(Employee, req.employee_id)
+    if req.requested_by != member.id and target is not None:
+        ctx.notify(req.requested_by, cards.unbind_done(request_id=req.id, employee=target.name, count=count),
+                   key=f"U{req.id}:done")
+    return Text(f"已解绑 {count} 个聊天账号（U{req.id}）。此后不会再向这些账号推送消息；如需重新绑定，请向 HR 索取绑定码。")
 
 
 def register(router: Router) -> None:
-    return None
+    router.command("bind", aliases=("绑定",), open=True, usage=BIND_USAGE, example=BIND_EXAMPLE,
+                   summary="用绑定码绑定员工账号")(handle_bind)
+    router.command("unbind", aliases=("解绑",), usage=UNBIND_USAGE, example=UNBIND_EXAMPLE,
+                   summary="解除聊天账号绑定")(handle_unbind)
+    router.command("confirm-unbind", aliases=("确认解绑",), usage=CONFIRM_USAGE, example=CONFIRM_EXAMPLE,
+                   summary="确认解绑申请")(handle_confirm_unbind)

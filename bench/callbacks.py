@@ -1,0 +1,186 @@
+"""Callbacks per second and latency through gunicorn on 127.0.0.1, next to a bare Flask endpoint.
+
+Usage: .venv/bin/python bench/callbacks.py [--seconds 10] [--workers 4] [--url sqlite:///...]
+Prints, for a bare endpoint, an encrypted WeCom text message ("积分" from a bound employee) and a
+signed DingTalk robot message: max throughput with 8 client threads, then p50/p99 at 100 callbacks/s.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e import signing  # noqa: E402
+
+CONF = {"wecom": {"token": "benchToken", "key": "pointsbotBenchWeComEncodingAesKey012345678A", "corp": "wwbench"},
+        "dingtalk": {"secret": "bench-dingtalk-secret"}}
+
+
+def write_config(path: Path, db_url: str, port: int) -> None:
+    path.write_text(f"""
+[server]
+port = {port}
+log_level = "WARNING"
+[database]
+url = "{db_url}"
+sqlite_synchronous = "NORMAL"
+[wecom]
+enabled = true
+corp_id = "{CONF['wecom']['corp']}"
+agent_id = 1000002
+secret = "s"
+token = "{CONF['wecom']['token']}"
+encoding_aes_key = "{CONF['wecom']['key']}"
+api_base = "http://127.0.0.1:9/unused"
+[dingtalk]
+enabled = true
+app_key = "dingbench"
+app_secret = "{CONF['dingtalk']['secret']}"
+token = "t123"
+aes_key = "pointsbotBenchDingTalkEventAesKey012345678B"
+api_base = "http://127.0.0.1:9/unused"
+oapi_base = "http://127.0.0.1:9/unused"
+[[catalog]]
+sku = "card100"
+name = "100元购物卡"
+cost = 1000
+""", encoding="utf-8")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_requests(kind: str, n: int, start_id: int) -> list[tuple[str, str, bytes, dict[str, str]]]:
+    out = []
+    for i in range(n):
+        if kind == "bare":
+            out.append(("GET", "/bare", b"", {}))
+        elif kind == "wecom":
+            ts = int(time.time())
+            xml = signing.wecom_text_xml(f"user{i % 50}", CONF["wecom"]["corp"], "积分", start_id + i, ts)
+            q, b = signing.wecom_post(CONF["wecom"]["token"], CONF["wecom"]["key"], CONF["wecom"]["corp"], xml, ts)
+            out.append(("POST", "/callback/wecom?" + urlencode(q), b, {}))
+        else:
+            ts = int(time.time() * 1000)
+            body = signing.robot_body(f"user{i % 50}", "积分", f"msg{start_id + i}")
+            out.append(("POST", "/callback/dingtalk/robot", body, signing.robot_headers(CONF["dingtalk"]["secret"], ts)))
+    return out
+
+
+def run_load(port: int, reqs: list, threads: int, rate: float | None) -> tuple[float, list[float], int]:
+    """Send all requests; with ``rate``, paced at that many per second overall."""
+    lat: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    it = iter(enumerate(reqs))
+    t0 = time.perf_counter()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while True:
+            with lock:
+                nxt = next(it, None)
+            if nxt is None:
+                break
+            i, (method, path, body, headers) = nxt
+            if rate:
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            start = time.perf_counter()
+            try:
+                conn.request(method, path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+            except Exception:
+                ok = False
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            with lock:
+                lat.append((time.perf_counter() - start) * 1000)
+                errors[0] += 0 if ok else 1
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.perf_counter() - t0, lat, errors[0]
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--url", default="")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pb-bench-"))
+    port = free_port()
+    db_url = args.url or f"sqlite:///{tmp / 'bench.db'}"
+    conf = tmp / "config.toml"
+    write_config(conf, db_url, port)
+    env = {**os.environ, "POINTSBOT_CONFIG": str(conf), "PYTHONPATH": str(ROOT)}
+    py = sys.executable
+    subprocess.run([py, "-m", "flask", "--app", "app", "db", "upgrade"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    roster = tmp / "roster.csv"
+    roster.write_text("employee_no,name,department,manager_no,role,dingtalk_userid,wecom_userid\n" +
+                      "".join(f"E{i},员工{i},研发部,,employee,user{i},user{i}\n" for i in range(50)), encoding="utf-8")
+    subprocess.run([py, "-m", "flask", "--app", "app", "import-employees", str(roster)], env=env, cwd=ROOT,
+                   capture_output=True)
+    server = subprocess.Popen([str(Path(py).parent / "gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
+                               "--log-level", "warning", "bench.wsgi:app"], env=env, cwd=ROOT)
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/bare")
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(0.5)
+        print(f"engine: {db_url.split(':')[0]}, gunicorn {args.workers} sync workers, client 8 threads, 127.0.0.1")
+        print(f"{'endpoint':<22}{'max req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'@100/s p50':>12}{'@100/s p99':>12}{'errors':>8}")
+        results = {}
+        next_id = 1
+        for kind in ("bare", "wecom", "dingtalk"):
+            n = int(900 * args.seconds / 8) if kind != "bare" else 3000
+            reqs = make_requests(kind, n, next_id)
+            next_id += n
+            elapsed, lat, err = run_load(port, reqs, 8, None)
+            paced = make_requests(kind, int(100 * args.seconds), next_id)
+            next_id += len(paced)
+            _, plat, perr = run_load(port, paced, 8, 100.0)
+            rps = len(reqs) / elapsed
+            results[kind] = rps
+            print(f"{kind:<22}{rps:>10.0f}{statistics.median(lat):>9.1f}{pct(lat, .99):>9.1f}"
+                  f"{statistics.median(plat):>12.1f}{pct(plat, .99):>12.1f}{err + perr:>8}")
+        for kind in ("wecom", "dingtalk"):
+            print(f"ratio {kind}/bare: {results[kind] / results['bare']:.2f}")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

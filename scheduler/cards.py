@@ -1,0 +1,113 @@
+"""Neutral cards for the scheduled jobs (rendered per platform by ``cards/render_*.py``).
+
+Why separate builders: the jobs decide *who* gets *what numbers*; these functions decide the words.
+Chinese first, numbers as plain digits, and each button is the command a user could type (cards/model.py).
+Digests are one aggregated message per recipient, never one per item (platform rate limits, §4).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from cards.model import Button, Card
+
+SHOP_HINT = "积分即将过期，可前往商城兑换"
+MAX_LIST = 10
+
+
+def _more(items: list[str], total: int, unit: str = "项") -> list[str]:
+    shown = items[:MAX_LIST]
+    if total > len(shown):
+        shown.append(f"……等共 {total} {unit}")
+    return shown
+
+
+def expired_card(points: int, day: date, balance: int | None = None) -> Card:
+    fields = [("过期积分", str(points)), ("日期", day.isoformat())]
+    if balance is not None:
+        fields.append(("当前余额", str(balance)))
+    return Card(title="积分已过期", lines=(f"您有 {points} 积分已于 {day:%Y-%m-%d} 到期失效。",),
+                fields=tuple(fields), footer="积分自获得之日起有效期有限，请及时兑换。")
+
+
+def expiry_notice_card(points: int, expires: date, days: int, task_id: str) -> Card:
+    return Card(title="积分即将过期",
+                lines=(f"您有 {points} 积分将于 {expires:%Y-%m-%d} 过期（还有 {days} 天）。", SHOP_HINT),
+                fields=(("即将过期", str(points)), ("过期日期", f"{expires:%Y-%m-%d}")),
+                buttons=(Button("去商城", "商城"), Button("我的积分", "积分", "default")),
+                task_id=task_id)
+
+
+@dataclass(frozen=True)
+class BoardEntry:
+    rank: int
+    name: str
+    department: str
+    points: int
+
+
+def leaderboard_card(label: str, top: list[BoardEntry], departments: list[tuple[str, list[BoardEntry]]]) -> Card:
+    lines = [f"{e.rank}. {e.name}（{e.department or '—'}） {e.points} 分" for e in top] or ["本期暂无积分记录。"]
+    if departments:
+        lines.append("各部门第一：")
+        lines += [f"{dept or '未分部门'}：{rows[0].name} {rows[0].points} 分" for dept, rows in departments if rows]
+    return Card(title=f"积分排行榜 · {label}", lines=tuple(lines), footer="发送「排行榜」查看完整榜单")
+
+
+@dataclass
+class ManagerDigest:
+    name: str
+    awarded_by_me: int = 0
+    awarded_to_team: int = 0
+    budget_used: int = 0
+    budget_left: int = 0
+    open_appeals: int = 0
+    team_orders: int = 0
+    quiet: list[str] = field(default_factory=list)
+
+
+def manager_digest_card(d: ManagerDigest, week: str, task_id: str) -> Card:
+    lines = [f"{d.name}，这是您团队本周（{week}）的积分周报。"]
+    if d.quiet:
+        lines.append("近 30 天未获得积分的成员：" + "、".join(_more(d.quiet, len(d.quiet), "人")))
+    else:
+        lines.append("团队成员近 30 天都获得过积分。")
+    buttons = [Button("待办", "待办"), Button("额度", "额度", "default")]
+    return Card(title="团队积分周报", lines=tuple(lines),
+                fields=(("本周您发放", str(d.awarded_by_me)), ("团队本周获得", str(d.awarded_to_team)),
+                        ("本月额度已用", str(d.budget_used)), ("本月额度剩余", str(d.budget_left)),
+                        ("待处理申诉", str(d.open_appeals)), ("团队待发放订单", str(d.team_orders))),
+                buttons=tuple(buttons), task_id=task_id)
+
+
+@dataclass
+class HrDigest:
+    orders: list[str] = field(default_factory=list)  # oldest first, already formatted
+    orders_total: int = 0
+    appeals: list[str] = field(default_factory=list)
+    appeals_total: int = 0
+    leavers: list[str] = field(default_factory=list)
+    leavers_total: int = 0
+    trend: list[str] = field(default_factory=list)  # "item: w1/w2/w3/w4"
+    expiring: list[str] = field(default_factory=list)  # "dept: points"
+    expiring_month: str = ""
+    bindings: list[str] = field(default_factory=list)
+
+
+def hr_digest_card(d: HrDigest, week: str) -> Card:
+    lines: list[str] = [f"待发放订单（最早的在前）：{d.orders_total}"]
+    lines += _more(d.orders, d.orders_total)
+    lines.append(f"待处理申诉：{d.appeals_total}")
+    lines += _more(d.appeals, d.appeals_total)
+    lines.append(f"已离职仍有积分：{d.leavers_total} 人")
+    lines += _more(d.leavers, d.leavers_total, "人")
+    lines.append("近 4 周兑换趋势（每周件数，由远及近）：")
+    lines += d.trend[:MAX_LIST] or ["近 4 周没有兑换。"]
+    lines.append(f"{d.expiring_month} 将过期积分（按部门）：")
+    lines += d.expiring[:MAX_LIST] or ["下月没有将过期的积分。"]
+    if d.bindings:
+        lines.append("绑定审计：")
+        lines += d.bindings[:MAX_LIST]
+    return Card(title=f"HR 积分周报 · {week}", lines=tuple(lines),
+                fields=(("待发放订单", str(d.orders_total)), ("待处理申诉", str(d.appeals_total))),
+                buttons=(Button("待办", "待办"),), task_id=f"hr-digest-{week}")

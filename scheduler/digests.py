@@ -1,0 +1,119 @@
+"""Set-based reads for the weekly manager and HR digests.
+
+Why set-based: with 10,000 employees and ~1,000 managers, one query per manager per figure would be
+thousands of round trips; instead each figure is one GROUP BY over everyone, each in its own short
+transaction (on SQLite every transaction takes the write lock, so long reads would stall webhooks).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import aliased
+
+from scheduler.cards import HrDigest, ManagerDigest
+from storage.db import Database
+from storage.models import Account, Appeal, Employee, Entry, Lot, Order, Txn
+
+AWAITING_FULFILMENT = "awaiting_fulfilment"
+REDEEMED = ("awaiting_fulfilment", "fulfilled")
+
+
+def _rows(db: Database, query: Any) -> list[Any]:
+    with db.session_scope() as s:
+        return list(s.execute(query).all())
+
+
+def manager_digests(db: Database, now: datetime, month_start: datetime) -> dict[int, ManagerDigest]:
+    """{manager id: their digest figures} for every active manager."""
+    week_ago, month_ago = now - timedelta(days=7), now - timedelta(days=30)
+    out = {mid: ManagerDigest(name=name) for mid, name in _rows(db, select(Employee.id, Employee.name).where(
+        Employee.role == "manager", Employee.status == "active").order_by(Employee.id))}
+    awards = and_(Txn.kind == "award", Txn.created_at >= week_ago, Txn.created_at < now)
+    for mid, pts in _rows(db, select(Txn.actor_id, func.sum(Txn.amount)).where(awards).group_by(Txn.actor_id)):
+        if mid in out:
+            out[mid].awarded_by_me = int(pts or 0)
+    for mid, pts in _rows(db, select(Employee.manager_id, func.sum(Txn.amount)).join(Employee, Employee.id == Txn.employee_id)
+                          .where(awards).group_by(Employee.manager_id)):
+        if mid in out:
+            out[mid].awarded_to_team = int(pts or 0)
+    for mid, bal in _rows(db, select(Account.employee_id, Account.balance).where(Account.kind == "budget")):
+        if mid in out:
+            out[mid].budget_left = int(bal or 0)
+    used = (select(Account.employee_id, func.sum(-Entry.amount)).join(Entry, Entry.account_id == Account.id)
+            .join(Txn, Txn.id == Entry.txn_id)
+            .where(Account.kind == "budget", Txn.kind == "award", Txn.created_at >= month_start)
+            .group_by(Account.employee_id))
+    for mid, pts in _rows(db, used):
+        if mid in out:
+            out[mid].budget_used = int(pts or 0)
+    for mid, n in _rows(db, select(Employee.manager_id, func.count(Appeal.id)).join(Employee, Employee.id == Appeal.employee_id)
+                        .where(Appeal.status == "open").group_by(Employee.manager_id)):
+        if mid in out:
+            out[mid].open_appeals = int(n)
+    for mid, n in _rows(db, select(Employee.manager_id, func.count(Order.id)).join(Employee, Employee.id == Order.employee_id)
+                        .where(Order.status == AWAITING_FULFILMENT).group_by(Employee.manager_id)):
+        if mid in out:
+            out[mid].team_orders = int(n)
+    recent = select(Txn.id).where(Txn.employee_id == Employee.id, Txn.kind == "award", Txn.created_at >= month_ago)
+    quiet = (select(Employee.manager_id, Employee.name).where(Employee.status == "active", Employee.manager_id.is_not(None),
+                                                               ~recent.exists()).order_by(Employee.manager_id, Employee.id))
+    for mid, name in _rows(db, quiet):
+        if mid in out:
+            out[mid].quiet.append(name)
+    return out
+
+
+def _week_index(created: datetime, now: datetime) -> int:
+    """0 = the oldest of the last four weeks, 3 = the last seven days."""
+    return 3 - min(3, int((now - created).total_seconds() // (7 * 86400)))
+
+
+def hr_digest(db: Database, now: datetime, next_month: tuple[datetime, datetime], label: str) -> HrDigest:
+    d = HrDigest(expiring_month=label)
+    owner = aliased(Employee)
+    waiting = _rows(db, select(Order.id, Order.item_name, Order.quantity, Order.created_at, owner.name)
+                    .join(owner, owner.id == Order.employee_id).where(Order.status == AWAITING_FULFILMENT)
+                    .order_by(Order.created_at, Order.id).limit(20))
+    d.orders_total = int(_rows(db, select(func.count(Order.id)).where(Order.status == AWAITING_FULFILMENT))[0][0])
+    d.orders = [f"R{oid} {name} {item}×{qty}（等待 {max(0, (now - at).days)} 天）" for oid, item, qty, at, name in waiting]
+    appeals = _rows(db, select(Appeal.id, owner.name, Appeal.created_at).join(owner, owner.id == Appeal.employee_id)
+                    .where(Appeal.status == "open").order_by(Appeal.created_at, Appeal.id).limit(20))
+    d.appeals_total = int(_rows(db, select(func.count(Appeal.id)).where(Appeal.status == "open"))[0][0])
+    d.appeals = [f"A{aid} {name}（{max(0, (now - at).days)} 天）" for aid, name, at in appeals]
+    leavers = (select(Employee.employee_no, Employee.name, Account.balance)
+               .join(Account, and_(Account.employee_id == Employee.id, Account.kind == "wallet"))
+               .where(Employee.status == "left", Account.balance > 0))
+    rows = _rows(db, leavers.order_by(Account.balance.desc()))
+    d.leavers_total = len(rows)
+    d.leavers = [f"{no} {name}：{bal} 分" for no, name, bal in rows]
+    trend: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for item, qty, at in _rows(db, select(Order.item_name, Order.quantity, Order.created_at)
+                               .where(Order.status.in_(REDEEMED), Order.created_at >= now - timedelta(days=28))):
+        trend[item][_week_index(at, now)] += int(qty)
+    d.trend = [f"{item}：{'/'.join(map(str, weeks))}" for item, weeks in
+               sorted(trend.items(), key=lambda kv: (-sum(kv[1]), kv[0]))]
+    start, end = next_month
+    by_dept = (select(Employee.department, func.sum(Lot.remaining)).join(Account, Account.id == Lot.account_id)
+               .join(Employee, Employee.id == Account.employee_id)
+               .where(Lot.expires_at >= start, Lot.expires_at < end, Lot.remaining > 0)
+               .group_by(Employee.department).order_by(func.sum(Lot.remaining).desc()))
+    d.expiring = [f"{dept or '未分部门'}：{int(pts)} 分" for dept, pts in _rows(db, by_dept)]
+    d.bindings = binding_audit_lines(db, now)
+    return d
+
+
+def binding_audit_lines(db: Database, now: datetime, days: int = 90) -> list[str]:
+    """The binding audit (storage/bindings.py, another module) as counts, when that module exists."""
+    try:
+        audit = getattr(importlib.import_module("storage.bindings"), "binding_audit")
+    except (ImportError, AttributeError):
+        logging.getLogger(__name__).info("hr-digest: storage.bindings.binding_audit not available; section left out")
+        return []
+    with db.session_scope() as s:
+        report = audit(s, now=now, days=days)
+    return [f"{title}：{len(rows)}" for title, rows in report.items()]

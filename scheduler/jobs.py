@@ -1,0 +1,251 @@
+"""The scheduled jobs and the one way to run them: claimed once per period (scheduler/claims.py).
+
+Why every job is ``fn(bot, period, now) -> detail``: the period key, not the wall clock, names the
+work, so a run that starts late (misfire grace, catch-up after an outage) still does that period's
+work once, and a re-run of a period finds every outbox row already written (idempotency keys) and
+sends nothing new. Jobs only *write* messages, in batches of at most ``BATCH`` rows per transaction;
+the outbox delivers them within the platforms' limits.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from datetime import date, datetime, time, timedelta
+from typing import Any, Callable
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from bot.outbox import drain, worker_name
+from scheduler import cards
+from scheduler.claims import GRANULARITY, claim, finish, last_done, local, period_day, period_key, to_utc
+from scheduler.digests import hr_digest, manager_digests
+from storage.expiry import expire_due
+from storage.ledger import Ledger
+from storage.models import Account, Employee, Lot, Outbox, Txn
+from storage.outbox import enqueue
+from storage.queries import leaderboard as board_rows
+
+log = logging.getLogger(__name__)
+BATCH = 500
+Job = Callable[[Any, str, datetime], str]
+
+
+class JobUnavailable(RuntimeError):
+    """A job whose implementation lives in a module this installation does not have (yet)."""
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+def queue(db: Any, rows: list[dict[str, Any]], now: datetime) -> int:
+    """Write outbox rows in batches of ≤ BATCH, skipping idem keys already present; returns rows added."""
+    added = 0
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start:start + BATCH]
+        keys = [r["idem_key"] for r in chunk]
+        try:
+            with db.session_scope() as s:
+                have = set(s.scalars(select(Outbox.idem_key).where(Outbox.idem_key.in_(keys))))
+                new = [{"idem_key": r["idem_key"], "kind": r.get("kind", "notice"), "platform": r.get("platform", ""),
+                        "destination": r.get("destination", ""), "payload": json.dumps(r["payload"], ensure_ascii=False),
+                        "status": "pending", "attempts": 0, "next_attempt_at": now, "locked_by": "", "last_error": "",
+                        "created_at": now} for r in chunk if r["idem_key"] not in have]
+                if new:
+                    s.execute(insert(Outbox), new)
+                added += len(new)
+        except IntegrityError:  # a concurrent run wrote some of the same keys: go row by row
+            with db.session_scope() as s:
+                for r in chunk:
+                    added += enqueue(s, r.get("kind", "notice"), r["payload"], now=now, idem_key=r["idem_key"],
+                                     platform=r.get("platform", ""), destination=r.get("destination", "")) is not None
+    return added
+
+
+def notice(emp: int, card: Any, key: str, **extra: Any) -> dict[str, Any]:
+    return {"idem_key": key, "kind": "notice", "payload": {"employee_id": emp, "card": card.to_dict(), **extra}}
+
+
+def day_bounds(day: date, tz: Any) -> tuple[datetime, datetime]:
+    """[start, end) of a local day as naive UTC."""
+    start = datetime.combine(day, time(), tz)
+    return to_utc(start), to_utc(datetime.combine(day + timedelta(days=1), time(), tz))
+
+
+def _lazy(module: str, attr: str) -> Callable[..., Any]:
+    try:
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError):
+        raise JobUnavailable(f"{module}.{attr} is not available in this installation") from None
+
+
+# ---- jobs ----------------------------------------------------------------------------------------
+def expire_points(bot: Any, period: str, now: datetime) -> str:
+    """Expire due lots (batched, set-based), then tell each affected employee what expired today."""
+    result = expire_due(bot.db, now)
+    start, end = day_bounds(period_day(period), bot.settings.tz)
+    end = max(end, now + timedelta(seconds=1))  # a catch-up run expires after its period's day
+    with bot.db.session_scope() as s:
+        rows = s.execute(select(Txn.employee_id, func.sum(-Txn.amount), Account.balance)
+                         .join(Employee, Employee.id == Txn.employee_id)
+                         .join(Account, (Account.employee_id == Txn.employee_id) & (Account.kind == "wallet"))
+                         .where(Txn.kind == "expire", Txn.created_at >= start, Txn.created_at < end,
+                                Employee.status == "active")
+                         .group_by(Txn.employee_id, Account.balance)).all()
+    day = period_day(period)
+    added = queue(bot.db, [notice(emp, cards.expired_card(int(pts), day, int(bal)), f"expired:{emp}:{period}",
+                                  duplicate_check=True) for emp, pts, bal in rows if pts and pts > 0], now)
+    return f"expired {result.lots} lots ({result.points} points, longest batch {result.longest_batch_ms:.0f} ms); " \
+           f"{added} notices queued"
+
+
+def _expiring_on(bot: Any, day: date) -> list[tuple[int, int]]:
+    start, end = day_bounds(day, bot.settings.tz)
+    with bot.db.session_scope() as s:
+        return [(int(e), int(p)) for e, p in s.execute(
+            select(Account.employee_id, func.sum(Lot.remaining)).join(Account, Account.id == Lot.account_id)
+            .join(Employee, Employee.id == Account.employee_id)
+            .where(Lot.expires_at >= start, Lot.expires_at < end, Lot.remaining > 0, Account.kind == "wallet",
+                   Employee.status == "active").group_by(Account.employee_id)).all()]
+
+
+def expiry_notices(bot: Any, period: str, now: datetime) -> str:
+    """For each threshold T, tell each employee once about points expiring on today+T.
+
+    After an outage the days that were missed are covered too (up to 6), so nobody misses a warning;
+    a date that is already inside a smaller threshold is left to that threshold's notice.
+    """
+    today = period_day(period)
+    previous = last_done(bot.db, "expiry-notices", period)
+    gap = min(6, max(0, (today - period_day(previous)).days - 1)) if previous else 0
+    thresholds = sorted(set(bot.settings.points["expiry_notice_days"]))
+    rows: list[dict[str, Any]] = []
+    for i, t in enumerate(thresholds):
+        lower = thresholds[i - 1] if i else 0
+        for days in range(max(t - gap, lower + 1), t + 1):
+            when = today + timedelta(days=days)
+            for emp, pts in _expiring_on(bot, when):
+                card = cards.expiry_notice_card(pts, when, days, task_id=f"expn-{emp}-{when:%Y%m%d}-T{t}")
+                rows.append(notice(emp, card, f"expiry-notice:{emp}:{when.isoformat()}:T-{t}", duplicate_check=True))
+    return f"{queue(bot.db, rows, now)} expiry notices queued ({len(rows)} due)"
+
+
+def board_window(kind: str, at: datetime) -> tuple[datetime, str]:
+    """Start (aware, local) and label of the leaderboard period containing local time ``at``."""
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if kind == "week":
+        start = day - timedelta(days=day.weekday())
+        return start, f"{at.isocalendar()[0]}年第{at.isocalendar()[1]}周"
+    if kind == "month":
+        return day.replace(day=1), f"{at:%Y}年{at.month}月"
+    if kind == "quarter":
+        q = (at.month - 1) // 3
+        return day.replace(month=q * 3 + 1, day=1), f"{at:%Y}年第{q + 1}季度"
+    return day.replace(month=1, day=1), f"{at:%Y}年"
+
+
+def leaderboard_job(bot: Any, period: str, now: datetime) -> str:
+    """One aggregated message per configured group: top N and each department's leader."""
+    conf = bot.settings.leaderboard
+    start, label = board_window(conf["period"], local(now, bot.settings.tz))
+    with bot.db.session_scope() as s:
+        everyone = board_rows(s, to_utc(start), now, top_n=1_000_000)
+    entries = [cards.BoardEntry(r.rank, r.name, r.department, r.points) for r in everyone]
+    depts: dict[str, list[cards.BoardEntry]] = {}
+    for e in entries:
+        depts.setdefault(e.department, []).append(e)
+    card = cards.leaderboard_card(label, entries[:conf["top_n"]], sorted(depts.items(), key=lambda kv: -kv[1][0].points))
+    rows = []
+    for g in conf["groups"]:
+        payload = {"platform": g["platform"], "chat_id": g["chat_id"], "card": card.to_dict()}
+        if g.get("webhook_key"):
+            payload["webhook_key"] = g["webhook_key"]
+        rows.append({"idem_key": f"leaderboard:{g['platform']}:{g['chat_id']}:{period}"[:191], "kind": "group",
+                     "platform": g["platform"], "destination": f"{g['platform']}:group:{g['chat_id']}"[:191],
+                     "payload": payload})
+    return f"{queue(bot.db, rows, now)} leaderboard message(s) queued ({len(entries)} ranked)"
+
+
+def manager_digest(bot: Any, period: str, now: datetime) -> str:
+    month_start = to_utc(local(now, bot.settings.tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+    digests = manager_digests(bot.db, now, month_start)
+    rows = [notice(mid, cards.manager_digest_card(d, period, task_id=f"mgrd-{period}-{mid}"),
+                   f"manager-digest:{mid}:{period}") for mid, d in digests.items()]
+    return f"{queue(bot.db, rows, now)} manager digests queued"
+
+
+def hr_digest_job(bot: Any, period: str, now: datetime) -> str:
+    """One digest for all HR people, sent as one batch call per platform (same content for everyone)."""
+    at = local(now, bot.settings.tz)
+    first = (at.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
+    after = (first + timedelta(days=32)).replace(day=1)
+    data = hr_digest(bot.db, now, (to_utc(first), to_utc(after)), f"{first:%Y-%m}")
+    with bot.db.session_scope() as s:
+        hr = list(s.scalars(select(Employee.id).where(Employee.role == "hr", Employee.status == "active")
+                            .order_by(Employee.id)))
+        if not hr:
+            hr = list(s.scalars(select(Employee.id).where(Employee.role == "admin", Employee.status == "active")))
+    if not hr:
+        return "no HR or admin employee to send the digest to"
+    card = cards.hr_digest_card(data, period)
+    row = {"idem_key": f"hr-digest:{period}", "kind": "notice",
+           "payload": {"employee_id": hr[0], "employee_ids": hr, "card": card.to_dict()}}
+    return f"{queue(bot.db, [row], now)} HR digest queued for {len(hr)} people"
+
+
+def budget_grant(bot: Any, period: str, now: datetime) -> str:
+    """This month's budget for every active manager (idempotent per manager and month)."""
+    points = bot.settings.points
+    with bot.db.session_scope() as s:
+        managers = list(s.scalars(select(Employee.id).where(Employee.role == "manager", Employee.status == "active")
+                                  .order_by(Employee.id)))
+    for start in range(0, len(managers), 100):
+        with bot.db.session_scope() as s:
+            ledger = Ledger(s, lambda: now, points["validity_days"])
+            for mid in managers[start:start + 100]:
+                ledger.grant_budget(mid, period, points["manager_monthly_budget"], rollover=points["budget_rollover"])
+    return f"budget {period} granted to {len(managers)} managers"
+
+
+def leaver_policy(bot: Any, period: str, now: datetime) -> str:
+    return str(_lazy("storage.leavers", "apply_leaver_policy")(bot.db, bot.settings, now))
+
+
+def reconcile_approvals(bot: Any, period: str, now: datetime) -> str:
+    return str(_lazy("bot.approvals_sync", "reconcile")(bot, now))
+
+
+def deliver_outbox(bot: Any, period: str, now: datetime) -> str:
+    stats = drain(bot, worker_id=worker_name())
+    return f"outbox: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead, {stats.deferred} deferred"
+
+
+JOBS: dict[str, Job] = {
+    "expire-points": expire_points, "expiry-notices": expiry_notices, "leaderboard": leaderboard_job,
+    "manager-digest": manager_digest, "hr-digest": hr_digest_job, "budget-grant": budget_grant,
+    "leaver-policy": leaver_policy, "reconcile-approvals": reconcile_approvals, "deliver-outbox": deliver_outbox,
+}
+
+
+def run_claimed(bot: Any, name: str, period: str, now: datetime, owner: str, *, force: bool = False) -> str:
+    """Run ``name`` for ``period`` if this process wins the claim; the outcome as one line."""
+    if GRANULARITY.get(name) == "none":
+        return JOBS[name](bot, period, now)
+    lease = float(bot.settings.scheduler["lease_seconds"])
+    if not claim(bot.db, name, period, owner, now, lease, force=force):
+        return f"{name} {period}: already done or running elsewhere (nothing to do; --force runs it again)"
+    try:
+        detail = JOBS[name](bot, period, now)
+    except Exception as exc:
+        log.exception("job %s %s failed", name, period)
+        finish(bot.db, name, period, owner, bot.db.clock(), ok=False, detail=f"{type(exc).__name__}: {exc}")
+        return f"{name} {period}: failed: {type(exc).__name__}: {exc}"
+    finish(bot.db, name, period, owner, bot.db.clock(), detail=detail)
+    log.info("job %s %s: %s", name, period, detail)
+    return f"{name} {period}: {detail}"
+
+
+def run_job_now(app: Any, name: str, force: bool = False) -> str:
+    """``flask run-job NAME``: the current period, claimed as the scheduler claims it."""
+    bot = app.extensions["pointsbot"]
+    now = bot.db.clock()
+    return run_claimed(bot, name, period_key(name, now, bot.settings.tz), now, f"run-job:{worker_name()}", force=force)
