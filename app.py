@@ -83,4 +83,5 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     from cli import register_cli
 
     register_cli(app)
+    from bot.playground import register_playground; register_playground(app, bot)  # noqa: E702
     return app

@@ -1,6 +1,66 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""Members leaving or joining (WeCom ``change_contact``, DingTalk ``user_leave_org``/``user_add_org``).
+
+A leaver is unbound and frozen at once (no awards, no new orders, no commands from a chat account
+that may be reassigned), and HR is told the balance and the pending orders, because those need a
+person's decision. A join is only logged: binding needs the employee's own action (a code) or the
+roster, never a guess from a platform event.
+"""
+from __future__ import annotations
+
+import logging
+
+from bot.context import Context
+from bot.events import Event, MemberJoined, MemberLeft
+from bot.replies import NoReply, Reply
 from bot.router import Router
+from cards.model import Card
+from storage.leavers import LeaverReport, member_left
+
+log = logging.getLogger(__name__)
+SHOW_ORDERS = 10
+
+
+def leaver_card(r: LeaverReport, platform: str) -> Card:
+    lines = [f"{r.name}（{r.employee_no}）已离职：聊天账号已全部解绑，积分账户已冻结。"]
+    if r.pending_orders:
+        lines.append(f"待处理订单 {len(r.pending_orders)} 个，请决定发放或拒绝：")
+        lines += [f"R{oid} {item} {cost} 积分  →  发放 R{oid} / 拒绝订单 R{oid}"
+                  for oid, item, cost in r.pending_orders[:SHOW_ORDERS]]
+        if len(r.pending_orders) > SHOW_ORDERS:
+            lines.append(f"…… 另有 {len(r.pending_orders) - SHOW_ORDERS} 个")
+    lines.append("剩余积分将按离职政策处理；如属误操作，可用「恢复员工」命令恢复。")
+    return Card(title=f"员工离职：{r.name}", lines=tuple(lines),
+                fields=(("剩余积分", str(r.balance)), ("待处理订单", str(len(r.pending_orders))),
+                        ("来源", {"wecom": "企业微信", "dingtalk": "钉钉"}.get(platform, platform))))
+
+
+def notify_leaver(ctx: Context, report: LeaverReport, platform: str) -> None:
+    """Keyed by the time of leaving too, so a re-hired and again departed employee is reported again."""
+    card, when = leaver_card(report, platform), f"{ctx.now():%Y%m%d%H%M%S}"
+    for staff in report.staff_ids:
+        ctx.notify(staff, card, key=f"leaver:{report.employee_id}:left-notice:{when}:{staff}")
+
+
+def handle_left(event: Event, ctx: Context) -> Reply:
+    assert isinstance(event, MemberLeft)
+    for user_id in event.user_ids:
+        report = member_left(ctx.session, ctx.ledger, event.platform, user_id, now=ctx.now())
+        if report is None:
+            continue
+        log.info("member left %s:%s → employee %s (changed=%s, balance=%s, pending orders=%d)", event.platform,
+                 user_id, report.employee_no, report.changed, report.balance, len(report.pending_orders))
+        if report.changed:
+            notify_leaver(ctx, report, event.platform)
+    return NoReply()
+
+
+def handle_joined(event: Event, ctx: Context) -> Reply:
+    assert isinstance(event, MemberJoined)
+    log.info("member joined %s: %d user(s); binding happens by roster or bind code", event.platform,
+             len(event.user_ids))
+    return NoReply()
 
 
 def register(router: Router) -> None:
-    return None
+    router.on(MemberLeft)(handle_left)
+    router.on(MemberJoined)(handle_joined)

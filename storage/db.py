@@ -7,6 +7,9 @@ writers queue instead of erroring.
 """
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 Clock = Callable[[], datetime]
+BUSY_TIMEOUT_MS = 5000
 
 
 def utcnow() -> datetime:
@@ -30,14 +34,38 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=5000")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        begin_immediate(conn.connection.dbapi_connection)
+
+
+def begin_immediate(dbapi_conn, wait_seconds: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    """Take SQLite's write lock, waiting up to ``wait_seconds`` (the busy_timeout) in fine steps.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, so several web workers
+    queueing for the lock lose most of their time asleep; polling every 0.2–1 ms keeps the lock busy
+    instead of idle. Once held, busy_timeout=5000 applies to everything else in the transaction.
+    """
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=0")
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.0002, 0.001))
+    finally:
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.close()
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 4) -> Engine:

@@ -1,0 +1,243 @@
+"""Approval instances → awards: the decision logic, shared by the live event, the detail fetch and reconcile.
+
+Why one function for every path: the platforms deliver approval events at least once, out of order
+(a finish before its start, a withdrawal before the approval) and sometimes never (reconcile finds
+those later). Every path therefore ends here with the same idempotency keys
+(``approval:{platform}:{instance_id}`` for the award, ``approval-reverse:…`` for its reversal) and
+the same ``ApprovalInstance`` row, so whichever arrives first acts and the others change nothing.
+
+No chat or platform imports: the caller turns the returned :class:`Notice` values into cards.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from settings import Rule, Settings
+from storage.errors import AlreadyReversed, DomainError, WalletFrozen
+from storage.ledger import Ledger
+from storage.members import PLATFORM_COLUMNS, by_platform_id
+from storage.models import ApprovalInstance, Employee, Shortfall
+
+log = logging.getLogger(__name__)
+
+# ApprovalInstance.status values. Final ones never change again except approved → revoked.
+APPROVED, REVOKED, SKIPPED, PENDING_DETAIL, UNKNOWN = "approved", "revoked", "skipped", "pending_detail", "unknown"
+FINAL = (APPROVED, REVOKED, SKIPPED)
+STAFF_ROLES = ("hr", "admin")
+PERIOD_NAMES = {"month": "月", "quarter": "季度", "year": "年"}
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def award_key(platform: str, instance_id: str) -> str:
+    return f"approval:{platform}:{instance_id}"
+
+
+def reverse_key(platform: str, instance_id: str) -> str:
+    return f"approval-reverse:{platform}:{instance_id}"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something to tell one employee; ``kind`` picks the card, ``key`` makes the notice once-only."""
+
+    employee_id: int
+    kind: str  # awarded | reversed | capped | shortfall | unknown_applicant | no_field | frozen
+    key: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What happened to one approval change; ``fetch_detail`` asks the caller to queue a detail fetch."""
+
+    action: str  # ignored | awarded | already | reversed | recorded | skipped | pending_detail | unknown
+    rule: Rule | None = None
+    notices: list[Notice] = field(default_factory=list)
+    fetch_detail: bool = False
+    points: int = 0
+    detail: str = ""
+
+
+def match_rule(settings: Settings, platform: str, template: str) -> Rule | None:
+    return next((r for r in settings.rules if r.platform == platform and r.template == template), None)
+
+
+def rule_by_name(settings: Settings, name: str) -> Rule | None:
+    return next((r for r in settings.rules if r.name == name), None)
+
+
+def staff_ids(s: Session) -> list[int]:
+    """Every active HR person and admin: they decide what the bot cannot."""
+    return list(s.scalars(select(Employee.id).where(Employee.role.in_(STAFF_ROLES), Employee.status == "active")
+                          .order_by(Employee.id)))
+
+
+def parse_number(value: str | None) -> float | None:
+    """The first number in a form value ("92", "92.5", "92分"); None when there is none."""
+    if value is None:
+        return None
+    m = _NUMBER.search(value.replace(",", "").replace("，", ""))
+    return float(m.group(0)) if m else None
+
+
+def period_start(settings: Settings, now: datetime, period: str) -> datetime:
+    """Start of the cap's month/quarter/year in the organisation's time zone, as naive UTC."""
+    local = now.replace(tzinfo=timezone.utc).astimezone(settings.tz)
+    month = {"month": local.month, "quarter": (local.month - 1) // 3 * 3 + 1, "year": 1}[period]
+    start = local.replace(month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def find_applicant(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
+    """By binding or roster id; a leaver (no bindings left) is still found by the roster column."""
+    emp = by_platform_id(s, platform, user_id, now)
+    if emp is None and user_id and (column := PLATFORM_COLUMNS.get(platform)) is not None:
+        emp = s.scalar(select(Employee).where(column == user_id).limit(1))
+    return emp
+
+
+def _row(s: Session, platform: str, instance_id: str, rule: str, now: datetime) -> tuple[ApprovalInstance, bool]:
+    """Get or create the instance row; a concurrent twin's insert wins and we use its row."""
+    q = select(ApprovalInstance).where(ApprovalInstance.platform == platform,
+                                       ApprovalInstance.instance_id == instance_id[:128])
+    row = s.scalar(q)
+    if row is not None:
+        return row, False
+    try:
+        with s.begin_nested():
+            row = ApprovalInstance(platform=platform, instance_id=instance_id[:128], rule=rule[:128], status="new",
+                                   title="", note="", updated_at=now)
+            s.add(row)
+            s.flush()
+        return row, True
+    except IntegrityError:
+        found = s.scalar(q)
+        assert found is not None
+        return found, False
+
+
+def on_approval(s: Session, ledger: Ledger, settings: Settings, *, platform: str, instance_id: str, template: str,
+                status: str, applicant_user_id: str, title: str, form: dict[str, str] | None,
+                now: datetime) -> Outcome:
+    """Apply one approval state change (see the module docstring for why it may arrive many times)."""
+    rule = match_rule(settings, platform, template)
+    if rule is None:
+        existing = s.scalar(select(ApprovalInstance).where(ApprovalInstance.platform == platform,
+                                                           ApprovalInstance.instance_id == instance_id[:128]))
+        rule = rule_by_name(settings, existing.rule) if existing is not None else None
+    if rule is None:
+        return Outcome("ignored", detail="no rule for this template")
+    if status == "revoked":
+        return _revoke(s, ledger, rule, platform, instance_id, title, now)
+    if status != "approved":  # running, rejected, withdrawn while running, deleted…: nothing to do
+        return Outcome("ignored", rule, detail=f"status {status}")
+    return _approve(s, ledger, settings, rule, platform, instance_id, applicant_user_id, title, form, now)
+
+
+def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platform: str, instance_id: str,
+             applicant: str, title: str, form: dict[str, str] | None, now: datetime) -> Outcome:
+    row, _ = _row(s, platform, instance_id, rule.name, now)
+    if row.status in FINAL:  # a redelivery, or a revoke that overtook this approval
+        return Outcome("already", rule, detail=f"instance already {row.status}")
+    row.title = (title or row.title)[:255]
+    title = row.title
+    emp = find_applicant(s, platform, applicant, now)
+    if emp is None:
+        row.status, row.updated_at, row.note = UNKNOWN, now, f"申请人 {applicant} 未绑定且不在花名册"[:255]
+        notices = [Notice(hr, "unknown_applicant", f"approval-unknown:{platform}:{instance_id}:{hr}",
+                          {"rule": rule.name, "title": title, "user_id": applicant, "platform": platform,
+                           "instance_id": instance_id}) for hr in staff_ids(s)]
+        return Outcome("unknown", rule, notices, detail=row.note)
+    row.employee_id = emp.id
+    info = {"rule": rule.name, "title": title, "instance_id": instance_id, "platform": platform,
+            "employee": emp.name, "employee_no": emp.employee_no}
+    value: float | None = None
+    if rule.points is None:
+        if form is None:
+            row.status, row.updated_at, row.note = PENDING_DETAIL, now, "等待获取表单"
+            return Outcome("pending_detail", rule, fetch_detail=True)
+        value = parse_number(form.get(rule.field))
+        if value is None:
+            return _skip(s, row, rule, now, f"表单字段「{rule.field}」缺失或不是数字", "no_field", info)
+    points = rule.points_for(value)
+    if points <= 0:
+        row.status, row.updated_at, row.note = SKIPPED, now, f"「{rule.field}」为 {value:g}，低于最低档"[:255]
+        return Outcome("skipped", rule, detail=row.note)
+    if rule.max_count is not None and _count_in_period(s, settings, rule, emp.id, now) >= rule.max_count:
+        note = f"超出上限：每{PERIOD_NAMES[rule.max_period]}最多 {rule.max_count} 次"
+        row.status, row.updated_at, row.note = SKIPPED, now, note
+        return Outcome("skipped", rule, [Notice(emp.id, "capped", f"approval-capped:{platform}:{instance_id}",
+                                                {**info, "note": note})], detail=note)
+    try:
+        txn = ledger.award(emp.id, points, idem_key=award_key(platform, instance_id),
+                           reason=f"{rule.name}：{title}"[:500] if title else rule.name, category=rule.category)
+    except WalletFrozen:
+        return _skip(s, row, rule, now, "员工已离职（账户冻结），未发放", "frozen", info)
+    except DomainError as exc:
+        return _skip(s, row, rule, now, f"未发放：{type(exc).__name__}", "frozen", info)
+    row.status, row.award_txn_id, row.updated_at, row.note = APPROVED, txn.id, now, ""
+    balance = ledger.balance(ledger.wallet(emp.id).id)
+    notice = Notice(emp.id, "awarded", f"approval-awarded:{platform}:{instance_id}",
+                    {**info, "points": points, "balance": balance, "txn_id": txn.id})
+    return Outcome("awarded", rule, [notice], points=points)
+
+
+def _skip(s: Session, row: ApprovalInstance, rule: Rule, now: datetime, note: str, kind: str,
+          info: dict[str, Any]) -> Outcome:
+    """No award, and HR is told why, because a person expected points here."""
+    row.status, row.updated_at, row.note = SKIPPED, now, note[:255]
+    notices = [Notice(hr, kind, f"approval-{kind}:{info['platform']}:{info['instance_id']}:{hr}", {**info, "note": note})
+               for hr in staff_ids(s)]
+    return Outcome("skipped", rule, notices, detail=note)
+
+
+def _count_in_period(s: Session, settings: Settings, rule: Rule, employee_id: int, now: datetime) -> int:
+    """Awards of this rule to this employee in the cap's current period (revoked ones do not count)."""
+    start = period_start(settings, now, rule.max_period)
+    return int(s.scalar(select(func.count(ApprovalInstance.id)).where(
+        ApprovalInstance.rule == rule.name, ApprovalInstance.employee_id == employee_id,
+        ApprovalInstance.status == APPROVED, ApprovalInstance.updated_at >= start)) or 0)
+
+
+def _revoke(s: Session, ledger: Ledger, rule: Rule, platform: str, instance_id: str, title: str,
+            now: datetime) -> Outcome:
+    row, created = _row(s, platform, instance_id, rule.name, now)
+    if title and not row.title:
+        row.title = title[:255]
+    if row.status == REVOKED:
+        return Outcome("already", rule, detail="already revoked")
+    if row.status != APPROVED or row.award_txn_id is None:
+        # Nothing was awarded (or the revoke overtook the approval): remember it so a late approval awards nothing.
+        before = "new" if created else row.status
+        row.status, row.updated_at = REVOKED, now
+        row.note = ("撤销先于通过到达" if before == "new" else f"撤销（之前状态 {before}）")[:255]
+        return Outcome("recorded", rule, detail=row.note)
+    try:
+        txn, shortfall = ledger.reverse(row.award_txn_id, idem_key=reverse_key(platform, instance_id),
+                                        reason=f"审批撤销：{rule.name} {row.title}"[:500], allow_partial=True)
+    except AlreadyReversed:  # HR reversed it by hand already: the wallet is right, just record the state
+        row.status, row.updated_at, row.note = REVOKED, now, "奖励已被人工撤销"
+        return Outcome("already", rule, detail=row.note)
+    row.status, row.reversal_txn_id, row.updated_at = REVOKED, txn.id, now
+    emp = s.get(Employee, row.employee_id) if row.employee_id is not None else None
+    assert emp is not None
+    taken = -txn.amount
+    info = {"rule": rule.name, "title": row.title, "instance_id": instance_id, "platform": platform,
+            "employee": emp.name, "employee_no": emp.employee_no, "points": taken, "shortfall": shortfall,
+            "txn_id": txn.id, "balance": ledger.balance(ledger.wallet(emp.id).id)}
+    notices = [Notice(emp.id, "reversed", f"approval-reversed:{platform}:{instance_id}", info)]
+    if shortfall > 0:
+        s.add(Shortfall(employee_id=emp.id, txn_id=txn.id, amount=shortfall, created_at=now,
+                        reason=f"审批 {instance_id} 撤销时积分已被使用"[:255]))
+        row.note = f"差额 {shortfall} 积分待 HR 处理"
+        notices += [Notice(hr, "shortfall", f"approval-shortfall:{platform}:{instance_id}:{hr}", info)
+                    for hr in staff_ids(s)]
+    return Outcome("reversed", rule, notices, points=taken)

@@ -1,0 +1,87 @@
+"""HR's bulk awards from a CSV (``flask --app app award-csv FILE``): one transaction and one key per row.
+
+Why per-row transactions: a bad row (unknown employee, a leaver) must not undo the good ones, and a
+crash half-way leaves the file safe to run again. Why the key comes from the file: running the same
+file twice (or a corrected copy of it) must award nothing twice, so the row's own ``key`` is the
+ledger's idempotency key (``csv:{key}``). A key already used for a *different* award is rejected
+rather than silently reported as done.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+
+from settings import Settings
+from storage import outbox
+from storage.db import Database
+from storage.errors import DomainError
+from storage.ledger import MAX_POINTS, Ledger
+from storage.models import Employee
+
+_INT = re.compile(r"^\+?\d+$")
+MAX_KEY = 191 - len("csv:")
+
+
+def _check(row: dict[str, Any]) -> tuple[str, int, str, str] | str:
+    """(employee_no, points, reason, key), or the reason the row is rejected."""
+    no = (row.get("employee_no") or "").strip()
+    raw = (row.get("points") or "").strip()
+    reason = (row.get("reason") or "").strip()
+    key = (row.get("key") or "").strip()
+    if not no:
+        return "employee_no is empty"
+    if not _INT.match(raw):
+        return f"points {raw!r} is not a positive whole number"
+    points = int(raw)
+    if points <= 0 or points > MAX_POINTS:
+        return f"points {points} must be between 1 and {MAX_POINTS}"
+    if not reason:
+        return "reason is empty"
+    if not key:
+        return "key is empty"
+    if len(key) > MAX_KEY:
+        return f"key is longer than {MAX_KEY} characters"
+    return no, points, reason[:500], key
+
+
+def _notice_card(points: int, reason: str, balance: int, txn_id: int) -> dict[str, Any]:
+    """The card as the outbox stores it (storage may not import cards; same shape as Card.to_dict)."""
+    return {"title": f"你获得了 {points} 积分", "lines": [],
+            "fields": [["发放人", "HR"], ["原因", reason], ["当前可用积分", str(balance)], ["记录编号", f"E{txn_id}"]],
+            "buttons": [], "footer": f"如有疑问可发送: 申诉 E{txn_id} <原因>", "task_id": ""}
+
+
+def award_rows(db: Database, settings: Settings, rows: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, str, str]]:
+    """Award each row; returns (line, "awarded"|"already"|"rejected", detail) in file order."""
+    results: list[tuple[int, str, str]] = []
+    for line, row in rows:
+        checked = _check(row)
+        if isinstance(checked, str):
+            results.append((line, "rejected", checked))
+            continue
+        no, points, reason, key = checked
+        idem = f"csv:{key}"
+        try:
+            with db.session_scope() as s:
+                ledger = Ledger(s, db.clock, settings.points["validity_days"])
+                emp = s.scalar(select(Employee).where(Employee.employee_no == no))
+                if emp is None:
+                    results.append((line, "rejected", f"unknown employee {no}"))
+                    continue
+                done = ledger.find(idem)
+                if done is not None:
+                    if done.employee_id == emp.id and done.amount == points and done.kind == "award":
+                        results.append((line, "already", f"E{done.id} {no} {points}"))
+                    else:
+                        results.append((line, "rejected", f"key {key!r} was already used for E{done.id}"))
+                    continue
+                txn = ledger.award(emp.id, points, idem_key=idem, reason=reason, category="bulk")
+                balance = ledger.balance(ledger.wallet(emp.id).id)
+                outbox.enqueue(s, "notice", {"employee_id": emp.id, "card": _notice_card(points, reason, balance, txn.id)},
+                               now=db.clock(), idem_key=f"csv-notice:{key}")
+                results.append((line, "awarded", f"E{txn.id} {no} {points}"))
+        except DomainError as exc:
+            results.append((line, "rejected", f"{no}: {type(exc).__name__} {exc}"[:300]))
+    return results
