@@ -10,7 +10,7 @@ from typing import Callable
 
 from bot.context import Context
 from bot.events import Event
-from bot.replies import Reply, Text
+from bot.replies import CardReply, Reply, Text
 from bot.router import Route
 from handlers import messages as msg
 from storage import members
@@ -30,7 +30,7 @@ class ResolveMember:
         if ctx.member is not None and ctx.member.status != "active":
             ctx.member = None
         if ctx.member is None and not route.open:
-            return msg.not_bound_card(event.actor.platform_user_id)
+            return CardReply(msg.not_bound_card(event.actor.platform_user_id))
         return next()
 
 

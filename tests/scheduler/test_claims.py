@@ -101,8 +101,8 @@ def test_three_day_outage_runs_each_job_once_on_restart(sqlite_db: Any, clock: A
     for name in ("expire-points", "expiry-notices", "leaver-policy", "manager-digest", "hr-digest"):
         assert len(counted[name]) - len(before[name]) == 1, name  # once, not once per missed day
     assert counted["expire-points"][-1] == "2026-03-10" and counted["manager-digest"][-1] == "2026-W11"
-    assert "budget-grant" in ran and counted["budget-grant"] == ["2026-03"]  # 1 March was missed too
-    assert "leaderboard" not in ran  # Friday's board (6 March 18:00 local) had not fired at the first start
+    assert counted["budget-grant"] == ["2026-03"] and "budget-grant" not in ran  # March was granted at first start
+    assert "leaderboard" not in ran and counted["leaderboard"] == ["2026-W10"]  # Friday 18:00 local already ran
     assert scheduler.catch_up(bot, clock(), "host-b") == {}  # a second restart runs nothing
 
 

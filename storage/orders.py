@@ -1,0 +1,258 @@
+"""Orders (``R<n>``): redeeming catalog items for points.
+
+States (interfaces.md §4): awaiting confirmation (no points moved) → awaiting fulfilment (points
+held, stock taken) → fulfilled (final) | rejected or cancelled (points released to the same lots,
+stock restored). An order left unconfirmed for 24 hours lapses: by ``lapse_due`` and lazily
+whenever the order is looked at, so a stale confirmation card cannot be used after a day.
+
+Every transition is claimed with a conditional ``UPDATE orders … WHERE status = :from`` and its
+rowcount checked *before* any points move, so two HR members fulfilling at once, or a double
+click, give one effect. The ledger's idempotency keys (``order:{id}:hold|settle|release``) are the
+second line of defence. Each transition runs in a savepoint, so a domain error (not enough
+points, sold out) undoes the claim too and leaves the caller's transaction usable.
+
+Lock order is always order row → wallet (ledger) → item row, the same in every transition.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from storage import catalog
+from storage.errors import InsufficientPoints, InvalidAmount, InvalidState, NotPermitted, OutOfStock, UnknownItem, \
+    UnknownOrder
+from storage.ledger import Ledger
+from storage.members import audit
+from storage.models import Account, Employee, Order
+
+if TYPE_CHECKING:
+    from settings import CatalogItem, Settings
+
+AWAITING_CONFIRMATION = "awaiting_confirmation"
+AWAITING_FULFILMENT = "awaiting_fulfilment"
+FULFILLED, REJECTED, CANCELLED, LAPSED = "fulfilled", "rejected", "cancelled", "lapsed"
+OPEN_STATES = (AWAITING_CONFIRMATION, AWAITING_FULFILMENT)
+STATUS_TEXT = {AWAITING_CONFIRMATION: "待确认", AWAITING_FULFILMENT: "等待发放", FULFILLED: "已发放",
+               REJECTED: "已拒绝", CANCELLED: "已取消", LAPSED: "已失效"}
+LAPSE_AFTER = timedelta(hours=24)
+MAX_QUANTITY = 99
+FULFILLERS = ("hr", "admin")
+_REF = re.compile(r"R(\d{1,12})", re.IGNORECASE)
+
+
+# ---- references and items ---------------------------------------------------------------------
+def parse_ref(token: str) -> int | None:
+    """``R12`` / ``r12`` → 12; anything else (``R``, ``Rabc``, ``12``) → None."""
+    m = _REF.fullmatch((token or "").strip())
+    return int(m.group(1)) if m else None
+
+
+def _order_id(order_ref: int | str) -> int:
+    if isinstance(order_ref, int) and not isinstance(order_ref, bool):
+        return order_ref
+    found = parse_ref(str(order_ref))
+    if found is None:
+        raise UnknownOrder(f"not an order reference: {order_ref!r}")
+    return found
+
+
+def resolve_item(settings: "Settings", token: str) -> "CatalogItem":
+    """Its number in the ``shop`` list (1-based, config order), its sku, or its exact name."""
+    token = (token or "").strip()
+    items = settings.catalog
+    if token.isdigit() and token.isascii():
+        n = int(token)
+        if 1 <= n <= len(items):
+            return items[n - 1]
+    for item in items:
+        if item.sku.casefold() == token.casefold() or item.name == token:
+            return item
+    raise UnknownItem(f"no catalog item {token!r}")
+
+
+def check_quantity(qty: Any) -> int:
+    if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QUANTITY:
+        raise InvalidAmount(f"quantity must be 1 to {MAX_QUANTITY}, got {qty!r}")
+    return qty
+
+
+def available_points(s: Session, employee_id: int) -> int:
+    bal = s.scalar(select(Account.balance).where(Account.kind == "wallet", Account.employee_id == employee_id)
+                   .execution_options(populate_existing=True))
+    return int(bal or 0)
+
+
+# ---- reading (with lazy lapse) ------------------------------------------------------------------
+def _lapse_if_due(s: Session, order: Order, now: datetime) -> None:
+    if order.status == AWAITING_CONFIRMATION and order.created_at + LAPSE_AFTER <= now:
+        s.execute(update(Order).where(Order.id == order.id, Order.status == AWAITING_CONFIRMATION)
+                  .values(status=LAPSED, decided_at=now).execution_options(synchronize_session=False))
+        s.refresh(order)
+
+
+def get(s: Session, order_ref: int | str, now: datetime) -> Order:
+    order = s.get(Order, _order_id(order_ref))
+    if order is None:
+        raise UnknownOrder(f"no order {order_ref}")
+    _lapse_if_due(s, order, now)
+    return order
+
+
+def lapse_due(s: Session, now: datetime) -> int:
+    """Every order unconfirmed for 24 h becomes ``lapsed`` (no points or stock ever moved)."""
+    res = s.execute(update(Order).where(Order.status == AWAITING_CONFIRMATION, Order.created_at <= now - LAPSE_AFTER)
+                    .values(status=LAPSED, decided_at=now).execution_options(synchronize_session=False))
+    return int(res.rowcount or 0)
+
+
+def list_for(s: Session, employee: Employee, now: datetime, limit: int = 10) -> list[Order]:
+    """This employee's latest orders, newest first (their due ones lapsed first)."""
+    s.execute(update(Order).where(Order.employee_id == employee.id, Order.status == AWAITING_CONFIRMATION,
+                                  Order.created_at <= now - LAPSE_AFTER)
+              .values(status=LAPSED, decided_at=now).execution_options(synchronize_session=False))
+    return list(s.scalars(select(Order).where(Order.employee_id == employee.id).order_by(Order.id.desc())
+                          .limit(limit).execution_options(populate_existing=True)))
+
+
+def pending_fulfilment(s: Session) -> list[Order]:
+    """Orders HR still has to hand out, oldest first."""
+    return list(s.scalars(select(Order).where(Order.status == AWAITING_FULFILMENT).order_by(Order.id)))
+
+
+def fulfillers(s: Session) -> list[Employee]:
+    """Who is asked to hand out an order: every active HR member and admin."""
+    return list(s.scalars(select(Employee).where(Employee.status == "active", Employee.role.in_(FULFILLERS))
+                          .order_by(Employee.id)))
+
+
+# ---- transitions ------------------------------------------------------------------------------
+def _claim(s: Session, order: Order, frm: str, to: str, **values: Any) -> bool:
+    """Move ``order`` from ``frm`` to ``to`` if nobody else did first; refreshes it either way."""
+    res = s.execute(update(Order).where(Order.id == order.id, Order.status == frm).values(status=to, **values)
+                    .execution_options(synchronize_session=False))
+    s.refresh(order)
+    return res.rowcount == 1
+
+
+def _gone(order: Order) -> InvalidState:
+    """The error for acting on an order that has already left the states the action needs."""
+    texts = {FULFILLED: f"订单 R{order.id} 已发放，不能再更改。",
+             REJECTED: f"订单 R{order.id} 已被拒绝，积分已退回。",
+             CANCELLED: f"订单 R{order.id} 已取消。",
+             LAPSED: f"订单 R{order.id} 超过 24 小时未确认，已失效。如仍需兑换请重新下单。",
+             AWAITING_CONFIRMATION: f"订单 R{order.id} 尚未确认（24 小时内未确认会自动失效），暂无需处理。",
+             AWAITING_FULFILMENT: f"订单 R{order.id} 已确认，等待发放。"}
+    return InvalidState(texts.get(order.status, f"订单 R{order.id} 当前状态不能进行此操作。"))
+
+
+def _own(order: Order, employee: Employee) -> None:
+    if order.employee_id != employee.id:
+        raise NotPermitted(f"订单 R{order.id} 不是你的订单，只有下单人本人可以确认或取消。")
+
+
+def start(s: Session, settings: "Settings", employee: Employee, item_token: str, qty: int, now: datetime) -> Order:
+    """Create an order awaiting confirmation. Stock and balance are checked now, moved on confirm."""
+    item = resolve_item(settings, item_token)
+    check_quantity(qty)
+    catalog.ensure_item(s, item)
+    stock = catalog.stock_of(s, item.sku)
+    if stock is not None and stock < qty:
+        raise OutOfStock(f"sku {item.sku}: {stock} left, {qty} wanted")
+    cost = item.cost * qty
+    available = available_points(s, employee.id)
+    if available < cost:
+        raise InsufficientPoints(available, cost)
+    order = Order(employee_id=employee.id, sku=item.sku, item_name=item.name, quantity=qty, cost=cost,
+                  status=AWAITING_CONFIRMATION, created_at=now, note="")
+    s.add(order)
+    s.flush()
+    return order
+
+
+def confirm(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str, now: datetime) -> Order:
+    """Hold the points and take the stock, once; a repeated confirm returns the order unchanged."""
+    order = get(s, order_ref, now)
+    _own(order, employee)
+    if order.status in (AWAITING_FULFILMENT, FULFILLED):
+        return order
+    if order.status != AWAITING_CONFIRMATION:
+        raise _gone(order)
+    with s.begin_nested():
+        if not _claim(s, order, AWAITING_CONFIRMATION, AWAITING_FULFILMENT, confirmed_at=now):
+            if order.status in (AWAITING_FULFILMENT, FULFILLED):
+                return order  # a concurrent twin confirmed it
+            raise _gone(order)
+        hold = ledger.hold(employee.id, order.cost, idem_key=f"order:{order.id}:hold",
+                           reason=f"兑换 R{order.id} {order.item_name}×{order.quantity}")
+        catalog.take_stock(s, order.sku, order.quantity)
+        order.hold_txn_id = hold.id
+        s.flush()
+    return order
+
+
+def _give_back(s: Session, ledger: Ledger, order: Order, actor_id: int, reason: str) -> None:
+    """Release the hold to the very lots it came from and put the stock back."""
+    if order.hold_txn_id is not None:
+        ledger.release(order.hold_txn_id, idem_key=f"order:{order.id}:release", actor_id=actor_id, reason=reason)
+    catalog.restore_stock(s, order.sku, order.quantity)
+
+
+def cancel(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str, now: datetime) -> Order:
+    """The owner withdraws, any time before HR fulfils; a repeated cancel returns it unchanged."""
+    order = get(s, order_ref, now)
+    _own(order, employee)
+    if order.status == CANCELLED:
+        return order
+    if order.status not in OPEN_STATES:
+        raise _gone(order)
+    with s.begin_nested():
+        seen = order.status
+        if not _claim(s, order, seen, CANCELLED, decided_at=now, decided_by=employee.id):
+            if order.status == CANCELLED:
+                return order
+            raise _gone(order)
+        if seen == AWAITING_FULFILMENT:
+            _give_back(s, ledger, order, employee.id, f"取消兑换 R{order.id}")
+    audit(s, "order_cancel", now=now, actor_id=employee.id, target_id=order.employee_id, detail=f"R{order.id}")
+    return order
+
+
+def _decider(s: Session, order_ref: int | str, actor: Employee, now: datetime) -> Order:
+    if actor.role not in FULFILLERS:
+        raise NotPermitted("只有 HR 或管理员可以处理订单。")
+    order = get(s, order_ref, now)
+    if order.status != AWAITING_FULFILMENT:
+        raise _gone(order)
+    return order
+
+
+def fulfil(s: Session, ledger: Ledger, actor: Employee, order_ref: int | str, now: datetime, note: str = "") -> Order:
+    """HR hands the item out: the hold becomes final. Nobody fulfils their own order."""
+    order = _decider(s, order_ref, actor, now)
+    if order.employee_id == actor.id:
+        raise NotPermitted(f"不能发放自己的订单 R{order.id}，请由其他 HR 或管理员处理。")
+    with s.begin_nested():
+        if not _claim(s, order, AWAITING_FULFILMENT, FULFILLED, decided_at=now, decided_by=actor.id,
+                      note=(note or "")[:500]):
+            raise _gone(order)
+        if order.hold_txn_id is None:
+            raise InvalidState(f"订单 R{order.id} 没有冻结记录，请联系管理员。")
+        ledger.settle(order.hold_txn_id, idem_key=f"order:{order.id}:settle", actor_id=actor.id)
+    audit(s, "order_fulfil", now=now, actor_id=actor.id, target_id=order.employee_id, detail=f"R{order.id}")
+    return order
+
+
+def reject(s: Session, ledger: Ledger, actor: Employee, order_ref: int | str, now: datetime, note: str = "") -> Order:
+    """HR refuses: the points go back to the same lots and the stock is restored."""
+    order = _decider(s, order_ref, actor, now)
+    with s.begin_nested():
+        if not _claim(s, order, AWAITING_FULFILMENT, REJECTED, decided_at=now, decided_by=actor.id,
+                      note=(note or "")[:500]):
+            raise _gone(order)
+        _give_back(s, ledger, order, actor.id, f"拒绝订单 R{order.id}" + (f": {note}" if note else ""))
+    audit(s, "order_reject", now=now, actor_id=actor.id, target_id=order.employee_id, detail=f"R{order.id}")
+    return order

@@ -1,0 +1,84 @@
+"""Router matching and the middleware order."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from bot.context import Context
+from bot.events import Actor, TextCommand
+from bot.middleware import default_chain
+from bot.replies import Text
+from bot.router import Router, normalise
+from settings import build_settings
+from storage.members import bind
+from tests.storage.factories import make_employee
+
+
+def _router() -> Router:
+    r = Router()
+    r.middleware = default_chain()
+
+    @r.command("redeem", aliases=("兑换",))
+    def redeem(event, ctx):  # type: ignore[no-untyped-def]
+        return Text(f"redeem:{ctx.args}")
+
+    @r.command("points", aliases=("积分", "我的积分", "balance"))
+    def points(event, ctx):  # type: ignore[no-untyped-def]
+        return Text("points")
+
+    @r.command("deduct", aliases=("扣除",), roles=("hr", "admin"))
+    def deduct(event, ctx):  # type: ignore[no-untyped-def]
+        return Text("deducted")
+
+    @r.command("help", aliases=("帮助",), open=True)
+    def help_(event, ctx):  # type: ignore[no-untyped-def]
+        return Text("help")
+
+    @r.unknown
+    def unknown(event, ctx):  # type: ignore[no-untyped-def]
+        return Text("unknown")
+    return r
+
+
+@pytest.mark.parametrize("text, name, args", [
+    ("兑换 2", "redeem", "2"), ("兑换2", "redeem", "2"), ("  REDEEM   2  ", "redeem", "2"),
+    ("ｒｅｄｅｅｍ　２", "redeem", "2"), ("我的积分", "points", ""), ("积分", "points", ""), ("Balance", "points", ""),
+])
+def test_match_forgives_spacing_width_and_case(text: str, name: str, args: str) -> None:
+    found = _router().match(text)
+    assert found is not None and found[0].name == name and found[1] == args
+
+
+def test_english_alias_needs_a_word_boundary() -> None:
+    assert _router().match("pointsx") is None
+    assert _router().match("redeemable") is None
+
+
+def test_normalise_drops_control_characters() -> None:
+    assert normalise("积分\x00\x1b  2") == "积分 2"
+
+
+def _dispatch(db, clock, text: str, user: str = "u1"):  # type: ignore[no-untyped-def]
+    with db.session_scope() as s:
+        ctx = Context(session=s, settings=build_settings({}), clock=clock, platform="wecom")
+        ev = TextCommand(platform="wecom", event_id=text, actor=Actor(user), text=text, received_at=datetime(2026, 1, 1))
+        return _router().dispatch(ev, ctx)
+
+
+def test_unbound_user_gets_bind_card_except_on_open_routes(sqlite_db, clock) -> None:
+    reply = _dispatch(sqlite_db, clock, "积分")
+    assert "绑定" in reply.card.title
+    assert _dispatch(sqlite_db, clock, "帮助").text == "help"
+
+
+def test_role_is_checked_per_route(sqlite_db, clock) -> None:
+    with sqlite_db.session_scope() as s:
+        emp = make_employee(s, "E1")
+        hr = make_employee(s, "H1", role="hr")
+        bind(s, emp, "wecom", "u1", now=clock(), actor_id=None, how="t")
+        bind(s, hr, "wecom", "h1", now=clock(), actor_id=None, how="t")
+    assert "权限" in _dispatch(sqlite_db, clock, "扣除 E1 5 x", "u1").text
+    assert _dispatch(sqlite_db, clock, "扣除 E1 5 x", "h1").text == "deducted"
+    assert _dispatch(sqlite_db, clock, "积分", "u1").text == "points"
+    assert _dispatch(sqlite_db, clock, "blah", "u1").text == "unknown"
