@@ -48,10 +48,12 @@ def fetch_detail(bot: Any, platform: str, instance_id: str) -> Detail:
     if client is None:
         raise ConfigurationError(f"approval detail: {platform} is not enabled")
     try:
+        # Wrapped again as the full response: the bare DingTalk ``result`` object has a ``result`` key of its
+        # own ("agree"), which the parser would otherwise take for the envelope.
         if platform == "wecom":
-            w = parse_approval_detail(client.get_approval_detail(instance_id))
+            w = parse_approval_detail({"info": client.get_approval_detail(instance_id)})
             return Detail(w.status, w.applicant, w.template, w.title, dict(w.form))
-        d = parse_instance_detail(client.get_process_instance(instance_id))
+        d = parse_instance_detail({"result": client.get_process_instance(instance_id)})
         return Detail(d.status, d.applicant, "", d.title, dict(d.form))
     except MalformedPayload as exc:
         raise PlatformApiError(platform, "bad_response", f"approval detail: {exc}", retryable=True) from None

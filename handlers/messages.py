@@ -75,3 +75,24 @@ OVER_MAX_AWARD = "单次奖励最多 {max} 积分。"
 OUTSIDE_TEAM = "你只能奖励自己的直属下属。"
 ALREADY_BOUND = "你的账号已绑定 {name}（{no}），无需重复绑定。"
 BOUND_ELSEWHERE = "这个聊天账号已绑定其他员工。如需更换，请先发送「解绑」。"
+
+
+# ---- balance, shop, orders, rank, rules, help (handlers/query.py … handlers/help.py) ----
+
+TXN_KIND_TEXT = {"award": "奖励", "deduct": "扣除", "expire": "过期", "hold": "兑换冻结", "settle": "兑换完成",
+                 "release": "兑换退回", "reverse": "撤销", "transfer": "转移"}
+ROLE_TEXT = {"employee": "员工", "manager": "经理", "hr": "HR", "admin": "管理员"}
+NEED_ORDER_REF = "请写明 R 开头的订单号（发送「我的订单」查看）。"
+BAD_QUANTITY = "数量需为 1 到 {max} 之间的整数。"
+ALREADY_CONFIRMED = "订单 R{id} 已确认，等待发放。"
+ALREADY_CANCELLED = "订单 R{id} 已取消。"
+DID_YOU_MEAN = "你是不是想输入: {suggestion}"
+NOT_UNDERSTOOD = "没看懂「{text}」。"
+
+
+from datetime import datetime, timezone, tzinfo  # noqa: E402  (kept beside the one helper that needs it)
+
+
+def local_time(dt: datetime, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Database times are naive UTC; people read them in the company's time zone."""
+    return dt.replace(tzinfo=timezone.utc).astimezone(tz).strftime(fmt)

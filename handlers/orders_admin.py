@@ -1,6 +1,87 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""发放/fulfil and 拒绝订单/reject: HR and admins close confirmed orders.
+
+Every HR member and admin gets the request card, so two of them may click at once; the order
+service claims the order with a conditional update, so the second one is told it was already
+handled instead of settling twice. The requester is told the outcome through the outbox, in the
+same transaction as the ledger change, so a crash cannot leave the change untold.
+"""
+from __future__ import annotations
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import Reply, Text
 from bot.router import Router
+from cards import builders
+from handlers import messages as msg
+from storage import orders
+from storage.models import Employee, Order
+
+FULFIL_USAGE = "发放 <R订单号> [备注]"
+FULFIL_EXAMPLE = "发放 R12 已放到前台，请自取"
+REJECT_USAGE = "拒绝订单 <R订单号> [原因]"
+REJECT_EXAMPLE = "拒绝订单 R12 该商品已停产"
+
+
+def notify_fulfillers(ctx: Context, order: Order, requester: Employee) -> int:
+    """Ask every HR member and admin (but the requester) to fulfil; keyed so a retry asks once."""
+    told = 0
+    for person in orders.fulfillers(ctx.session):
+        if person.id == requester.id:
+            continue
+        card = builders.fulfil_request(order_id=order.id, employee=requester.name, employee_no=requester.employee_no,
+                                       department=requester.department, item=order.item_name,
+                                       quantity=order.quantity, cost=order.cost, reviewer_id=person.id)
+        ctx.notify(person.id, card, key=f"R{order.id}:fulfil-request:{person.id}")
+        told += 1
+    return told
+
+
+def parse(ctx: Context) -> tuple[int, str] | None:
+    """(order id, note); None when the first word is not an ``R<n>`` reference."""
+    first, _, note = ctx.args.strip().partition(" ")
+    ref = orders.parse_ref(first)
+    return None if ref is None else (ref, note.strip())
+
+
+def _requester(ctx: Context, order: Order) -> Employee:
+    emp = ctx.session.get(Employee, order.employee_id)
+    assert emp is not None
+    return emp
+
+
+def handle_fulfil(event: Event, ctx: Context) -> Reply:
+    parsed = parse(ctx)
+    if parsed is None:
+        return Text(msg.usage_text("fulfil", FULFIL_USAGE, FULFIL_EXAMPLE, msg.NEED_ORDER_REF))
+    ref, note = parsed
+    actor = ctx.member
+    assert actor is not None
+    order = orders.fulfil(ctx.session, ctx.ledger, actor, ref, ctx.now(), note=note)
+    owner = _requester(ctx, order)
+    ctx.notify(owner.id, builders.order_fulfilled(order_id=order.id, item=order.item_name, quantity=order.quantity,
+                                                  actor=actor.name, note=note), key=f"R{order.id}:fulfilled")
+    return Text(f"已发放订单 R{order.id}（{owner.name} {order.item_name} ×{order.quantity}），已通知员工。")
+
+
+def handle_reject(event: Event, ctx: Context) -> Reply:
+    parsed = parse(ctx)
+    if parsed is None:
+        return Text(msg.usage_text("reject", REJECT_USAGE, REJECT_EXAMPLE, msg.NEED_ORDER_REF))
+    ref, note = parsed
+    actor = ctx.member
+    assert actor is not None
+    order = orders.reject(ctx.session, ctx.ledger, actor, ref, ctx.now(), note=note)
+    owner = _requester(ctx, order)
+    balance = orders.available_points(ctx.session, owner.id)
+    ctx.notify(owner.id, builders.order_rejected(order_id=order.id, item=order.item_name, quantity=order.quantity,
+                                                 cost=order.cost, actor=actor.name, note=note, balance=balance),
+               key=f"R{order.id}:rejected")
+    return Text(f"已拒绝订单 R{order.id}（{owner.name} {order.item_name} ×{order.quantity}），"
+                f"{order.cost} 积分已退回，库存已恢复，已通知员工。")
 
 
 def register(router: Router) -> None:
-    return None
+    router.command("fulfil", aliases=("发放", "fulfill"), roles=orders.FULFILLERS, usage=FULFIL_USAGE,
+                   example=FULFIL_EXAMPLE, summary="发放员工已确认的兑换订单")(handle_fulfil)
+    router.command("reject", aliases=("拒绝订单",), roles=orders.FULFILLERS, usage=REJECT_USAGE,
+                   example=REJECT_EXAMPLE, summary="拒绝兑换订单（积分原路退回，库存恢复）")(handle_reject)

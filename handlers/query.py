@@ -1,6 +1,69 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""积分/points: the balance statement, and 明细/history: the member's changes, newest first.
+
+Read-only. The statement leads with the available balance as a plain number (interfaces.md §4)
+and tells people what will expire within 30 days, because expiry that comes as a surprise is the
+complaint HR hears most. Every history line starts with its ``E<n>``, the reference an appeal needs.
+"""
+from __future__ import annotations
+
+import re
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import CardReply, Reply, Text
 from bot.router import Router
+from cards import builders
+from handlers import messages as msg
+from handlers.rank import period_bounds
+from storage import queries
+from storage.models import Txn
+
+HISTORY_USAGE = "明细 [页码]"
+HISTORY_EXAMPLE = "明细 2"
+PER_PAGE = 10
+EXPIRY_WINDOW_DAYS = 30
+_PAGE = re.compile(r"^(?:第)?(\d{1,6})(?:页)?$")
+
+
+def handle_points(event: Event, ctx: Context) -> Reply:
+    member = ctx.member
+    assert member is not None  # ResolveMember let a bound member through
+    tz = ctx.settings.tz
+    st = queries.statement(ctx.session, member.id, ctx.now(), days=EXPIRY_WINDOW_DAYS)
+    period = ctx.settings.leaderboard["period"]
+    start, end, label = period_bounds(period, ctx.now(), tz)
+    rank, period_points = queries.rank_of(ctx.session, member.id, start, end)
+    expiring = [(msg.local_time(at, tz, "%Y-%m-%d"), pts) for at, pts in st.expiring]
+    return CardReply(builders.balance_card(
+        name=member.name, available=st.available, on_hold=st.on_hold, expiring=expiring,
+        lifetime_earned=st.lifetime_earned, rank=rank, period_label=label.split("（")[0],
+        period_points=period_points))
+
+
+def history_line(txn: Txn, ctx: Context) -> str:
+    what = msg.TXN_KIND_TEXT.get(txn.kind, txn.kind)
+    when = msg.local_time(txn.created_at, ctx.settings.tz, "%m-%d %H:%M")
+    amount = f"{txn.amount:+d}" if txn.amount else "±0"
+    reason = f" {txn.reason}" if txn.reason else ""
+    return f"E{txn.id} {when} {what} {amount}{reason}"
+
+
+def handle_history(event: Event, ctx: Context) -> Reply:
+    member = ctx.member
+    assert member is not None
+    page = 1
+    if ctx.args:
+        m = _PAGE.match(ctx.args.strip())
+        if m is None or int(m.group(1)) < 1:
+            return Text(msg.usage_text("history", HISTORY_USAGE, HISTORY_EXAMPLE, "页码需为正整数。"))
+        page = int(m.group(1))
+    hp = queries.history(ctx.session, member.id, page=page, per_page=PER_PAGE)
+    rows = [history_line(t, ctx) for t in hp.items]
+    return CardReply(builders.history_card(rows=rows, page=hp.page, pages=hp.pages, total=hp.total))
 
 
 def register(router: Router) -> None:
-    return None
+    router.command("points", aliases=("积分", "我的积分", "balance"), usage="积分", example="积分",
+                   summary="查看可用积分、冻结积分、即将过期的积分和排名")(handle_points)
+    router.command("history", aliases=("明细",), usage=HISTORY_USAGE, example=HISTORY_EXAMPLE,
+                   summary="查看积分记录（每条带 E 编号，可用于申诉）")(handle_history)

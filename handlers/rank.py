@@ -1,6 +1,95 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""排行榜/rank/leaderboard [week|month|quarter|year] [department].
+
+Periods are calendar periods in the company's time zone (``server.timezone``), not UTC: a week
+starts on Monday 00:00 local time, so an award given at 07:00 in Shanghai on a Monday counts for
+the new week even though it is still Sunday in UTC. The database keeps naive UTC, so the bounds
+are converted once here.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone, tzinfo
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import CardReply, Reply
 from bot.router import Router
+from cards import builders
+from storage import queries
+
+USAGE = "排行榜 [周|月|季度|年] [部门]"
+EXAMPLE = "排行榜 月 研发部"
+PERIOD_WORDS = {
+    "week": "week", "weekly": "week", "周": "week", "本周": "week", "周榜": "week",
+    "month": "month", "monthly": "month", "月": "month", "本月": "month", "月榜": "month",
+    "quarter": "quarter", "季": "quarter", "季度": "quarter", "本季": "quarter", "本季度": "quarter",
+    "year": "year", "yearly": "year", "年": "year", "本年": "year", "今年": "year", "全年": "year", "年榜": "year",
+}
+PERIOD_TEXT = {"week": "本周", "month": "本月", "quarter": "本季度", "year": "今年"}
+
+
+def _first_day(period: str, day: date) -> date:
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    if period == "quarter":
+        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    return day.replace(month=1, day=1)
+
+
+def _next_first_day(period: str, first: date) -> date:
+    if period == "week":
+        return first + timedelta(days=7)
+    months = {"month": 1, "quarter": 3}.get(period, 12)
+    total = first.month - 1 + months
+    return first.replace(year=first.year + total // 12, month=total % 12 + 1)
+
+
+def _utc(day: date, tz: tzinfo) -> datetime:
+    """Local midnight of ``day`` as naive UTC (the database's convention)."""
+    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def period_bounds(period: str, now: datetime, tz: tzinfo) -> tuple[datetime, datetime, str]:
+    """[start, end) of the local calendar period containing ``now`` (naive UTC), and its label."""
+    today = now.replace(tzinfo=timezone.utc).astimezone(tz).date()
+    first = _first_day(period, today)
+    last = _next_first_day(period, first) - timedelta(days=1)
+    label = f"{PERIOD_TEXT.get(period, period)}（{first:%m-%d} 至 {last:%m-%d}）"
+    return _utc(first, tz), _utc(last + timedelta(days=1), tz), label
+
+
+def parse_args(args: str, default: str) -> tuple[str, str]:
+    """(period, department): the period word is optional, and anything else names a department."""
+    tokens = args.split()
+    if tokens and tokens[0].casefold() in PERIOD_WORDS:
+        return PERIOD_WORDS[tokens[0].casefold()], " ".join(tokens[1:])
+    if len(tokens) > 1 and tokens[-1].casefold() in PERIOD_WORDS:  # 排行榜 研发部 月
+        return PERIOD_WORDS[tokens[-1].casefold()], " ".join(tokens[:-1])
+    return default, " ".join(tokens)
+
+
+def handle_rank(event: Event, ctx: Context) -> Reply:
+    period, department = parse_args(ctx.args, ctx.settings.leaderboard["period"])
+    start, end, label = period_bounds(period, ctx.now(), ctx.settings.tz)
+    top_n = int(ctx.settings.leaderboard["top_n"])
+    rows = queries.leaderboard(ctx.session, start, end, department=department or None, top_n=top_n)
+    title = f"积分排行榜 · {department + ' · ' if department else ''}{label}"
+    me = ""
+    member = ctx.member
+    if member is not None:
+        if department:
+            mine = next((r for r in rows if r.employee_id == member.id), None)
+            rank, pts = (mine.rank, mine.points) if mine else (None, 0)
+        else:
+            rank, pts = queries.rank_of(ctx.session, member.id, start, end)
+        me = f"你的排名: 第 {rank} 名（{pts} 积分）" if rank else "你在这段时间还没有获得积分，加油!"
+    if not rows and department:
+        me = f"部门「{department}」在这段时间还没有人获得积分（部门名需完整）。" + ("\n" + me if me else "")
+    card = builders.leaderboard_card(title=title, rows=[(r.rank, r.name, r.department, r.points) for r in rows], me=me)
+    return CardReply(card)
 
 
 def register(router: Router) -> None:
-    return None
+    router.command("rank", aliases=("排行榜", "leaderboard"), usage=USAGE, example=EXAMPLE,
+                   summary="查看积分排行榜（可按周/月/季度/年、部门）")(handle_rank)

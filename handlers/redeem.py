@@ -1,6 +1,146 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""兑换/redeem, 确认兑换/confirm, 取消兑换/cancel and 我的订单/orders (architecture.md §1.3).
+
+Redeeming is two steps on purpose: ``兑换 2`` only creates ``R<n>`` and asks; no points move
+until the owner confirms, so a typo costs nothing. A confirmation card's buttons are the typed
+commands, so a double click is simply a second ``确认兑换 R<n>``, which the order service turns
+into "already confirmed" instead of a second hold.
+"""
+from __future__ import annotations
+
+import re
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import CardReply, Reply, Text
 from bot.router import Router
+from cards import builders
+from handlers import messages as msg
+from handlers.orders_admin import notify_fulfillers
+from storage import orders
+from storage.errors import UnknownItem
+from storage.models import Order
+
+REDEEM_USAGE = "兑换 <商品编号/sku/名称> [数量]"
+REDEEM_EXAMPLE = "兑换 1"
+CONFIRM_USAGE = "确认兑换 <R订单号>"
+CANCEL_USAGE = "取消兑换 <R订单号>"
+_NUMBERISH = re.compile(r"[x×*]?[+\-]?[\d.,]+(?:个|份|张|件)?", re.IGNORECASE)
+_QTY = re.compile(r"[x×*]?\+?(\d{1,6})(?:个|份|张|件)?", re.IGNORECASE)
+
+
+def parse_redeem(ctx: Context) -> tuple[str, int] | str:
+    """(item token, quantity), or the problem to show with the usage."""
+    tokens = ctx.args.split()
+    if not tokens:
+        return "请写明要兑换的商品（发送「商城」查看商品编号）。"
+    if len(tokens) == 1:
+        return tokens[0], 1
+    whole = " ".join(tokens)
+    try:  # an exact name may itself contain spaces and digits
+        orders.resolve_item(ctx.settings, whole)
+        return whole, 1
+    except UnknownItem:
+        pass
+    last = tokens[-1]
+    if not _NUMBERISH.fullmatch(last):
+        return whole, 1
+    m = _QTY.fullmatch(last)
+    qty = int(m.group(1)) if m else 0
+    if not 1 <= qty <= orders.MAX_QUANTITY:
+        return msg.BAD_QUANTITY.format(max=orders.MAX_QUANTITY)
+    return " ".join(tokens[:-1]), qty
+
+
+def handle_redeem(event: Event, ctx: Context) -> Reply:
+    parsed = parse_redeem(ctx)
+    if isinstance(parsed, str):
+        return Text(msg.usage_text("redeem", REDEEM_USAGE, REDEEM_EXAMPLE, parsed))
+    token, qty = parsed
+    try:
+        orders.resolve_item(ctx.settings, token)
+    except UnknownItem as exc:
+        return Text(msg.usage_text("redeem", REDEEM_USAGE, REDEEM_EXAMPLE, msg.domain_error(exc)))
+    member = ctx.member
+    assert member is not None
+    order = orders.start(ctx.session, ctx.settings, member, token, qty, ctx.now())
+    balance = orders.available_points(ctx.session, member.id)
+    return CardReply(builders.redeem_confirm(order_id=order.id, item=order.item_name, quantity=order.quantity,
+                                             cost=order.cost, balance=balance))
+
+
+def order_ref(ctx: Context) -> int | None:
+    first = ctx.args.split()[0] if ctx.args.split() else ""
+    return orders.parse_ref(first)
+
+
+def handle_confirm(event: Event, ctx: Context) -> Reply:
+    ref = order_ref(ctx)
+    if ref is None:
+        return Text(msg.usage_text("confirm", CONFIRM_USAGE, "确认兑换 R12", msg.NEED_ORDER_REF))
+    member = ctx.member
+    assert member is not None
+    current = orders.get(ctx.session, ref, ctx.now())
+    was = current.status
+    if was == orders.LAPSED and current.employee_id == member.id:  # answered, not raised: the lapse is kept
+        return Text(orders.state_text(current))
+    order = orders.confirm(ctx.session, ctx.ledger, member, ref, ctx.now())
+    if was != orders.AWAITING_CONFIRMATION:
+        if order.status == orders.FULFILLED:
+            return Text(f"订单 R{order.id} 已发放。")
+        return Text(msg.ALREADY_CONFIRMED.format(id=order.id))
+    notify_fulfillers(ctx, order, member)
+    balance = orders.available_points(ctx.session, member.id)
+    return CardReply(builders.redeem_done(order_id=order.id, item=order.item_name, quantity=order.quantity,
+                                          cost=order.cost, balance=balance, hold_txn_id=order.hold_txn_id))
+
+
+def handle_cancel(event: Event, ctx: Context) -> Reply:
+    ref = order_ref(ctx)
+    if ref is None:
+        return Text(msg.usage_text("cancel", CANCEL_USAGE, "取消兑换 R12", msg.NEED_ORDER_REF))
+    member = ctx.member
+    assert member is not None
+    current = orders.get(ctx.session, ref, ctx.now())
+    was = current.status
+    if was == orders.LAPSED and current.employee_id == member.id:  # answered, not raised: the lapse is kept
+        return Text(orders.state_text(current))
+    order = orders.cancel(ctx.session, ctx.ledger, member, ref, ctx.now())
+    if was == orders.CANCELLED:
+        return Text(msg.ALREADY_CANCELLED.format(id=order.id))
+    if was != orders.AWAITING_FULFILMENT:
+        return Text(f"已取消订单 R{order.id}，没有扣除积分。")
+    release = ctx.ledger.find(f"order:{order.id}:release")
+    balance = orders.available_points(ctx.session, member.id)
+    return Text(f"已取消订单 R{order.id}，{order.cost} 积分已退回" + (f"（E{release.id}）" if release else "")
+                + f"。\n当前可用积分: {balance}")
+
+
+def order_line(order: Order, ctx: Context) -> str:
+    when = msg.local_time(order.created_at, ctx.settings.tz, "%m-%d %H:%M")
+    line = (f"R{order.id} {order.item_name} ×{order.quantity}  {order.cost} 积分 · "
+            f"{orders.STATUS_TEXT.get(order.status, order.status)} · {when}")
+    if order.status == orders.AWAITING_CONFIRMATION:
+        line += f"  →  确认兑换 R{order.id} / 取消兑换 R{order.id}"
+    elif order.status == orders.AWAITING_FULFILMENT:
+        line += f"  →  可发送 取消兑换 R{order.id}"
+    elif order.status in (orders.REJECTED, orders.FULFILLED) and order.note:
+        line += f"（{order.note}）"
+    return line
+
+
+def handle_orders(event: Event, ctx: Context) -> Reply:
+    member = ctx.member
+    assert member is not None
+    rows = [order_line(o, ctx) for o in orders.list_for(ctx.session, member, ctx.now())]
+    return CardReply(builders.orders_card(rows))
 
 
 def register(router: Router) -> None:
-    return None
+    router.command("redeem", aliases=("兑换",), usage=REDEEM_USAGE, example=REDEEM_EXAMPLE,
+                   summary="用积分兑换奖励（先生成订单，确认后才扣积分）")(handle_redeem)
+    router.command("confirm", aliases=("确认兑换",), usage=CONFIRM_USAGE, example="确认兑换 R12",
+                   summary="确认自己的兑换订单（冻结积分，等待 HR 发放）")(handle_confirm)
+    router.command("cancel", aliases=("取消兑换",), usage=CANCEL_USAGE, example="取消兑换 R12",
+                   summary="取消自己的兑换订单（HR 发放前均可取消，积分原路退回）")(handle_cancel)
+    router.command("orders", aliases=("我的订单",), usage="我的订单", example="我的订单",
+                   summary="查看自己的兑换订单")(handle_orders)

@@ -1,6 +1,32 @@
-"""Placeholder until this action is implemented (registers nothing)."""
+"""商城/shop/catalog: the numbered reward list that ``兑换 <编号>`` refers to.
+
+The numbers follow the order of ``[[catalog]]`` in the configuration, and sold-out items stay in
+the list, so a number someone saw yesterday still means the same item today.
+"""
+from __future__ import annotations
+
+from bot.context import Context
+from bot.events import Event
+from bot.replies import CardReply, Reply
 from bot.router import Router
+from cards import builders
+from storage import catalog
+from storage.orders import available_points
+
+
+def shop_rows(ctx: Context) -> list[builders.ShopRow]:
+    """Config gives names and prices; the database gives stock (the config's until first seeded)."""
+    stock = catalog.stocks(ctx.session)
+    return [builders.ShopRow(number=i, sku=item.sku, name=item.name, cost=item.cost,
+                             stock=stock[item.sku] if item.sku in stock else item.stock)
+            for i, item in enumerate(ctx.settings.catalog, start=1)]
+
+
+def handle_shop(event: Event, ctx: Context) -> Reply:
+    balance = available_points(ctx.session, ctx.member.id) if ctx.member is not None else None
+    return CardReply(builders.shop_card(shop_rows(ctx), balance))
 
 
 def register(router: Router) -> None:
-    return None
+    router.command("shop", aliases=("商城", "catalog"), usage="商城", example="商城",
+                   summary="查看可兑换的奖励（带编号、价格和库存）")(handle_shop)

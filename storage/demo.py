@@ -160,7 +160,7 @@ def _people(s: Session) -> dict[str, Employee]:
 def _bind_everyone(w: _Writer) -> None:
     for uid, emp in w.people.items():
         for platform in ("wecom", "dingtalk"):
-            bind(w.s, emp, platform, uid, now=w.clock(), actor_id=None, how="demo")
+            bind(w.s, emp, platform, uid, now=w.now, actor_id=None, how="demo")  # bound today: not "unused"
 
 
 def _expiring_soon(w: _Writer) -> None:

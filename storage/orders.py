@@ -138,15 +138,19 @@ def _claim(s: Session, order: Order, frm: str, to: str, **values: Any) -> bool:
     return res.rowcount == 1
 
 
-def _gone(order: Order) -> InvalidState:
-    """The error for acting on an order that has already left the states the action needs."""
+def state_text(order: Order) -> str:
+    """Why an action cannot apply to the order any more, in the user's words."""
     texts = {FULFILLED: f"订单 R{order.id} 已发放，不能再更改。",
              REJECTED: f"订单 R{order.id} 已被拒绝，积分已退回。",
              CANCELLED: f"订单 R{order.id} 已取消。",
              LAPSED: f"订单 R{order.id} 超过 24 小时未确认，已失效。如仍需兑换请重新下单。",
              AWAITING_CONFIRMATION: f"订单 R{order.id} 尚未确认（24 小时内未确认会自动失效），暂无需处理。",
              AWAITING_FULFILMENT: f"订单 R{order.id} 已确认，等待发放。"}
-    return InvalidState(texts.get(order.status, f"订单 R{order.id} 当前状态不能进行此操作。"))
+    return texts.get(order.status, f"订单 R{order.id} 当前状态不能进行此操作。")
+
+
+def _gone(order: Order) -> InvalidState:
+    return InvalidState(state_text(order))
 
 
 def _own(order: Order, employee: Employee) -> None:

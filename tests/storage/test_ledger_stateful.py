@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -64,6 +64,7 @@ class Model:
         self.budget = 0
         self.held = self.expired = self.redeemed = 0
         self.frozen: set[int] = set()
+        self.txns = 0  # how many ledger transactions the database must hold
 
     def balance(self, emp: int) -> int:
         return sum(l.remaining for l in self.lots if l.emp == emp)
@@ -89,7 +90,7 @@ class Model:
         return slices
 
     def restore(self, slices: list[tuple[int, int]]) -> int:
-        """Give slices back; those of lots past expiry expire at once. Returns the points expired."""
+        """Give slices back; those of lots past expiry expire at once (one more txn). Returns the points expired."""
         gone = 0
         for i, pts in slices:
             lot = self.lots[i]
@@ -98,21 +99,28 @@ class Model:
                 lot.remaining -= pts
                 gone += pts
         self.expired += gone
+        self.txns += 1 if gone else 0
         return gone
 
-    def expire(self) -> int:
+    def expire(self, lot_ids: list[int], batch: int) -> int:
+        """expire_due: one txn per wallet per batch of due lots (batches by lot id)."""
+        due = sorted((lot_ids[i], lot) for i, lot in enumerate(self.lots) if lot.expires <= self.now and lot.remaining)
         gone = 0
-        for lot in self.lots:
-            if lot.expires <= self.now and lot.remaining > 0:
-                gone += lot.remaining
-                lot.remaining = 0
+        for start in range(0, len(due), batch):
+            self.txns += len({lot.emp for _, lot in due[start:start + batch]})
+        for _, lot in due:
+            gone += lot.remaining
+            lot.remaining = 0
         self.expired += gone
         return gone
 
 
-def txn_count(db: Database) -> int:
-    with db.session_scope() as s:
-        return int(s.scalar(select(func.count(Txn.id))) or 0)
+# Built once: the invariant runs after every step, and building statements is a good part of its cost.
+LOTS_Q = select(Lot.id, Lot.remaining)
+ACCOUNTS_Q = select(Account.name, Account.kind, Account.balance,
+                    select(func.coalesce(func.sum(Entry.amount), 0)).where(Entry.account_id == Account.id)
+                    .scalar_subquery(),
+                    select(func.count(Txn.id)).scalar_subquery())
 
 
 def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[Database], None],
@@ -134,10 +142,12 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
             self.award_calls: list[tuple[str, int, int, bool, int]] = []
             self.months = 0
             self.n = 0
-            stats["examples"] += 1
 
         def teardown(self) -> None:
             close_db(self.db)
+            if self.n >= STEPS:
+                stats["examples"] += 1
+            stats["steps"] += self.n
 
         # ---- helpers --------------------------------------------------------------------------
         def ledger(self, s) -> Ledger:  # type: ignore[no-untyped-def]
@@ -145,28 +155,27 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
 
         def key(self, prefix: str) -> str:
             self.n += 1
-            stats["steps"] += 1
             return f"{prefix}:{self.n}"
 
         def lot_of(self, s, txn_id: int) -> int:  # type: ignore[no-untyped-def]
             return s.scalar(select(Lot.id).where(Lot.txn_id == txn_id))
 
-        def db_slices(self, txn_id: int) -> list[tuple[int, int]]:
-            with self.db.session_scope() as s:
-                rows = s.execute(select(LotAllocation.lot_id, LotAllocation.amount)
-                                 .where(LotAllocation.txn_id == txn_id).order_by(LotAllocation.id)).all()
+        @staticmethod
+        def db_slices(s, txn_id: int) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+            """The allocations a txn wrote, read in the session that wrote them."""
+            s.flush()
+            rows = s.execute(select(LotAllocation.lot_id, LotAllocation.amount)
+                             .where(LotAllocation.txn_id == txn_id).order_by(LotAllocation.id)).all()
             return [(int(a), int(b)) for a, b in rows]
 
         def as_db(self, slices: list[tuple[int, int]]) -> list[tuple[int, int]]:
             return [(self.lot_ids[i], pts) for i, pts in slices]
 
         def refused(self, exc: type[Exception], call: Callable[[Ledger], object]) -> None:
-            """The call must raise ``exc`` and write nothing."""
-            before = txn_count(self.db)
+            """The call must raise ``exc``; the invariant then checks nothing was written."""
             with pytest.raises(exc):
                 with self.db.session_scope() as s:
                     call(self.ledger(s))
-            assert txn_count(self.db) == before
 
         # ---- rules ----------------------------------------------------------------------------
         @rule(e=st.integers(0, EMPLOYEES - 1), points=st.integers(1, 30))
@@ -178,6 +187,7 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
                 txn = self.ledger(s).award(emp, points, idem_key=key, reason="r")
                 self.lot_ids.append(self.lot_of(s, txn.id))
             self.txns[txn.id] = MTxn("award", emp, points, lot=self.model.new_lot(emp, points))
+            self.model.txns += 1
             self.award_calls.append((key, emp, points, False, txn.id))
 
         @rule(e=st.integers(0, EMPLOYEES - 1), points=st.integers(1, 30))
@@ -194,20 +204,20 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
                 self.lot_ids.append(self.lot_of(s, txn.id))
             self.model.budget -= points
             self.txns[txn.id] = MTxn("award", emp, points, lot=self.model.new_lot(emp, points), budget=True)
+            self.model.txns += 1
             self.award_calls.append((key, emp, points, True, txn.id))
 
         @rule(amount=st.integers(1, 100), rollover=st.booleans(), repeat=st.booleans())
         def grant_budget(self, amount: int, rollover: bool, repeat: bool) -> None:
             self.key("grant")
             if repeat and self.months:  # the same month again: nothing changes
-                before = txn_count(self.db)
                 with self.db.session_scope() as s:
                     self.ledger(s).grant_budget(self.manager, f"m{self.months}", amount, rollover=rollover)
-                assert txn_count(self.db) == before
                 return
             self.months += 1
             with self.db.session_scope() as s:
                 self.ledger(s).grant_budget(self.manager, f"m{self.months}", amount, rollover=rollover)
+            self.model.txns += 1 if rollover or not self.model.budget else 2  # the reset of what was left
             self.model.budget = self.model.budget + amount if rollover else amount
 
         def _debit(self, kind: str, e: int, points: int) -> None:
@@ -223,9 +233,11 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
                 return self.refused(InsufficientPoints, call)
             with self.db.session_scope() as s:
                 txn_id = call(self.ledger(s)).id
+                got = self.db_slices(s, txn_id)
             slices = self.model.consume(emp, points)
-            assert self.db_slices(txn_id) == self.as_db(slices), "FIFO order"
+            assert got == self.as_db(slices), "FIFO order"
             self.txns[txn_id] = MTxn(kind, emp, points, slices=slices)
+            self.model.txns += 1
             if kind == "hold":
                 self.model.held += points
 
@@ -254,6 +266,7 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
             h.closed = True
             self.model.held -= h.amount
             self.model.redeemed += h.amount
+            self.model.txns += 1
 
         @rule(data=st.data())
         def release(self, data: st.DataObject) -> None:
@@ -265,17 +278,18 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
                 return self.refused(AlreadyReversed, lambda lg: lg.release(tid, idem_key=key))
             with self.db.session_scope() as s:
                 rid = self.ledger(s).release(tid, idem_key=key).id
+                got = self.db_slices(s, rid)
             h.closed = True
             self.model.held -= h.amount
+            self.model.txns += 1
             self.model.restore(h.slices)
-            self._check_refund(rid, h.slices)
+            self._check_refund(got, h.slices)
 
-        def _check_refund(self, refund_id: int, slices: list[tuple[int, int]]) -> None:
+        def _check_refund(self, got: list[tuple[int, int]], slices: list[tuple[int, int]]) -> None:
             """Exact refund: the refund's allocations are the negated slices of what it undoes."""
             merged: dict[int, int] = {}
             for i, pts in slices:
                 merged[self.lot_ids[i]] = merged.get(self.lot_ids[i], 0) + pts
-            got = self.db_slices(refund_id)
             assert sorted(got) == sorted((lot, -pts) for lot, pts in merged.items()), "exact refund"
 
         @rule(data=st.data(), partial=st.booleans())
@@ -294,21 +308,22 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
                     return self.refused(InsufficientPoints, lambda lg: lg.reverse(tid, idem_key=key))
                 with self.db.session_scope() as s:
                     rtxn, shortfall = self.ledger(s).reverse(tid, idem_key=key, allow_partial=partial)
-                    rid = rtxn.id
+                    got = self.db_slices(s, rtxn.id)
                 take = min(t.amount, have)
                 assert shortfall == t.amount - take
                 slices = self.model.consume(t.emp, take, prefer=t.lot) if take else []
-                assert self.db_slices(rid) == self.as_db(slices), "reversal takes the awarded lot first, then FIFO"
+                assert got == self.as_db(slices), "reversal takes the awarded lot first, then FIFO"
                 if t.budget:
                     self.model.budget += take
             else:
                 with self.db.session_scope() as s:
                     rtxn, shortfall = self.ledger(s).reverse(tid, idem_key=key, allow_partial=partial)
-                    rid = rtxn.id
+                    got = self.db_slices(s, rtxn.id)
                 assert shortfall == 0
                 self.model.restore(t.slices)
-                self._check_refund(rid, t.slices)
+                self._check_refund(got, t.slices)
             t.closed = True
+            self.model.txns += 1
 
         @rule(e=st.integers(0, EMPLOYEES - 1), to=st.integers(-1, EMPLOYEES - 1))
         def move_all(self, e: int, to: int) -> None:
@@ -321,18 +336,20 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
                 txn = self.ledger(s).move_all(emp, to=target, idem_key=key, reason="leaver")
                 tid = txn.id if txn is not None else None
                 new_lot = self.lot_of(s, tid) if tid is not None and target != "expired" else None
+                got = self.db_slices(s, tid) if tid is not None else []
             if not points:
                 assert tid is None
                 return
             assert tid is not None
             slices = self.model.consume(emp, points)
-            assert self.db_slices(tid) == self.as_db(slices)
+            assert got == self.as_db(slices)
             if target == "expired":
                 self.model.expired += points
             else:
                 self.lot_ids.append(new_lot)  # type: ignore[arg-type]
                 self.model.new_lot(int(target), points)
             self.txns[tid] = MTxn("transfer", emp, points)
+            self.model.txns += 1
 
         @rule(e=st.integers(0, EMPLOYEES - 1))
         def toggle_frozen(self, e: int) -> None:
@@ -347,7 +364,7 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
         def expire(self, batch: int) -> None:
             self.key("expire")
             res = expire_due(self.db, self.clock(), batch_size=batch)
-            assert res.points == self.model.expire()
+            assert res.points == self.model.expire(self.lot_ids, batch)
 
         @rule(days=st.integers(0, 6))
         def advance(self, days: int) -> None:
@@ -360,12 +377,10 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
         def retry_award(self, data: st.DataObject) -> None:
             key, emp, points, budget, tid = data.draw(st.sampled_from(self.award_calls))
             self.key("retry")
-            before = txn_count(self.db)
             with self.db.session_scope() as s:
                 got = self.ledger(s).award(emp, points, idem_key=key, reason="again",
                                            budget_of=self.manager if budget else None).id
-            assert got == tid
-            assert txn_count(self.db) == before
+            assert got == tid  # and the invariant checks that no row was added
 
         # ---- invariants -----------------------------------------------------------------------
         @invariant()
@@ -373,27 +388,24 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
             m = self.model
             with self.db.session_scope() as s:
                 assert check_invariants(s) == []
-                lots = dict(s.execute(select(Lot.id, Lot.remaining)).all())
-                balances = dict(s.execute(select(Account.name, Account.balance)
-                                          .where(Account.kind.in_(("wallet", "budget")))).all())
-                system = dict(s.execute(select(Account.name, func.sum(Entry.amount))
-                                        .join(Entry, Entry.account_id == Account.id)
-                                        .where(Account.name.in_((HOLD, EXPIRED, REDEEMED)))
-                                        .group_by(Account.name)).all())
-            assert lots == {self.lot_ids[i]: l.remaining for i, l in enumerate(m.lots)}
-            for emp in self.emps:
-                assert balances.get(f"wallet:{emp}", 0) == m.balance(emp), f"wallet of {emp}"
-            assert balances.get(f"budget:{self.manager}", 0) == m.budget
-            assert int(system.get(HOLD, 0) or 0) == m.held
-            assert int(system.get(EXPIRED, 0) or 0) == m.expired
-            assert int(system.get(REDEEMED, 0) or 0) == m.redeemed
+                lots = dict(s.execute(LOTS_Q).all())
+                accounts = s.execute(ACCOUNTS_Q).all()
+            assert lots == {self.lot_ids[i]: l.remaining for i, l in enumerate(m.lots)}, "lot remainders"
+            cached = {name: int(bal) for name, kind, bal, _, _ in accounts if kind != "system"}
+            summed = {name: int(total) for name, _, _, total, _ in accounts}
+            assert cached == {**{f"wallet:{e}": m.balance(e) for e in self.emps},
+                              **({f"budget:{self.manager}": m.budget} if self.months else {})}, "balances"
+            assert [summed.get(n, 0) for n in (HOLD, EXPIRED, REDEEMED)] == [m.held, m.expired, m.redeemed]
+            assert int(accounts[0][4]) == m.txns, "ledger transactions written"
             assert all(0 <= l.remaining <= l.amount for l in m.lots)
 
     return LedgerMachine
 
 
 def run(machine: type[RuleBasedStateMachine], examples: int) -> None:
-    run_state_machine_as_test(machine, settings=settings(
+    # ``_min_steps``: every passing example runs the full STEPS (Hypothesis otherwise ends a few
+    # early); a failing one still stops, and shrinks, at its failing step.
+    run_state_machine_as_test(machine, _min_steps=STEPS - 1, settings=settings(
         max_examples=examples, stateful_step_count=STEPS, deadline=None, database=None, print_blob=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]))
 
@@ -404,28 +416,33 @@ def assert_enough(stats: dict[str, int], examples: int) -> None:
 
 
 def test_ledger_state_machine_sqlite(tmp_path) -> None:
+    """A fresh SQLite file per example: a copy of an empty schema, under one engine (warm statement cache)."""
+    template, path = tmp_path / "template.db", tmp_path / "ledger.db"
+    seed = Database(f"sqlite:///{template}")
+    seed.create_all()
+    seed.dispose()  # the last connection to close checkpoints the WAL into the file
+    assert not Path(f"{template}-wal").exists()
+    db = Database(f"sqlite:///{path}", sqlite_synchronous="OFF")
     stats = {"examples": 0, "steps": 0}
-    root = tempfile.mkdtemp(dir=tmp_path)
 
     def open_db(clock: FakeClock) -> Database:
-        path = os.path.join(tempfile.mkdtemp(dir=root), "ledger.db")
-        db = Database(f"sqlite:///{path}", sqlite_synchronous="OFF", clock=clock)
-        db.create_all()
+        db.engine.dispose()  # close every connection to the previous example's file
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(template, path)
         return db
 
-    def close_db(db: Database) -> None:
+    try:
+        run(make_machine(open_db, lambda db: None, stats), SQLITE_EXAMPLES)
+    finally:
         db.dispose()
-        shutil.rmtree(os.path.dirname(db.engine.url.database or ""), ignore_errors=True)
-
-    run(make_machine(open_db, close_db, stats), SQLITE_EXAMPLES)
     assert_enough(stats, SQLITE_EXAMPLES)
 
 
 def test_ledger_state_machine_postgresql(server_databases: dict[str, str]) -> None:
     if "postgresql" not in server_databases:
         pytest.skip("TEST_DATABASE_URLS names no PostgreSQL server")
-    url = server_databases["postgresql"]
-    shared = Database(url)
+    shared = Database(server_databases["postgresql"])
     Base.metadata.drop_all(shared.engine)
     Base.metadata.create_all(shared.engine)
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

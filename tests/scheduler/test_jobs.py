@@ -1,0 +1,205 @@
+"""What each scheduled job queues, rendered for both platforms, and that a re-run sends nothing new."""
+from __future__ import annotations
+
+import json
+import sys
+import types
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+import app as app_module
+from cards import render_dingtalk, render_wecom
+from cards.model import Card
+from scheduler import cards, jobs
+from scheduler.claims import period_key
+from settings import build_settings
+from storage.ledger import Ledger
+from storage.models import Account, Appeal, Employee, Order, Outbox
+from tests.storage.factories import make_employee
+
+GROUPS = [{"platform": "dingtalk", "chat_id": "cid-all"}, {"platform": "wecom", "chat_id": "robot", "webhook_key": "k1"}]
+
+
+@pytest.fixture
+def bot(sqlite_db: Any) -> Any:
+    settings = build_settings({"leaderboard": {"top_n": 3, "groups": GROUPS}, "points": {"expiry_notice_days": [30, 7]}})
+    return app_module.PointsBot(settings=settings, db=sqlite_db, router=None, pipeline=None)
+
+
+@pytest.fixture
+def company(bot: Any, clock: Any) -> dict[str, int]:
+    """A manager with two reports, an HR person and a leaver; the manager has this month's budget."""
+    with bot.db.session_scope() as s:
+        mgr = make_employee(s, "M1", role="manager", name="王经理")
+        ids = {"mgr": mgr.id,
+               "a": make_employee(s, "A1", name="张三", manager_id=mgr.id).id,
+               "b": make_employee(s, "B1", name="李四", manager_id=mgr.id, department="市场部").id,
+               "hr": make_employee(s, "H1", role="hr", name="赵HR", department="人事部").id,
+               "gone": make_employee(s, "L1", name="钱离职").id}
+        Ledger(s, clock, 365).grant_budget(mgr.id, "2026-03", 1000)
+    return ids
+
+
+def award(bot: Any, emp: int, pts: int, at: datetime, key: str, budget_of: int | None = None) -> None:
+    with bot.db.session_scope() as s:
+        Ledger(s, lambda: at, bot.settings.points["validity_days"]).award(
+            emp, pts, idem_key=key, reason="测试", budget_of=budget_of, actor_id=budget_of)
+
+
+def queued(bot: Any, prefix: str = "") -> list[Outbox]:
+    with bot.db.session_scope() as s:
+        return list(s.scalars(select(Outbox).where(Outbox.idem_key.like(f"{prefix}%")).order_by(Outbox.id)))
+
+
+def rendered(row: Outbox) -> tuple[str, str, Card]:
+    """(WeCom body, DingTalk robot msgParam) of a row's card, as the outbox would send them."""
+    card = Card.from_dict(json.loads(row.payload)["card"])
+    wecom = json.dumps(render_wecom.render(card, 1000002), ensure_ascii=False)
+    _key, param = render_dingtalk.to_robot_api(render_dingtalk.render_markdown(card, 12000))
+    return wecom, render_dingtalk.dump_msg_param(param), card
+
+
+def run(bot: Any, name: str, now: datetime, owner: str = "t", force: bool = False) -> str:
+    return jobs.run_claimed(bot, name, period_key(name, now, bot.settings.tz), now, owner, force=force)
+
+
+def test_expire_points_notifies_each_affected_employee_once(bot: Any, company: dict[str, int], clock: Any) -> None:
+    award(bot, company["a"], 40, clock() - timedelta(days=366), "old-a")
+    award(bot, company["a"], 5, clock() - timedelta(days=365, hours=1), "old-a2")
+    award(bot, company["b"], 7, clock() - timedelta(days=10), "new-b")
+    assert "1 notices queued" in run(bot, "expire-points", clock())
+    rows = queued(bot, "expired:")
+    assert [r.idem_key for r in rows] == [f"expired:{company['a']}:2026-03-10"]
+    wecom, dingtalk, card = rendered(rows[0])
+    assert json.loads(rows[0].payload)["employee_id"] == company["a"]
+    for text in (wecom, dingtalk):
+        assert "积分已过期" in text and "45" in text and "2026-03-10" in text
+    run(bot, "expire-points", clock(), force=True)  # a forced re-run expires and sends nothing new
+    assert len(queued(bot, "expired:")) == 1
+
+
+def test_expiry_notices_per_threshold_with_shop_hint(bot: Any, company: dict[str, int], clock: Any) -> None:
+    validity = timedelta(days=365)
+    award(bot, company["a"], 30, clock() + timedelta(days=7) - validity, "in7")
+    award(bot, company["a"], 20, clock() + timedelta(days=7, hours=1) - validity, "in7b")
+    award(bot, company["b"], 9, clock() + timedelta(days=30) - validity, "in30")
+    award(bot, company["b"], 99, clock() + timedelta(days=12) - validity, "in12")  # no threshold today
+    run(bot, "expiry-notices", clock())
+    keys = sorted(r.idem_key for r in queued(bot, "expiry-notice:"))
+    assert keys == sorted([f"expiry-notice:{company['a']}:2026-03-17:T-7", f"expiry-notice:{company['b']}:2026-04-09:T-30"])
+    row = next(r for r in queued(bot, "expiry-notice:") if f":{company['a']}:" in r.idem_key)
+    wecom, dingtalk, card = rendered(row)
+    assert "template_card" in wecom and "dtmd://dingtalkclient/sendMessage?content=%E5%95%86%E5%9F%8E" in dingtalk
+    for text in (wecom, dingtalk):
+        assert "50" in text and "2026-03-17" in text and cards.SHOP_HINT in text
+    run(bot, "expiry-notices", clock(), force=True)
+    assert len(queued(bot, "expiry-notice:")) == 2  # each employee is told once per date and threshold
+
+
+def test_expiry_notices_cover_days_missed_in_an_outage(bot: Any, company: dict[str, int], clock: Any) -> None:
+    award(bot, company["a"], 11, clock() + timedelta(days=5) - timedelta(days=365), "in5")
+    run(bot, "expiry-notices", clock() - timedelta(days=3))  # last run on 7 March: 15 March was 8 days away
+    assert queued(bot, "expiry-notice:") == []
+    run(bot, "expiry-notices", clock())  # 8 and 9 March were missed: the T-7 warning is still given, once
+    assert [r.idem_key for r in queued(bot, "expiry-notice:")] == [f"expiry-notice:{company['a']}:2026-03-15:T-7"]
+    assert "还有 5 天" in rendered(queued(bot, "expiry-notice:")[0])[1]
+
+
+def test_leaderboard_one_message_per_group_per_period(bot: Any, company: dict[str, int], clock: Any) -> None:
+    award(bot, company["a"], 80, clock() - timedelta(hours=5), "w-a", budget_of=company["mgr"])
+    award(bot, company["b"], 120, clock() - timedelta(hours=4), "w-b", budget_of=company["mgr"])
+    award(bot, company["hr"], 10, clock() - timedelta(days=20), "old")  # last month: not this week
+    run(bot, "leaderboard", clock())
+    rows = queued(bot, "leaderboard:")
+    assert [r.kind for r in rows] == ["group", "group"]
+    assert json.loads(rows[1].payload)["webhook_key"] == "k1"
+    wecom, dingtalk, card = rendered(rows[0])
+    for text in (wecom, dingtalk):
+        assert "积分排行榜" in text and "赵HR" not in text
+        assert text.index("李四（市场部） 120 分") < text.index("张三（研发部） 80 分")
+        assert "市场部：李四 120 分" in text and "研发部：张三 80 分" in text
+    run(bot, "leaderboard", clock(), force=True)
+    assert len(queued(bot, "leaderboard:")) == 2
+
+
+def test_manager_digest_figures(bot: Any, company: dict[str, int], clock: Any) -> None:
+    award(bot, company["a"], 100, clock() - timedelta(days=2), "m-a", budget_of=company["mgr"])
+    with bot.db.session_scope() as s:
+        s.add(Appeal(employee_id=company["a"], reason="少了", status="open", created_at=clock()))
+        s.add(Order(employee_id=company["b"], sku="cup", item_name="杯子", quantity=1, cost=10,
+                    status="awaiting_fulfilment", created_at=clock()))
+    run(bot, "manager-digest", clock())
+    rows = queued(bot, "manager-digest:")
+    assert [r.idem_key for r in rows] == [f"manager-digest:{company['mgr']}:2026-W11"]
+    wecom, dingtalk, card = rendered(rows[0])
+    fields = dict(card.fields)
+    assert fields == {"本周您发放": "100", "团队本周获得": "100", "本月额度已用": "100", "本月额度剩余": "900",
+                      "待处理申诉": "1", "团队待发放订单": "1"}
+    assert "李四" in dingtalk and "张三" not in card.lines[1]  # quiet member listed
+    assert "团队积分周报" in wecom and "template_card" in wecom
+    run(bot, "manager-digest", clock(), force=True)
+    assert len(queued(bot, "manager-digest:")) == 1
+
+
+def test_hr_digest_sections(bot: Any, company: dict[str, int], clock: Any) -> None:
+    award(bot, company["gone"], 66, clock() - timedelta(days=3), "gone")
+    award(bot, company["b"], 44, clock() + timedelta(days=25) - timedelta(days=365), "exp-next-month")
+    with bot.db.session_scope() as s:
+        s.get(Employee, company["gone"]).status = "left"
+        for i, days in enumerate((3, 10)):
+            s.add(Order(employee_id=company["a"], sku="cup", item_name="杯子", quantity=1 + i, cost=10,
+                        status="awaiting_fulfilment", created_at=clock() - timedelta(days=days)))
+        s.add(Appeal(employee_id=company["a"], reason="x", status="open", created_at=clock() - timedelta(days=1)))
+    run(bot, "hr-digest", clock())
+    rows = queued(bot, "hr-digest:")
+    assert len(rows) == 1 and json.loads(rows[0].payload)["employee_ids"] == [company["hr"]]
+    wecom, dingtalk, card = rendered(rows[0])
+    text = "\n".join(card.lines)
+    assert text.index("杯子×2（等待 10 天）") < text.index("杯子×1（等待 3 天）")  # oldest first
+    assert "L1 钱离职：66 分" in text and "杯子：0/0/2/1" in text and "市场部：44 分" in text
+    assert "2026-04 将过期积分" in text
+    assert "HR 积分周报" in dingtalk and "HR 积分周报" in wecom
+    run(bot, "hr-digest", clock(), force=True)
+    assert len(queued(bot, "hr-digest:")) == 1
+
+
+def test_budget_grant_once_per_month(bot: Any, company: dict[str, int], clock: Any) -> None:
+    clock.now = datetime(2026, 3, 31, 16, 0)  # 1 April 00:00 in Shanghai
+    assert "2026-04" in run(bot, "budget-grant", clock())
+    run(bot, "budget-grant", clock(), force=True)
+    with bot.db.session_scope() as s:
+        assert s.scalar(select(Account.balance).where(Account.kind == "budget")) == 1000
+        assert s.scalar(select(func.count()).select_from(Account).where(Account.kind == "budget")) == 1
+
+
+def test_lazy_jobs_fail_clearly_when_their_module_is_missing(bot: Any, clock: Any, monkeypatch: Any) -> None:
+    monkeypatch.setitem(sys.modules, "storage.leavers", None)
+    out = run(bot, "leaver-policy", clock())
+    assert "failed" in out and "storage.leavers.apply_leaver_policy is not available" in out
+    seen: list[Any] = []
+    fake = types.ModuleType("storage.leavers")
+    fake.apply_leaver_policy = lambda db, settings, now: seen.append(now) or "2 wallets frozen"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "storage.leavers", fake)
+    assert run(bot, "leaver-policy", clock()).endswith("2 wallets frozen")  # a failed run may run again
+    sync = types.ModuleType("bot.approvals_sync")
+    sync.reconcile = lambda b, now: "0 instances"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bot.approvals_sync", sync)
+    assert run(bot, "reconcile-approvals", clock()).endswith("0 instances")
+
+
+def test_run_job_now_claims_the_period_and_force_reruns(bot: Any, company: dict[str, int], clock: Any) -> None:
+    app = types.SimpleNamespace(extensions={"pointsbot": bot})
+    assert "granted to 1 managers" in jobs.run_job_now(app, "budget-grant")
+    assert "already done" in jobs.run_job_now(app, "budget-grant")
+    assert "granted" in jobs.run_job_now(app, "budget-grant", force=True)
+    assert "outbox:" in jobs.run_job_now(app, "deliver-outbox")
+
+
+def test_queue_writes_in_batches_and_skips_existing_keys(bot: Any, clock: Any) -> None:
+    rows = [{"idem_key": f"k{i}", "kind": "notice", "payload": {"employee_id": i, "card": {}}} for i in range(1234)]
+    assert jobs.queue(bot.db, rows[:600], clock()) == 600
+    assert jobs.queue(bot.db, rows, clock()) == 634
+    assert jobs.queue(bot.db, rows, clock()) == 0
