@@ -70,6 +70,7 @@ def seed(db: Database, employees: int, lots: int, now: datetime) -> None:
                          "status": "left" if i % 97 == 0 else "active", "dingtalk_userid": "", "wecom_userid": "",
                          "created_at": now - timedelta(days=400)})
     per = max(1, lots // employees)
+    total = per * employees
     with db.session_scope() as s:
         s.execute(insert(Employee), [dict(r, manager_id=None) for r in emp_rows])  # managers exist before reports
         s.connection().execute(Employee.__table__.update().where(Employee.__table__.c.id == bindparam("eid"))
@@ -78,7 +79,6 @@ def seed(db: Database, employees: int, lots: int, now: datetime) -> None:
         s.execute(insert(Account), [{"id": 10 + i, "kind": "wallet", "employee_id": i, "name": f"wallet:{i}",
                                      "balance": 0, "version": 0, "frozen": False} for i in range(1, employees + 1)])
     balances: dict[int, int] = {}
-    lot_id = 0
     for start in range(1, employees + 1, 500):
         batch = range(start, min(start + 500, employees + 1))
         txns, entries, lot_rows = [], [], []
@@ -90,11 +90,13 @@ def seed(db: Database, employees: int, lots: int, now: datetime) -> None:
                          "actor_id": actor, "reason": "seed", "category": "seed", "created_at": created})
             entries += [{"txn_id": i, "account_id": issuance, "amount": -sum(amounts)},
                         {"txn_id": i, "account_id": 10 + i, "amount": sum(amounts)}]
-            for a in amounts:
-                lot_id += 1
-                due = lot_id % 2 == 0
-                expires = now - timedelta(minutes=rnd.randint(1, 600)) if due else \
-                    now + timedelta(minutes=rnd.randint(10, 365 * 1440))
+            for k, a in enumerate(amounts):
+                lot_id = k * employees + i  # each employee earns throughout the year
+                # ids grow with the time a lot was earned, so expiry order follows id order (as in real data):
+                # the first half of the ids is due (spread over the last 10 hours), the rest over a year
+                frac = lot_id / total
+                expires = now - timedelta(minutes=600 * (1 - 2 * frac)) if frac <= 0.5 else \
+                    now + timedelta(minutes=10 + (frac - 0.5) * 2 * 365 * 1440)
                 lot_rows.append({"id": lot_id, "account_id": 10 + i, "txn_id": i, "amount": a, "remaining": a,
                                  "earned_at": expires - timedelta(days=365), "expires_at": expires})
             balances[10 + i] = sum(amounts)

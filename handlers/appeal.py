@@ -68,7 +68,7 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
                                    subject=subject, reason=reason, reviewer_id=reviewer.id)
         ctx.notify(reviewer.id, card, key=f"A{appeal.id}:review:{reviewer.id}")
     told = f"已通知 {len(who)} 位审核人（经理/HR）" if who else "暂无可通知的审核人，请联系 HR"
-    return Text(f"已提交申诉 A{appeal.id}（{subject}），{told}。处理结果会通知你。")
+    return Text(f"已提交申诉 A{appeal.id}，对象: {subject}。\n{told}，处理结果会通知你。")
 
 
 def _outcome(decision: appeals.Decision, points: int | None) -> str:
@@ -78,9 +78,9 @@ def _outcome(decision: appeals.Decision, points: int | None) -> str:
     assert decision.txn is not None
     if points is not None:
         return f"补发 {points} 积分（E{decision.txn.id}）"
-    text = f"撤销 E{appeal.txn_id}（E{decision.txn.id}）"
+    text = f"撤销 E{appeal.txn_id}（新记录 E{decision.txn.id}）"
     if decision.shortfall:
-        text += f"，其中 {decision.shortfall} 积分已被使用无法收回，已转 HR 处理"
+        text += f"，其中 {decision.shortfall} 积分已不在余额中、无法收回，已转 HR 处理"
     return text
 
 

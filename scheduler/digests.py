@@ -97,14 +97,27 @@ def hr_digest(db: Database, now: datetime, next_month: tuple[datetime, datetime]
         trend[item][_week_index(at, now)] += int(qty)
     d.trend = [f"{item}：{'/'.join(map(str, weeks))}" for item, weeks in
                sorted(trend.items(), key=lambda kv: (-sum(kv[1]), kv[0]))]
-    start, end = next_month
-    by_dept = (select(Employee.department, func.sum(Lot.remaining)).join(Account, Account.id == Lot.account_id)
-               .join(Employee, Employee.id == Account.employee_id)
-               .where(Lot.expires_at >= start, Lot.expires_at < end, Lot.remaining > 0)
-               .group_by(Employee.department).order_by(func.sum(Lot.remaining).desc()))
-    d.expiring = [f"{dept or '未分部门'}：{int(pts)} 分" for dept, pts in _rows(db, by_dept)]
+    d.expiring = [f"{dept or '未分部门'}：{pts} 分" for dept, pts in expiring_by_department(db, *next_month)]
     d.bindings = binding_audit_lines(db, now)
     return d
+
+
+def expiring_by_department(db: Database, start: datetime, end: datetime, slices: int = 8) -> list[tuple[str, int]]:
+    """Points of lots expiring in [start, end) per department, most first.
+
+    The window is read in ``slices`` separate transactions: one GROUP BY over a month of a million-lot
+    table takes ~0.5 s on SQLite, longer than any transaction may hold the write lock.
+    """
+    totals: dict[str, int] = defaultdict(int)
+    step = (end - start) / slices
+    for i in range(slices):
+        lo, hi = start + step * i, (end if i == slices - 1 else start + step * (i + 1))
+        q = (select(Employee.department, func.sum(Lot.remaining)).join(Account, Account.id == Lot.account_id)
+             .join(Employee, Employee.id == Account.employee_id)
+             .where(Lot.expires_at >= lo, Lot.expires_at < hi, Lot.remaining > 0).group_by(Employee.department))
+        for dept, pts in _rows(db, q):
+            totals[dept] += int(pts or 0)
+    return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def binding_audit_lines(db: Database, now: datetime, days: int = 90) -> list[str]:

@@ -124,9 +124,9 @@ def complete_unbind(s: Session, req: UnbindRequest, by: Employee, now: datetime)
 def binding_audit(s: Session, now: datetime, days: int = 90) -> dict[str, list[str]]:
     """Three lists for HR: leavers' bindings, accounts on two employees, bindings unused for ``days``."""
     return {
-        "bindings of employees who left": _leaver_bindings(s),
-        "chat accounts bound to two employees": _shared_accounts(s),
-        f"bindings unused for {days} days": _unused(s, now - timedelta(days=days)),
+        "离职员工仍有的绑定 (bindings of leavers)": _leaver_bindings(s),
+        "绑定到两名员工的聊天账号 (chat accounts bound to two employees)": _shared_accounts(s),
+        f"超过 {days} 天未使用的绑定 (bindings unused for {days} days)": _unused(s, now - timedelta(days=days)),
     }
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -89,6 +89,8 @@ def find_person(s: Session, token: str, platform: str, mentions: tuple[str, ...]
     if not token:
         raise UnknownEmployee("no person given")
     emp = s.scalar(select(Employee).where(Employee.employee_no == token))
+    if emp is None:  # people type "e3" for "E3"
+        emp = s.scalar(select(Employee).where(func.lower(Employee.employee_no) == token.lower()).limit(1))
     if emp is not None:
         return emp
     binding = s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == token))

@@ -95,7 +95,7 @@ def test_reverse_of_spent_award_records_a_shortfall(pbot: PeopleBot) -> None:  #
         Ledger(s, pbot.clock).hold(pbot.ids["E1"], 40, idem_key="spend")
     a = ref("A", pbot.send("u_e1", f"申诉 E{award_id} 这不是给我的"))
     reply = pbot.send("u_hr", f"通过申诉 A{a}")
-    assert "40 积分已被使用" in reply and pbot.balance("E1") == 0
+    assert "40 积分已不在余额中" in reply and pbot.balance("E1") == 0
     assert pbot.balance("M1", "budget") == 960  # the 10 taken back went to the budget it came from
     with pbot.db.session_scope() as s:
         [short] = s.scalars(select(Shortfall)).all()

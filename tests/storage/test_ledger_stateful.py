@@ -9,6 +9,7 @@ slices and each refund must restore exactly the slices it undoes.
 """
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -405,9 +406,14 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
 def run(machine: type[RuleBasedStateMachine], examples: int) -> None:
     # ``_min_steps``: every passing example runs the full STEPS (Hypothesis otherwise ends a few
     # early); a failing one still stops, and shrinks, at its failing step.
-    run_state_machine_as_test(machine, _min_steps=STEPS - 1, settings=settings(
-        max_examples=examples, stateful_step_count=STEPS, deadline=None, database=None, print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]))
+    gc.collect()
+    gc.freeze()  # the long-lived objects of pytest and the imports need not be rescanned (~10% faster)
+    try:
+        run_state_machine_as_test(machine, _min_steps=STEPS - 1, settings=settings(
+            max_examples=examples, stateful_step_count=STEPS, deadline=None, database=None, print_blob=True,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]))
+    finally:
+        gc.unfreeze()
 
 
 def assert_enough(stats: dict[str, int], examples: int) -> None:
