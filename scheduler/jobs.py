@@ -199,11 +199,10 @@ def budget_grant(bot: Any, period: str, now: datetime) -> str:
     with bot.db.session_scope() as s:
         managers = list(s.scalars(select(Employee.id).where(Employee.role == "manager", Employee.status == "active")
                                   .order_by(Employee.id)))
-    for start in range(0, len(managers), 10):  # a grant is ~20 ms on SQLite: keep transactions short
+    for mid in managers:  # one short transaction per manager: a grant took 20-40 ms on a loaded SQLite
         with bot.db.session_scope() as s:
-            ledger = Ledger(s, lambda: now, points["validity_days"])
-            for mid in managers[start:start + 10]:
-                ledger.grant_budget(mid, period, points["manager_monthly_budget"], rollover=points["budget_rollover"])
+            Ledger(s, lambda: now, points["validity_days"]).grant_budget(
+                mid, period, points["manager_monthly_budget"], rollover=points["budget_rollover"])
     return f"budget {period} granted to {len(managers)} managers"
 
 

@@ -1,7 +1,7 @@
 """The order service: states, keys, lapse, and one effect per order under races."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select, update
