@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import urllib.request
@@ -32,7 +33,8 @@ from tests.e2e import signing
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-SHOTS = ROOT / "docs" / "screenshots"
+# Set POINTSBOT_SCREENSHOTS=docs/screenshots to refresh the README images; by default they go to a temp dir.
+SHOTS = Path(os.environ.get("POINTSBOT_SCREENSHOTS") or tempfile.gettempdir() + "/pointsbot-screenshots")
 
 
 # ---- in-process: the playground API on the demo config ----------------------------------------------
