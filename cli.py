@@ -35,10 +35,14 @@ def register_cli(app: Flask) -> None:
 
     @db_group.command("upgrade", help="Create or migrate the schema to the newest revision (safe to run again).")
     def db_upgrade() -> None:
+        from storage.catalog import sync_catalog
         from storage.migrate import upgrade
 
-        upgrade(_bot().db)
-        click.echo("database is at the newest revision")
+        bot = _bot()
+        upgrade(bot.db)
+        with bot.db.session_scope() as s:
+            seeded = sync_catalog(s, bot.settings.catalog)  # stock is seeded once per new sku
+        click.echo("database is at the newest revision" + (f"; stock seeded for {', '.join(seeded)}" if seeded else ""))
 
     @app.cli.command("import-employees", help="Create or update employees from a roster CSV "
                      "(employee_no,name,department,manager_no,role,dingtalk_userid,wecom_userid[,status]).")
