@@ -61,7 +61,7 @@ def register_cli(app: Flask) -> None:
             now = bot.db.clock()
             ledger = Ledger(s, bot.db.clock, bot.settings.points["validity_days"])
             report = import_roster(s, rows, ledger, now=now, budget=bot.settings.points["manager_monthly_budget"],
-                                   rollover=bot.settings.points["budget_rollover"])
+                                   rollover=bot.settings.points["budget_rollover"], tz=bot.settings.tz)
             sync_catalog(s, bot.settings.catalog)
         click.echo(f"created {len(report.created)}: {', '.join(report.created)}")
         click.echo(f"updated {len(report.updated)}: {', '.join(report.updated)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,14 +26,18 @@ class ImportReport:
     left: list[int] = field(default_factory=list)  # employee ids newly marked as left
 
 
-def month_key(now: datetime) -> str:
+def month_key(now: datetime, tz: tzinfo | None = None) -> str:
+    """The budget month in the company's time zone (``now`` is naive UTC), as the budget-grant job keys it."""
+    if tz is not None:
+        now = now.replace(tzinfo=timezone.utc).astimezone(tz)
     return f"{now:%Y-%m}"
 
 
-def grant_current_budget(ledger: Ledger, emp: Employee, now: datetime, amount: int, rollover: bool) -> None:
+def grant_current_budget(ledger: Ledger, emp: Employee, now: datetime, amount: int, rollover: bool,
+                         tz: tzinfo | None = None) -> None:
     """A manager gets this month's budget at once (idempotent per manager and month)."""
     if emp.role in BUDGET_ROLES and emp.status == "active":
-        ledger.grant_budget(emp.id, month_key(now), amount, rollover=rollover)
+        ledger.grant_budget(emp.id, month_key(now, tz), amount, rollover=rollover)
 
 
 def _validate(row: dict[str, str]) -> str | None:
@@ -66,7 +70,7 @@ def read_roster(text: str) -> tuple[list[tuple[int, dict[str, str]]], str | None
 
 
 def import_roster(s: Session, rows: list[tuple[int, dict[str, str]]], ledger: Ledger, *, now: datetime,
-                  budget: int, rollover: bool) -> ImportReport:
+                  budget: int, rollover: bool, tz: tzinfo | None = None) -> ImportReport:
     """Create or update employees; a bad row is rejected with its line and never stops the good ones."""
     report = ImportReport()
     by_no: dict[str, Employee] = {}
@@ -96,7 +100,7 @@ def import_roster(s: Session, rows: list[tuple[int, dict[str, str]]], ledger: Le
         if row["status"] == "left" and emp.left_at is None:
             mark_left(s, ledger, emp, now=now, actor_id=None, why="roster")
             report.left.append(emp.id)
-        grant_current_budget(ledger, emp, now, budget, rollover)
+        grant_current_budget(ledger, emp, now, budget, rollover, tz)
     return report
 
 

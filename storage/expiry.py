@@ -29,10 +29,12 @@ class ExpiryResult:
     per_employee: dict[int, int] = field(default_factory=dict)
 
 
-def _due_ids(db: Database, cutoff: datetime, after: int, batch_size: int) -> list[int]:
+def _due_ids(db: Database, cutoff: datetime, batch_size: int) -> list[int]:
+    """The next due lots. Expired lots drop out of ``remaining > 0`` (and out of the partial
+    index ``ix_lots_live``), so no cursor is needed and each batch is an index range scan."""
     with db.session_scope() as s:
-        return list(s.scalars(select(Lot.id).where(Lot.expires_at <= cutoff, Lot.remaining > 0, Lot.id > after)
-                              .order_by(Lot.id).limit(batch_size)))
+        return list(s.scalars(select(Lot.id).where(Lot.expires_at <= cutoff, Lot.remaining > 0)
+                              .order_by(Lot.expires_at, Lot.id).limit(batch_size)))
 
 
 def _expire_batch(db: Database, ids: list[int], cutoff: datetime, now: datetime, result: ExpiryResult) -> None:
@@ -52,9 +54,12 @@ def _expire_batch(db: Database, ids: list[int], cutoff: datetime, now: datetime,
                      "employee_id": owners[acc], "amount": -sum(r for _, r in rows), "reason": "积分到期",
                      "category": "expiry", "created_at": now}
                     for acc, rows in by_account.items()]
-        created = s.execute(insert(Txn).returning(Txn.id, Txn.idem_key, sort_by_parameter_order=True), txn_rows).all()
+        # executemany without RETURNING (row-at-a-time on SQLite), then one lookup of the new ids
+        s.execute(insert(Txn), txn_rows)
+        ids_by_key = dict(s.execute(select(Txn.idem_key, Txn.id).where(Txn.idem_key.in_([r["idem_key"] for r in txn_rows]))).all())
         entries, allocations, balances = [], [], []
-        for (txn_id, _key), (acc, rows) in zip(created, by_account.items()):
+        for row, (acc, rows) in zip(txn_rows, by_account.items()):
+            txn_id = ids_by_key[row["idem_key"]]
             total = sum(r for _, r in rows)
             entries += [{"txn_id": txn_id, "account_id": acc, "amount": -total},
                         {"txn_id": txn_id, "account_id": expired_id, "amount": total}]
@@ -72,11 +77,12 @@ def _expire_batch(db: Database, ids: list[int], cutoff: datetime, now: datetime,
 
 def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, batch_size: int = 2000) -> ExpiryResult:
     """Expire every lot with ``expires_at <= cutoff``; safe to run twice or concurrently."""
-    result, after, now = ExpiryResult(), 0, now or cutoff
+    result, now, previous = ExpiryResult(), now or cutoff, None
     while True:
-        ids = _due_ids(db, cutoff, after, batch_size)
-        if not ids:
+        ids = _due_ids(db, cutoff, batch_size)
+        if not ids or ids == previous:  # nothing left, or a batch that cannot make progress
             return result
+        previous = ids
         started = time.perf_counter()
         try:
             _expire_batch(db, ids, cutoff, now, result)
@@ -84,4 +90,3 @@ def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, b
             pass  # a concurrent run took this batch; its lots now have remaining = 0
         result.longest_batch_ms = max(result.longest_batch_ms, (time.perf_counter() - started) * 1000)
         result.batches += 1
-        after = ids[-1]

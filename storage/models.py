@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Id = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
@@ -125,7 +125,13 @@ class Entry(Base):
 
 class Lot(Base):
     __tablename__ = "lots"
-    __table_args__ = (Index("ix_lots_due", "expires_at", "remaining"), Index("ix_lots_account", "account_id", "expires_at"))
+    __table_args__ = (
+        Index("ix_lots_due", "expires_at", "remaining"),
+        Index("ix_lots_account", "account_id", "expires_at"),
+        # live lots only (PostgreSQL/SQLite partial index): expiry and FIFO never scan spent lots
+        Index("ix_lots_live", "expires_at", "id", sqlite_where=text("remaining > 0"),
+              postgresql_where=text("remaining > 0")),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_txns.id"), index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 19:56:45.577582
+Create Date: 2026-11-23 20:29:34.831121
 """
 from alembic import op
 import sqlalchemy as sa
@@ -256,6 +256,7 @@ def upgrade() -> None:
     with op.batch_alter_table('lots', schema=None) as batch_op:
         batch_op.create_index('ix_lots_account', ['account_id', 'expires_at'], unique=False)
         batch_op.create_index('ix_lots_due', ['expires_at', 'remaining'], unique=False)
+        batch_op.create_index('ix_lots_live', ['expires_at', 'id'], unique=False, sqlite_where=sa.text('remaining > 0'), postgresql_where=sa.text('remaining > 0'))
         batch_op.create_index(batch_op.f('ix_lots_txn_id'), ['txn_id'], unique=False)
 
     op.create_table('orders',
