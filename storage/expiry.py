@@ -12,8 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.ledger import EXPIRED, Ledger
@@ -37,41 +38,76 @@ def _due_ids(db: Database, cutoff: datetime, batch_size: int) -> list[int]:
                               .order_by(Lot.expires_at, Lot.id).limit(batch_size)))
 
 
+def _lock_and_read(s: Session, ids: list[int], cutoff: datetime) -> list[tuple[int, int, int, int | None]]:
+    """(lot id, account id, remaining, employee id) of the batch, locked in the house order.
+
+    SQLite already holds the database write lock (BEGIN IMMEDIATE), so it reads the due lots in one
+    indexed query. Elsewhere the wallets are locked first (account, then lots, like every other
+    writer) and the lots re-read, since a hold may have consumed some meanwhile.
+    """
+    cols = (Lot.id, Lot.account_id, Lot.remaining, Account.employee_id)
+    if s.get_bind().dialect.name == "sqlite":
+        return [tuple(r) for r in s.execute(select(*cols).join(Account, Account.id == Lot.account_id)
+                                            .where(Lot.expires_at <= cutoff, Lot.remaining > 0)
+                                            .order_by(Lot.expires_at, Lot.id).limit(len(ids)))]
+    accounts = sorted(set(s.scalars(select(Lot.account_id).where(Lot.id.in_(ids)))))
+    s.execute(select(Account.id).where(Account.id.in_(accounts)).order_by(Account.id).with_for_update()).all()
+    return [tuple(r) for r in s.execute(select(*cols).join(Account, Account.id == Lot.account_id)
+                                        .where(Lot.id.in_(ids), Lot.remaining > 0, Lot.expires_at <= cutoff))]
+
+
+def _new_txn_ids(s: Session, txn_rows: list[dict]) -> list[int]:
+    """Insert the batch's transactions with one executemany and return their ids in order.
+
+    On SQLite we hold the only write lock, so ids are assigned explicitly from max(id) (RETURNING
+    would go row by row); other engines look the new rows up by their unique keys.
+    """
+    conn = s.connection()
+    if s.get_bind().dialect.name == "sqlite":
+        first = (s.scalar(select(func.max(Txn.id))) or 0) + 1
+        for i, row in enumerate(txn_rows):
+            row["id"] = first + i
+        conn.execute(Txn.__table__.insert(), txn_rows)
+        return [r["id"] for r in txn_rows]
+    conn.execute(Txn.__table__.insert(), txn_rows)
+    by_key = dict(s.execute(select(Txn.idem_key, Txn.id).where(Txn.idem_key.in_([r["idem_key"] for r in txn_rows]))).all())
+    return [by_key[r["idem_key"]] for r in txn_rows]
+
+
 def _expire_batch(db: Database, ids: list[int], cutoff: datetime, now: datetime, result: ExpiryResult) -> None:
     with db.session_scope() as s:
-        accounts = sorted(set(s.scalars(select(Lot.account_id).where(Lot.id.in_(ids)))))
-        s.execute(select(Account.id).where(Account.id.in_(accounts)).order_by(Account.id).with_for_update()).all()
-        lots = s.execute(select(Lot.id, Lot.account_id, Lot.remaining)
-                         .where(Lot.id.in_(ids), Lot.remaining > 0, Lot.expires_at <= cutoff)).all()
+        lots = _lock_and_read(s, ids, cutoff)
         if not lots:
             return
         by_account: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for lot_id, account_id, remaining in lots:
+        owners: dict[int, int | None] = {}
+        for lot_id, account_id, remaining, employee_id in lots:
             by_account[account_id].append((lot_id, int(remaining)))
-        owners = dict(s.execute(select(Account.id, Account.employee_id).where(Account.id.in_(list(by_account)))).all())
+            owners[account_id] = employee_id
         expired_id = Ledger(s, lambda: now).account(EXPIRED).id
-        txn_rows = [{"idem_key": f"expire:{acc}:{cutoff:%Y%m%dT%H%M%S}:{rows[0][0]}", "kind": "expire",
-                     "employee_id": owners[acc], "amount": -sum(r for _, r in rows), "reason": "积分到期",
-                     "category": "expiry", "created_at": now}
+        stamp = f"{cutoff:%Y%m%dT%H%M%S}"
+        txn_rows = [{"idem_key": f"expire:{acc}:{stamp}:{rows[0][0]}", "kind": "expire", "employee_id": owners[acc],
+                     "amount": -sum(r for _, r in rows), "actor_id": None, "reason": "积分到期", "category": "expiry",
+                     "created_at": now, "reverses_txn_id": None, "related_txn_id": None}
                     for acc, rows in by_account.items()]
-        # executemany without RETURNING (row-at-a-time on SQLite), then one lookup of the new ids
-        s.execute(insert(Txn), txn_rows)
-        ids_by_key = dict(s.execute(select(Txn.idem_key, Txn.id).where(Txn.idem_key.in_([r["idem_key"] for r in txn_rows]))).all())
+        txn_ids = _new_txn_ids(s, txn_rows)
         entries, allocations, balances = [], [], []
-        for row, (acc, rows) in zip(txn_rows, by_account.items()):
-            txn_id = ids_by_key[row["idem_key"]]
+        for txn_id, (acc, rows) in zip(txn_ids, by_account.items()):
             total = sum(r for _, r in rows)
             entries += [{"txn_id": txn_id, "account_id": acc, "amount": -total},
                         {"txn_id": txn_id, "account_id": expired_id, "amount": total}]
             allocations += [{"txn_id": txn_id, "lot_id": lot_id, "amount": r} for lot_id, r in rows]
             balances.append({"acc": acc, "total": total})
-            result.per_employee[owners[acc]] = result.per_employee.get(owners[acc], 0) + total
+            owner = owners[acc] or 0
+            result.per_employee[owner] = result.per_employee.get(owner, 0) + total
             result.points += total
-        s.execute(insert(Entry), entries)
-        s.execute(insert(LotAllocation), allocations)
-        s.execute(update(Lot).where(Lot.id.in_([l[0] for l in lots])).values(remaining=0))
-        s.connection().execute(update(Account.__table__).where(Account.__table__.c.id == bindparam("acc"))
-                               .values(balance=Account.__table__.c.balance - bindparam("total")), balances)
+        conn = s.connection()
+        conn.execute(Entry.__table__.insert(), entries)
+        conn.execute(LotAllocation.__table__.insert(), allocations)
+        conn.execute(Lot.__table__.update().where(Lot.__table__.c.id == bindparam("lid")).values(remaining=0),
+                     [{"lid": lot[0]} for lot in lots])
+        conn.execute(update(Account.__table__).where(Account.__table__.c.id == bindparam("acc"))
+                     .values(balance=Account.__table__.c.balance - bindparam("total")), balances)
         result.lots += len(lots)
 
 

@@ -263,7 +263,10 @@ def parse_instance_detail(json_dict: Mapping[str, Any]) -> InstanceDetail:
     """Read ``GET /v1.0/workflow/processInstances`` (or its ``result``) into an InstanceDetail."""
     if not isinstance(json_dict, Mapping):
         raise MalformedPayload("instance detail is not an object")
-    result = _dict(json_dict.get("result")) if "result" in json_dict else json_dict
+    # The envelope is {"success", "result": {...}}; the bare ``result`` object has its own string
+    # "result" ("agree"), so only a mapping under "result" means an envelope.
+    inner = json_dict.get("result")
+    result = _dict(inner) if isinstance(inner, Mapping) else json_dict
     status_text = _str(result.get("status")).upper()
     if not status_text:
         raise MalformedPayload("instance detail has no status")

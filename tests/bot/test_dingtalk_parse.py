@@ -173,3 +173,13 @@ def test_instance_detail_status(status, result, expected):
 def test_instance_detail_malformed():
     with pytest.raises(MalformedPayload):
         parse_instance_detail({"success": True, "result": {}})
+
+
+def test_instance_detail_reads_bare_result_object_too() -> None:
+    from bot.dingtalk.parse import parse_instance_detail
+
+    bare = {"status": "COMPLETED", "result": "agree", "originatorUserId": "u1", "title": "t",
+            "formComponentValues": [{"name": "绩效得分", "value": "92"}]}
+    for payload in (bare, {"success": True, "result": bare}):
+        detail = parse_instance_detail(payload)
+        assert detail.status == "approved" and detail.applicant == "u1" and detail.form == (("绩效得分", "92"),)
