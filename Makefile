@@ -23,7 +23,7 @@ run: install
 	POINTSBOT_CONFIG=$(CONFIG) $(BIN)/python devserver.py
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var/*.db

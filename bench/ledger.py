@@ -222,13 +222,14 @@ def totals(db: Database) -> tuple[int, int, int]:
     return bal, rem, txns
 
 
-def bench_expiry(scratch: Scratch, n_lots: int, sqlite_sync: str, full_check: bool) -> dict[str, Any]:
+def bench_expiry(scratch: Scratch, n_lots: int, sqlite_sync: str, full_check: bool,
+                 batch: int | None = None) -> dict[str, Any]:
     db = scratch.fresh(sqlite_sync)
     t = time.perf_counter()
     cutoff, due_points = seed_lots(db, n_lots)
     seeded = time.perf_counter() - t
     t = time.perf_counter()
-    res = expire_due(db, cutoff)
+    res = expire_due(db, cutoff, **({"batch_size": batch} if batch else {}))
     elapsed = time.perf_counter() - t
     bal, rem, txns = totals(db)
     t = time.perf_counter()
@@ -256,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holds", type=int, default=500, help="holds per process")
     p.add_argument("--procs", type=int, default=8)
     p.add_argument("--fund-lots", type=int, default=1000, help="lots in the hot wallet")
+    p.add_argument("--batch", type=int, default=None, help="expiry batch size (default: expire_due's)")
     p.add_argument("--sqlite-sync", default="FULL", choices=("FULL", "NORMAL"))
     p.add_argument("--quick", action="store_true", help="a smoke run: 20,000 lots, 50 holds per process")
     p.add_argument("--skip-holds", action="store_true")
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                           + (f", errors: {h['errors'][:2]}" if h["errors"] else "") + ("" if ok else "  << MISSED"),
                           flush=True)
                 if not a.skip_expiry:
-                    e = bench_expiry(scratch, a.lots, a.sqlite_sync, full_check=a.lots <= 200_000)
+                    e = bench_expiry(scratch, a.lots, a.sqlite_sync, full_check=a.lots <= 200_000, batch=a.batch)
                     ok = (e["balanced"] and e["rerun_unchanged"] and e["rerun_lots"] == 0
                           and e["expired_points"] == e["due_points"] and not e["invariants"]
                           and (a.quick or (e["seconds"] < EXPIRY_FLOOR_S and e["longest_batch_ms"] < BATCH_FLOOR_MS)))

@@ -156,6 +156,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
              if any(s in line for s in secrets) or any(p.search(line) for p in LEAK_PATTERNS)]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter:
+        engines = ["sqlite", *(_engine_name(u) for u in _server_urls())]
+        reporter.write_line(f"database engines in this run: {', '.join(engines)}")
         reporter.write_line(f"log scan: {len(_LOG_RECORDS)} log records at INFO and above checked for secrets, "
                             f"tokens and message bodies: {len(leaks)} leak(s)")
         for line in leaks[:10]:
