@@ -65,6 +65,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+TEXT = "积分"
+
+
 def make_requests(kind: str, n: int, start_id: int) -> list[tuple[str, str, bytes, dict[str, str]]]:
     out = []
     for i in range(n):
@@ -72,12 +75,12 @@ def make_requests(kind: str, n: int, start_id: int) -> list[tuple[str, str, byte
             out.append(("GET", "/bare", b"", {}))
         elif kind == "wecom":
             ts = int(time.time())
-            xml = signing.wecom_text_xml(f"user{i % 50}", CONF["wecom"]["corp"], "积分", start_id + i, ts)
+            xml = signing.wecom_text_xml(f"user{i % 50}", CONF["wecom"]["corp"], TEXT, start_id + i, ts)
             q, b = signing.wecom_post(CONF["wecom"]["token"], CONF["wecom"]["key"], CONF["wecom"]["corp"], xml, ts)
             out.append(("POST", "/callback/wecom?" + urlencode(q), b, {}))
         else:
             ts = int(time.time() * 1000)
-            body = signing.robot_body(f"user{i % 50}", "积分", f"msg{start_id + i}")
+            body = signing.robot_body(f"user{i % 50}", TEXT, f"msg{start_id + i}")
             out.append(("POST", "/callback/dingtalk/robot", body, signing.robot_headers(CONF["dingtalk"]["secret"], ts)))
     return out
 
@@ -153,7 +156,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--url", default="")
+    ap.add_argument("--text", default="积分", help="the command every callback carries (积分 = full balance statement)")
     args = ap.parse_args()
+    global TEXT
+    TEXT = args.text
     tmp = Path(tempfile.mkdtemp(prefix="pb-bench-"))
     port = free_port()
     db_url = args.url or f"sqlite:///{tmp / 'bench.db'}"
@@ -178,7 +184,7 @@ def main() -> int:
             except OSError:
                 time.sleep(0.1)
         time.sleep(0.5)
-        print(f"engine: {db_url.split(':')[0]}, gunicorn {args.workers} sync workers, client 8 threads, 127.0.0.1")
+        print(f"command: {TEXT!r}; engine: {db_url.split(':')[0]}, gunicorn {args.workers} sync workers, client 8 threads, 127.0.0.1")
         print(f"{'endpoint':<22}{'max req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'@100/s p50':>12}{'@100/s p99':>12}{'errors':>8}")
         results = {}
         next_id = 1

@@ -10,6 +10,10 @@ from sqlalchemy.orm import Session, aliased
 from storage.models import Account, Employee, Lot, Txn
 
 EARNING_KINDS = ("award",)
+# Built once: aliased() copies every column, which cost more than the queries themselves per request.
+_CLOSER = aliased(Txn, name="closer")
+_REV = aliased(Txn, name="rev")
+_HOLD = aliased(Txn, name="hold")
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ def wallet_id(s: Session, employee_id: int) -> int | None:
 
 def on_hold(s: Session, employee_id: int) -> int:
     """Holds not yet closed by a settle or a release."""
-    closer = aliased(Txn)
+    closer = _CLOSER
     open_holds = (select(func.coalesce(func.sum(-Txn.amount), 0))
                   .where(Txn.employee_id == employee_id, Txn.kind == "hold")
                   .where(~select(closer.id).where(closer.related_txn_id == Txn.id,
@@ -63,11 +67,11 @@ def statement(s: Session, employee_id: int, now: datetime, days: int = 30) -> St
         expiring = tuple((at, int(p)) for at, p in rows)
     earned = s.scalar(select(func.coalesce(func.sum(Txn.amount), 0))
                       .where(Txn.employee_id == employee_id, Txn.kind.in_(EARNING_KINDS)))
-    rev = aliased(Txn)
+    rev = _REV
     reversed_awards = s.scalar(select(func.coalesce(func.sum(rev.amount), 0))
                                .join(Txn, rev.reverses_txn_id == Txn.id)
                                .where(rev.employee_id == employee_id, Txn.kind == "award"))
-    hold = aliased(Txn)
+    hold = _HOLD
     spent = s.scalar(select(func.coalesce(func.sum(-hold.amount), 0))
                      .join(Txn, and_(Txn.related_txn_id == hold.id, Txn.kind == "settle"))
                      .where(hold.employee_id == employee_id))
