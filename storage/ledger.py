@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ ISSUANCE, HOLD, REDEEMED, EXPIRED = "system:issuance", "system:redemption_hold",
 SYSTEM_ACCOUNTS = (ISSUANCE, HOLD, REDEEMED, EXPIRED)
 MAX_POINTS = 10_000_000
 T = TypeVar("T")
+LOT_CHUNK = 20
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,16 @@ class Ledger:
         self.s = session
         self.clock = clock
         self.validity = timedelta(days=validity_days)
+        self._accounts: dict[str, Account] = {}  # per transaction: ids and kinds never change
 
     # ---- accounts -------------------------------------------------------------------------
     def account(self, name: str, kind: str = "system", employee_id: int | None = None) -> Account:
+        cached = self._accounts.get(name)
+        if cached is not None:
+            return cached
         acc = self.s.scalar(select(Account).where(Account.name == name))
         if acc is not None:
+            self._accounts[name] = acc
             return acc
         try:
             with self.s.begin_nested():
@@ -62,6 +68,7 @@ class Ledger:
         except IntegrityError:  # created concurrently
             acc = self.s.scalar(select(Account).where(Account.name == name))
         assert acc is not None
+        self._accounts[name] = acc
         return acc
 
     def employee(self, employee_id: int) -> Employee:
@@ -71,12 +78,20 @@ class Ledger:
         return emp
 
     def wallet(self, employee_id: int) -> Account:
-        self.employee(employee_id)
-        return self.account(f"wallet:{employee_id}", "wallet", employee_id)
+        name = f"wallet:{employee_id}"
+        if name not in self._accounts:
+            self.employee(employee_id)
+        return self.account(name, "wallet", employee_id)
 
     def budget(self, employee_id: int) -> Account:
-        self.employee(employee_id)
-        return self.account(f"budget:{employee_id}", "budget", employee_id)
+        name = f"budget:{employee_id}"
+        if name not in self._accounts:
+            self.employee(employee_id)
+        return self.account(name, "budget", employee_id)
+
+    def _update(self, stmt):  # type: ignore[no-untyped-def]
+        """Plain UPDATE: the ledger never reads in-memory state after it, so skip session syncing."""
+        return self.s.execute(stmt, execution_options={"synchronize_session": False})
 
     def balance(self, account_id: int) -> int:
         return int(self.s.scalar(select(Account.balance).where(Account.id == account_id)
@@ -115,7 +130,7 @@ class Ledger:
 
     def _gate_debit(self, account: Account, amount: int) -> None:
         """Conditional UPDATE: the only overdraft check, atomic on every engine."""
-        res = self.s.execute(update(Account).where(Account.id == account.id, Account.balance >= amount)
+        res = self._update(update(Account).where(Account.id == account.id, Account.balance >= amount)
                              .values(balance=Account.balance - amount, version=Account.version + 1))
         if res.rowcount != 1:
             available = self.balance(account.id)
@@ -124,40 +139,53 @@ class Ledger:
             raise InsufficientPoints(available, amount)
 
     def _credit(self, account: Account, amount: int) -> None:
-        self.s.execute(update(Account).where(Account.id == account.id)
+        self._update(update(Account).where(Account.id == account.id)
                        .values(balance=Account.balance + amount, version=Account.version + 1))
 
     def _consume_lots(self, wallet: Account, amount: int, txn: Txn, prefer_lot: int | None = None) -> list[Slice]:
-        """Take ``amount`` from the wallet's lots, earliest expiry first (after the gate)."""
-        # Every lot read holds at least one point, so ``amount`` lots are always enough: reading (and
-        # locking) all of a long-standing wallet's lots made each debit O(lots).
-        lots = self.s.execute(select(Lot.id, Lot.remaining).where(Lot.account_id == wallet.id, Lot.remaining > 0)
-                              .order_by(Lot.expires_at, Lot.id).limit(amount).with_for_update()).all()
+        """Take ``amount`` from the wallet's lots, earliest expiry first (after the gate).
+
+        Lots are read a few at a time: a long-lived wallet has hundreds of spent or live lots, and
+        reading them all on every redemption made the hot path slow.
+        """
+        slices: list[Slice] = []
+        left = amount
         if prefer_lot is not None:
-            preferred = self.s.execute(select(Lot.id, Lot.remaining).where(
-                Lot.id == prefer_lot, Lot.account_id == wallet.id, Lot.remaining > 0).with_for_update()).all()
-            lots = preferred + [r for r in lots if r.id != prefer_lot]
-        slices, left = [], amount
-        for lot_id, remaining in lots:
-            if left == 0:
-                break
-            take = min(left, remaining)
-            res = self.s.execute(update(Lot).where(Lot.id == lot_id, Lot.remaining >= take)
-                                 .values(remaining=Lot.remaining - take))
-            if res.rowcount != 1:
-                raise LedgerCorrupt(f"lot {lot_id} changed under the account lock")
-            self.s.add(LotAllocation(txn_id=txn.id, lot_id=lot_id, amount=take))
-            slices.append(Slice(lot_id, take))
-            left -= take
-        if left:
-            raise LedgerCorrupt(f"wallet {wallet.id} balance exceeds its lots by {left}")
+            row = self.s.execute(select(Lot.id, Lot.remaining).where(Lot.id == prefer_lot, Lot.account_id == wallet.id,
+                                                                     Lot.remaining > 0).with_for_update()).first()
+            if row is not None:
+                left = self._take(row[0], min(left, int(row[1])), txn, slices, left)
+        cursor: tuple[datetime, int] | None = None
+        while left:
+            q = select(Lot.id, Lot.remaining, Lot.expires_at).where(Lot.account_id == wallet.id, Lot.remaining > 0)
+            if prefer_lot is not None:
+                q = q.where(Lot.id != prefer_lot)
+            if cursor is not None:
+                q = q.where(or_(Lot.expires_at > cursor[0], and_(Lot.expires_at == cursor[0], Lot.id > cursor[1])))
+            rows = self.s.execute(q.order_by(Lot.expires_at, Lot.id).limit(LOT_CHUNK).with_for_update()).all()
+            if not rows:
+                raise LedgerCorrupt(f"wallet {wallet.id} balance exceeds its lots by {left}")
+            for lot_id, remaining, _ in rows:
+                if not left:
+                    break
+                left = self._take(lot_id, min(left, int(remaining)), txn, slices, left)
+            cursor = (rows[-1][2], rows[-1][0])
         return slices
+
+    def _take(self, lot_id: int, take: int, txn: Txn, slices: list[Slice], left: int) -> int:
+        res = self._update(update(Lot).where(Lot.id == lot_id, Lot.remaining >= take)
+                             .values(remaining=Lot.remaining - take))
+        if res.rowcount != 1:
+            raise LedgerCorrupt(f"lot {lot_id} changed under the account lock")
+        self.s.add(LotAllocation(txn_id=txn.id, lot_id=lot_id, amount=take))
+        slices.append(Slice(lot_id, take))
+        return left - take
 
     def _restore_lots(self, wallet: Account, slices: list[Slice], txn: Txn) -> list[Slice]:
         """Give slices back to the very lots they came from; returns slices whose lot is past expiry."""
         now, past = self.clock(), []
         for sl in slices:
-            self.s.execute(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining + sl.amount))
+            self._update(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining + sl.amount))
             self.s.add(LotAllocation(txn_id=txn.id, lot_id=sl.lot_id, amount=-sl.amount))
             lot = self.s.get(Lot, sl.lot_id)
             if lot is not None and lot.expires_at <= now:
@@ -185,7 +213,7 @@ class Ledger:
         txn = self._new_txn(idem_key, "expire", wallet.employee_id, -total, reason="过期", related=related.id)
         self._gate_debit(wallet, total)
         for sl in slices:
-            self.s.execute(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining - sl.amount))
+            self._update(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining - sl.amount))
             self.s.add(LotAllocation(txn_id=txn.id, lot_id=sl.lot_id, amount=sl.amount))
         self._entry(txn, wallet, -total)
         self._entry(txn, self.account(EXPIRED), total)
@@ -380,5 +408,5 @@ class Ledger:
 
     def set_frozen(self, employee_id: int, frozen: bool) -> None:
         wallet = self.wallet(employee_id)
-        self.s.execute(update(Account).where(Account.id == wallet.id).values(frozen=frozen))
+        self._update(update(Account).where(Account.id == wallet.id).values(frozen=frozen))
         wallet.frozen = frozen
