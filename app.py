@@ -62,6 +62,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     from bot.pipeline import Pipeline
     from bot.views import register_platforms
 
+    from bot.http import install_log_scrubber
+
+    install_log_scrubber("werkzeug", "gunicorn.access")  # access logs would show ?access_token=… otherwise
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     database = db or Database(settings.database["url"], sqlite_synchronous=settings.database["sqlite_synchronous"],

@@ -88,6 +88,7 @@ def build_scheduler(app: Any) -> BlockingScheduler:
 
     bot = app.extensions["pointsbot"]
     settings = bot.settings
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)  # one line a second otherwise
     owner = f"scheduler:{worker_name()}"
     scheduler = BlockingScheduler(timezone=settings.tz, job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
