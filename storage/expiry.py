@@ -111,7 +111,7 @@ def _expire_batch(db: Database, ids: list[int], cutoff: datetime, now: datetime,
         result.lots += len(lots)
 
 
-def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, batch_size: int = 2000) -> ExpiryResult:
+def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, batch_size: int = 1000) -> ExpiryResult:
     """Expire every lot with ``expires_at <= cutoff``; safe to run twice or concurrently."""
     result, now, previous = ExpiryResult(), now or cutoff, None
     while True:
