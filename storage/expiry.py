@@ -85,7 +85,10 @@ def _expire_batch(db: Database, ids: list[int], cutoff: datetime, now: datetime,
             by_account[account_id].append((lot_id, int(remaining)))
             owners[account_id] = employee_id
         expired_id = Ledger(s, lambda: now).account(EXPIRED).id
-        stamp = f"{cutoff:%Y%m%dT%H%M%S}"
+        # The allocation watermark makes the key unique per ledger state: a lot restored after an
+        # earlier expiry (a refund) can expire again at the same cutoff without a key clash.
+        mark = s.scalar(select(func.max(LotAllocation.id))) or 0
+        stamp = f"{cutoff:%Y%m%dT%H%M%S}:{mark}"
         txn_rows = [{"idem_key": f"expire:{acc}:{stamp}:{rows[0][0]}", "kind": "expire", "employee_id": owners[acc],
                      "amount": -sum(r for _, r in rows), "actor_id": None, "reason": "积分到期", "category": "expiry",
                      "created_at": now, "reverses_txn_id": None, "related_txn_id": None}
@@ -104,8 +107,7 @@ def _expire_batch(db: Database, ids: list[int], cutoff: datetime, now: datetime,
         conn = s.connection()
         conn.execute(Entry.__table__.insert(), entries)
         conn.execute(LotAllocation.__table__.insert(), allocations)
-        conn.execute(Lot.__table__.update().where(Lot.__table__.c.id == bindparam("lid")).values(remaining=0),
-                     [{"lid": lot[0]} for lot in lots])
+        conn.execute(Lot.__table__.update().where(Lot.__table__.c.id.in_([lot[0] for lot in lots])).values(remaining=0))
         conn.execute(update(Account.__table__).where(Account.__table__.c.id == bindparam("acc"))
                      .values(balance=Account.__table__.c.balance - bindparam("total")), balances)
         result.lots += len(lots)

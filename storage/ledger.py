@@ -270,7 +270,9 @@ class Ledger:
                               actor_id=employee_id, require_active=True, category="redeem")
 
     def _hold_txn(self, hold_txn_id: int) -> Txn:
-        hold = self.s.get(Txn, hold_txn_id)
+        # Lock the hold row first so two closers (different keys) cannot both pass the check below.
+        hold = self.s.scalar(select(Txn).where(Txn.id == hold_txn_id).with_for_update()
+                             .execution_options(populate_existing=True))
         if hold is None or hold.kind != "hold":
             raise UnknownTxn(f"no hold E{hold_txn_id}")
         closed = self.s.scalar(select(Txn).where(Txn.related_txn_id == hold.id, Txn.kind.in_(("settle", "release"))))
@@ -314,7 +316,8 @@ class Ledger:
         because a wallet must never go negative.
         """
         def op() -> tuple[Txn, int]:
-            orig = self.s.get(Txn, txn_id)
+            orig = self.s.scalar(select(Txn).where(Txn.id == txn_id).with_for_update()
+                                 .execution_options(populate_existing=True))  # one reverser at a time
             if orig is None:
                 raise UnknownTxn(f"no change E{txn_id}")
             if orig.kind not in ("award", "deduct"):
