@@ -9,29 +9,22 @@ a domain error undoes exactly that operation and leaves the caller's transaction
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, TypeVar
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.errors import (AlreadyReversed, BudgetExhausted, InsufficientPoints, InvalidAmount,
-                            LedgerCorrupt, NotReversible, UnknownEmployee, UnknownTxn, WalletFrozen)
-from storage.models import Account, Employee, Entry, Lot, LotAllocation, Txn
+                            NotReversible, UnknownEmployee, UnknownTxn, WalletFrozen)
+from storage.ledger_lots import EXPIRED, HOLD, ISSUANCE, REDEEMED, LotsMixin, Slice  # noqa: F401 (re-exported)
+from storage.models import Account, Employee, Entry, Lot, Txn
 
-ISSUANCE, HOLD, REDEEMED, EXPIRED = "system:issuance", "system:redemption_hold", "system:redeemed", "system:expired"
 SYSTEM_ACCOUNTS = (ISSUANCE, HOLD, REDEEMED, EXPIRED)
 MAX_POINTS = 10_000_000
 T = TypeVar("T")
 LOT_CHUNK = 20
-
-
-@dataclass(frozen=True)
-class Slice:
-    lot_id: int
-    amount: int
 
 
 def check_amount(points: object) -> int:
@@ -44,7 +37,7 @@ def check_amount(points: object) -> int:
     return points
 
 
-class Ledger:
+class Ledger(LotsMixin):
     def __init__(self, session: Session, clock: Callable[[], datetime], validity_days: int = 365) -> None:
         self.s = session
         self.clock = clock
@@ -141,83 +134,6 @@ class Ledger:
     def _credit(self, account: Account, amount: int) -> None:
         self._update(update(Account).where(Account.id == account.id)
                        .values(balance=Account.balance + amount, version=Account.version + 1))
-
-    def _consume_lots(self, wallet: Account, amount: int, txn: Txn, prefer_lot: int | None = None) -> list[Slice]:
-        """Take ``amount`` from the wallet's lots, earliest expiry first (after the gate).
-
-        Lots are read a few at a time: a long-lived wallet has hundreds of spent or live lots, and
-        reading them all on every redemption made the hot path slow.
-        """
-        slices: list[Slice] = []
-        left = amount
-        if prefer_lot is not None:
-            row = self.s.execute(select(Lot.id, Lot.remaining).where(Lot.id == prefer_lot, Lot.account_id == wallet.id,
-                                                                     Lot.remaining > 0).with_for_update()).first()
-            if row is not None:
-                left = self._take(row[0], min(left, int(row[1])), txn, slices, left)
-        cursor: tuple[datetime, int] | None = None
-        while left:
-            q = select(Lot.id, Lot.remaining, Lot.expires_at).where(Lot.account_id == wallet.id, Lot.remaining > 0)
-            if prefer_lot is not None:
-                q = q.where(Lot.id != prefer_lot)
-            if cursor is not None:
-                q = q.where(or_(Lot.expires_at > cursor[0], and_(Lot.expires_at == cursor[0], Lot.id > cursor[1])))
-            rows = self.s.execute(q.order_by(Lot.expires_at, Lot.id).limit(LOT_CHUNK).with_for_update()).all()
-            if not rows:
-                raise LedgerCorrupt(f"wallet {wallet.id} balance exceeds its lots by {left}")
-            for lot_id, remaining, _ in rows:
-                if not left:
-                    break
-                left = self._take(lot_id, min(left, int(remaining)), txn, slices, left)
-            cursor = (rows[-1][2], rows[-1][0])
-        return slices
-
-    def _take(self, lot_id: int, take: int, txn: Txn, slices: list[Slice], left: int) -> int:
-        res = self._update(update(Lot).where(Lot.id == lot_id, Lot.remaining >= take)
-                             .values(remaining=Lot.remaining - take))
-        if res.rowcount != 1:
-            raise LedgerCorrupt(f"lot {lot_id} changed under the account lock")
-        self.s.add(LotAllocation(txn_id=txn.id, lot_id=lot_id, amount=take))
-        slices.append(Slice(lot_id, take))
-        return left - take
-
-    def _restore_lots(self, wallet: Account, slices: list[Slice], txn: Txn) -> list[Slice]:
-        """Give slices back to the very lots they came from; returns slices whose lot is past expiry."""
-        now, past = self.clock(), []
-        for sl in slices:
-            self._update(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining + sl.amount))
-            self.s.add(LotAllocation(txn_id=txn.id, lot_id=sl.lot_id, amount=-sl.amount))
-            lot = self.s.get(Lot, sl.lot_id)
-            if lot is not None and lot.expires_at <= now:
-                past.append(sl)
-        return past
-
-    def _allocations(self, txn_id: int) -> list[Slice]:
-        rows = self.s.execute(select(LotAllocation.lot_id, func.sum(LotAllocation.amount))
-                              .where(LotAllocation.txn_id == txn_id).group_by(LotAllocation.lot_id)
-                              .order_by(LotAllocation.lot_id)).all()
-        return [Slice(lot_id, int(total)) for lot_id, total in rows if total]
-
-    def _credit_wallet_new_lot(self, wallet: Account, amount: int, txn: Txn) -> Lot:
-        self._credit(wallet, amount)
-        now = self.clock()
-        lot = Lot(account_id=wallet.id, txn_id=txn.id, amount=amount, remaining=amount, earned_at=now,
-                  expires_at=now + self.validity)
-        self.s.add(lot)
-        return lot
-
-    def _expire_slices(self, wallet: Account, slices: list[Slice], idem_key: str, related: Txn) -> Txn | None:
-        total = sum(s.amount for s in slices)
-        if not total:
-            return None
-        txn = self._new_txn(idem_key, "expire", wallet.employee_id, -total, reason="过期", related=related.id)
-        self._gate_debit(wallet, total)
-        for sl in slices:
-            self._update(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining - sl.amount))
-            self.s.add(LotAllocation(txn_id=txn.id, lot_id=sl.lot_id, amount=sl.amount))
-        self._entry(txn, wallet, -total)
-        self._entry(txn, self.account(EXPIRED), total)
-        return txn
 
     def _active_wallet(self, employee_id: int) -> Account:
         wallet = self.wallet(employee_id)
