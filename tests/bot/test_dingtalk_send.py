@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -14,6 +13,7 @@ from responses import matchers
 from bot.dingtalk.send import DingTalkClient, OtoSendResult, markdown_message, text_message
 from bot.errors import ConfigurationError, PlatformApiError
 from bot.http import make_session
+from tests.bot.conftest import EpochClock
 
 API = "http://fake-dingtalk-api.test"
 OAPI = "http://fake-dingtalk-oapi.test"
@@ -29,43 +29,13 @@ SENSITIVE = (SECRET, TOKEN1, TOKEN2, LEGACY1, LEGACY2, SESSION)
 OTO = f"{API}/v1.0/robot/oToMessages/batchSend"
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(autouse=True)
-def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    yield
-    # In teardown caplog.records only holds teardown records: read the earlier phases explicitly.
-    for record in caplog.get_records("setup") + caplog.get_records("call"):
-        text = record.getMessage() + (record.exc_text or "")
-        for value in SENSITIVE:
-            assert value not in text, f"log record leaks a credential: {text!r}"
+@pytest.fixture
+def clock() -> EpochClock:
+    return EpochClock()
 
 
 @pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def calls() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def client(clock: FakeClock, calls: list[str]) -> DingTalkClient:
+def client(clock: EpochClock, calls: list[str]) -> DingTalkClient:
     return DingTalkClient(
         APP_KEY, SECRET, ROBOT, 123, API, OAPI, session=make_session(), clock=clock, on_call=calls.append
     )
@@ -134,7 +104,7 @@ def test_token_fetched_once_and_cached(rsps: responses.RequestsMock, client: Din
     assert calls == ["dingtalk", "dingtalk"]
 
 
-def test_token_refreshed_near_expiry(rsps: responses.RequestsMock, client: DingTalkClient, clock: FakeClock) -> None:
+def test_token_refreshed_near_expiry(rsps: responses.RequestsMock, client: DingTalkClient, clock: EpochClock) -> None:
     add_token(rsps, TOKEN1)
     add_token(rsps, TOKEN2)
     add_oto(rsps, token=TOKEN1)

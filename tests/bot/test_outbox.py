@@ -7,7 +7,7 @@ import sys
 import threading
 from collections import Counter
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import responses
@@ -24,12 +24,6 @@ from storage.models import Outbox, RateBucket
 from storage.outbox import enqueue
 from tests.bot.fake_platforms import SESSION_URL, SETTINGS, FakePlatforms
 from tests.storage.factories import make_employee
-
-
-@pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture

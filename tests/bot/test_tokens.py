@@ -12,18 +12,8 @@ import responses
 
 from bot.errors import PlatformApiError
 from bot.http import DEFAULT_TIMEOUT, get_json, install_log_scrubber, make_session, post_json, scrub
+from tests.bot.conftest import EpochClock
 from bot.tokens import CachedToken, InMemoryTokenStore, TokenCache, TokenStore
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Fetcher:
@@ -43,7 +33,7 @@ class Fetcher:
 
 
 def test_token_fetched_once_and_cached() -> None:
-    clock = FakeClock()
+    clock = EpochClock()
     cache = TokenCache(clock=clock)
     fetch = Fetcher()
     assert cache.get("wecom", "app", fetch) == "tok-1"
@@ -53,7 +43,7 @@ def test_token_fetched_once_and_cached() -> None:
 
 
 def test_token_refreshed_five_minutes_before_expiry() -> None:
-    clock = FakeClock()
+    clock = EpochClock()
     cache = TokenCache(clock=clock)
     fetch = Fetcher()
     cache.get("wecom", "app", fetch)
@@ -65,7 +55,7 @@ def test_token_refreshed_five_minutes_before_expiry() -> None:
 
 
 def test_tokens_are_per_platform_and_app_key() -> None:
-    cache = TokenCache(clock=FakeClock())
+    cache = TokenCache(clock=EpochClock())
     fetch = Fetcher()
     assert cache.get("wecom", "a", fetch) == "tok-1"
     assert cache.get("wecom", "b", fetch) == "tok-2"
@@ -74,7 +64,7 @@ def test_tokens_are_per_platform_and_app_key() -> None:
 
 
 def test_invalidate_forces_refetch() -> None:
-    cache = TokenCache(clock=FakeClock())
+    cache = TokenCache(clock=EpochClock())
     fetch = Fetcher()
     cache.get("wecom", "app", fetch)
     cache.invalidate("wecom", "app")
@@ -82,7 +72,7 @@ def test_invalidate_forces_refetch() -> None:
 
 
 def test_invalidate_with_stale_token_keeps_the_newer_one() -> None:
-    cache = TokenCache(clock=FakeClock())
+    cache = TokenCache(clock=EpochClock())
     fetch = Fetcher()
     cache.get("wecom", "app", fetch)
     cache.invalidate("wecom", "app", "tok-1")
@@ -93,7 +83,7 @@ def test_invalidate_with_stale_token_keeps_the_newer_one() -> None:
 
 
 def test_fetch_error_propagates_and_caches_nothing() -> None:
-    cache = TokenCache(clock=FakeClock())
+    cache = TokenCache(clock=EpochClock())
     with pytest.raises(RuntimeError):
         cache.get("wecom", "app", Fetcher(fail=RuntimeError("down")))
     assert cache.peek("wecom", "app") is None
@@ -101,7 +91,7 @@ def test_fetch_error_propagates_and_caches_nothing() -> None:
 
 
 def test_short_lifetime_still_cached_for_half_of_it() -> None:
-    clock = FakeClock()
+    clock = EpochClock()
     cache = TokenCache(clock=clock)
     fetch = Fetcher(lifetime=200)
     cache.get("x", "k", fetch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -13,6 +13,7 @@ from responses import matchers
 
 from bot.errors import ConfigurationError, PlatformApiError
 from bot.http import make_session
+from tests.bot.conftest import EpochClock
 from bot.tokens import TokenCache
 from bot.wecom.send import WeComClient
 
@@ -27,43 +28,13 @@ HOOK_KEY = "hook-KEY-693a91f6"
 SENSITIVE = (SECRET, TOKEN1, TOKEN2, HOOK_KEY)
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(autouse=True)
-def no_secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
-    yield
-    # In teardown caplog.records only holds teardown records: read the earlier phases explicitly.
-    for record in caplog.get_records("setup") + caplog.get_records("call"):
-        text = record.getMessage() + (record.exc_text or "")
-        for value in SENSITIVE:
-            assert value not in text, f"log record leaks a credential: {text!r}"
+@pytest.fixture
+def clock() -> EpochClock:
+    return EpochClock()
 
 
 @pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def calls() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def client(clock: FakeClock, calls: list[str]) -> WeComClient:
+def client(clock: EpochClock, calls: list[str]) -> WeComClient:
     return WeComClient(CORP, AGENT, SECRET, BASE, session=make_session(), clock=clock, on_call=calls.append)
 
 
@@ -107,7 +78,7 @@ def test_token_fetched_once_and_cached(rsps: responses.RequestsMock, client: WeC
     assert calls == ["wecom", "wecom"]  # token fetches are not counted
 
 
-def test_token_refreshed_near_expiry(rsps: responses.RequestsMock, client: WeComClient, clock: FakeClock) -> None:
+def test_token_refreshed_near_expiry(rsps: responses.RequestsMock, client: WeComClient, clock: EpochClock) -> None:
     add_token(rsps, TOKEN1)
     add_token(rsps, TOKEN2)
     add_send(rsps, token=TOKEN1)
@@ -119,7 +90,7 @@ def test_token_refreshed_near_expiry(rsps: responses.RequestsMock, client: WeCom
     assert f"access_token={TOKEN2}" in rsps.calls[-1].request.url
 
 
-def test_shared_token_cache_is_used(rsps: responses.RequestsMock, clock: FakeClock) -> None:
+def test_shared_token_cache_is_used(rsps: responses.RequestsMock, clock: EpochClock) -> None:
     add_token(rsps)
     add_send(rsps)
     cache = TokenCache(clock=clock)
@@ -343,7 +314,7 @@ def test_webhook_rate_limit_is_retryable(rsps: responses.RequestsMock, client: W
     assert HOOK_KEY not in str(info.value)
 
 
-def test_api_base_with_cgi_bin_suffix(rsps: responses.RequestsMock, clock: FakeClock) -> None:
+def test_api_base_with_cgi_bin_suffix(rsps: responses.RequestsMock, clock: EpochClock) -> None:
     add_token(rsps)
     add_send(rsps)
     WeComClient(CORP, AGENT, SECRET, f"{BASE}/cgi-bin/", session=make_session(), clock=clock).send_text("u", "x")
