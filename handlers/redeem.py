@@ -18,7 +18,7 @@ from handlers import messages as msg
 from handlers.orders_admin import notify_fulfillers
 from storage import orders
 from storage.errors import UnknownItem
-from storage.models import Order
+from storage.models import Employee, Order
 
 REDEEM_USAGE = "兑换 <商品编号/sku/名称> [数量]"
 REDEEM_EXAMPLE = "兑换 1"
@@ -73,16 +73,27 @@ def order_ref(ctx: Context) -> int | None:
     return orders.parse_ref(first)
 
 
-def handle_confirm(event: Event, ctx: Context) -> Reply:
+def _own_order(ctx: Context, command: str, usage: str, example: str) -> tuple[int, Employee, str] | Reply:
+    """(order id, member, status before) for the owner's confirm/cancel, or the reply that ends it here.
+
+    A lapsed order of the owner is answered, not raised, so that the lapse is kept.
+    """
     ref = order_ref(ctx)
     if ref is None:
-        return Text(msg.usage_text("confirm", CONFIRM_USAGE, "确认兑换 R12", msg.NEED_ORDER_REF))
+        return Text(msg.usage_text(command, usage, example, msg.NEED_ORDER_REF))
     member = ctx.member
     assert member is not None
     current = orders.get(ctx.session, ref, ctx.now())
-    was = current.status
-    if was == orders.LAPSED and current.employee_id == member.id:  # answered, not raised: the lapse is kept
+    if current.status == orders.LAPSED and current.employee_id == member.id:
         return Text(orders.state_text(current))
+    return ref, member, current.status
+
+
+def handle_confirm(event: Event, ctx: Context) -> Reply:
+    found = _own_order(ctx, "confirm", CONFIRM_USAGE, "确认兑换 R12")
+    if not isinstance(found, tuple):
+        return found
+    ref, member, was = found
     order = orders.confirm(ctx.session, ctx.ledger, member, ref, ctx.now())
     if was != orders.AWAITING_CONFIRMATION:
         if order.status == orders.FULFILLED:
@@ -95,15 +106,10 @@ def handle_confirm(event: Event, ctx: Context) -> Reply:
 
 
 def handle_cancel(event: Event, ctx: Context) -> Reply:
-    ref = order_ref(ctx)
-    if ref is None:
-        return Text(msg.usage_text("cancel", CANCEL_USAGE, "取消兑换 R12", msg.NEED_ORDER_REF))
-    member = ctx.member
-    assert member is not None
-    current = orders.get(ctx.session, ref, ctx.now())
-    was = current.status
-    if was == orders.LAPSED and current.employee_id == member.id:  # answered, not raised: the lapse is kept
-        return Text(orders.state_text(current))
+    found = _own_order(ctx, "cancel", CANCEL_USAGE, "取消兑换 R12")
+    if not isinstance(found, tuple):
+        return found
+    ref, member, was = found
     order = orders.cancel(ctx.session, ctx.ledger, member, ref, ctx.now())
     if was == orders.CANCELLED:
         return Text(msg.ALREADY_CANCELLED.format(id=order.id))
