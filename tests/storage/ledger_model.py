@@ -1,0 +1,84 @@
+"""A plain-Python model of the ledger's lots for the stateful test: what the database must agree with."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+VALIDITY_DAYS = 10  # short, so that clock moves of a few days make lots expire
+
+
+@dataclass
+class MLot:
+    emp: int
+    amount: int
+    remaining: int
+    expires: datetime
+
+
+@dataclass
+class MTxn:
+    kind: str  # award|deduct|hold|transfer
+    emp: int
+    amount: int
+    lot: int | None = None  # award: the lot it created
+    budget: bool = False
+    slices: list[tuple[int, int]] = field(default_factory=list)  # (model lot index, points)
+    closed: bool = False  # hold settled/released, award/deduct reversed
+
+
+class Model:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.lots: list[MLot] = []
+        self.budget = 0
+        self.held = self.expired = self.redeemed = 0
+        self.frozen: set[int] = set()
+        self.txns = 0  # how many ledger transactions the database must hold
+
+    def balance(self, emp: int) -> int:
+        return sum(l.remaining for l in self.lots if l.emp == emp)
+
+    def new_lot(self, emp: int, points: int) -> int:
+        self.lots.append(MLot(emp, points, points, self.now + timedelta(days=VALIDITY_DAYS)))
+        return len(self.lots) - 1
+
+    def consume(self, emp: int, points: int, prefer: int | None = None) -> list[tuple[int, int]]:
+        order = sorted((i for i, l in enumerate(self.lots) if l.emp == emp and l.remaining > 0),
+                       key=lambda i: (self.lots[i].expires, i))
+        if prefer is not None:
+            order.sort(key=lambda i: i != prefer)
+        slices, left = [], points
+        for i in order:
+            if not left:
+                break
+            take = min(left, self.lots[i].remaining)
+            self.lots[i].remaining -= take
+            slices.append((i, take))
+            left -= take
+        assert left == 0, "model: consume beyond balance"
+        return slices
+
+    def restore(self, slices: list[tuple[int, int]]) -> int:
+        """Give slices back; those of lots past expiry expire at once (one more txn). Returns the points expired."""
+        gone = 0
+        for i, pts in slices:
+            lot = self.lots[i]
+            lot.remaining += pts
+            if lot.expires <= self.now:
+                lot.remaining -= pts
+                gone += pts
+        self.expired += gone
+        self.txns += 1 if gone else 0
+        return gone
+
+    def expire(self, lot_ids: list[int], batch: int) -> int:
+        """expire_due: one txn per wallet per batch of due lots (batches by lot id)."""
+        due = sorted((lot_ids[i], lot) for i, lot in enumerate(self.lots) if lot.expires <= self.now and lot.remaining)
+        gone = 0
+        for start in range(0, len(due), batch):
+            self.txns += len({lot.emp for _, lot in due[start:start + batch]})
+        for _, lot in due:
+            gone += lot.remaining
+            lot.remaining = 0
+        self.expired += gone
+        return gone
