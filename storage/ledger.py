@@ -16,28 +16,17 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.errors import (AlreadyReversed, BudgetExhausted, InsufficientPoints, InvalidAmount,
+from storage.errors import (AlreadyReversed, BudgetExhausted, InsufficientPoints,
                             NotReversible, UnknownEmployee, UnknownTxn, WalletFrozen)
+from storage.ledger_debit import MAX_POINTS, DebitMixin, check_amount, check_key  # noqa: F401 (re-exported)
 from storage.ledger_lots import EXPIRED, HOLD, ISSUANCE, REDEEMED, LotsMixin, Slice  # noqa: F401 (re-exported)
 from storage.models import Account, Employee, Entry, Lot, Txn
 
 SYSTEM_ACCOUNTS = (ISSUANCE, HOLD, REDEEMED, EXPIRED)
-MAX_POINTS = 10_000_000
 T = TypeVar("T")
-LOT_CHUNK = 20
 
 
-def check_amount(points: object) -> int:
-    if isinstance(points, bool) or not isinstance(points, int):
-        raise InvalidAmount(f"points must be a whole number, got {points!r}")
-    if points <= 0:
-        raise InvalidAmount(f"points must be positive, got {points}")
-    if points > MAX_POINTS:
-        raise InvalidAmount(f"points must be at most {MAX_POINTS}")
-    return points
-
-
-class Ledger(LotsMixin):
+class Ledger(DebitMixin, LotsMixin):
     def __init__(self, session: Session, clock: Callable[[], datetime], validity_days: int = 365) -> None:
         self.s = session
         self.clock = clock
@@ -109,8 +98,7 @@ class Ledger(LotsMixin):
 
     def _new_txn(self, idem_key: str, kind: str, employee_id: int | None, amount: int, *, actor_id: int | None = None,
                  reason: str = "", category: str = "", reverses: int | None = None, related: int | None = None) -> Txn:
-        if not idem_key or len(idem_key) > 191:
-            raise InvalidAmount("idempotency key must be 1 to 191 characters")
+        check_key(idem_key)
         txn = Txn(idem_key=idem_key, kind=kind, employee_id=employee_id, amount=amount, actor_id=actor_id,
                   reason=(reason or "")[:500], category=(category or "")[:64], created_at=self.clock(),
                   reverses_txn_id=reverses, related_txn_id=related)
@@ -157,21 +145,6 @@ class Ledger(LotsMixin):
             self._entry(txn, source, -points)
             self._entry(txn, wallet, points)
             self._credit_wallet_new_lot(wallet, points, txn)
-            return txn
-        return self._once(idem_key, op)  # type: ignore[return-value]
-
-    def _debit_to(self, kind: str, employee_id: int, points: int, target: str, *, idem_key: str, reason: str,
-                  actor_id: int | None, require_active: bool, category: str = "") -> Txn:
-        check_amount(points)
-
-        def op() -> Txn:
-            wallet = self._active_wallet(employee_id) if require_active else self.wallet(employee_id)
-            txn = self._new_txn(idem_key, kind, employee_id, -points, actor_id=actor_id, reason=reason,
-                                category=category)
-            self._gate_debit(wallet, points)
-            self._consume_lots(wallet, points, txn)
-            self._entry(txn, wallet, -points)
-            self._entry(txn, self.account(target), points)
             return txn
         return self._once(idem_key, op)  # type: ignore[return-value]
 
@@ -265,7 +238,7 @@ class Ledger(LotsMixin):
         if take:
             self._gate_debit(wallet, take)
             lot_id = self.s.scalar(select(Lot.id).where(Lot.txn_id == orig.id))
-            self._consume_lots(wallet, take, txn, prefer_lot=lot_id)
+            self._consume_lots(wallet.id, take, txn.id, prefer_lot=lot_id)
             self._entry(txn, wallet, -take)
             self._entry(txn, source, take)  # type: ignore[arg-type]
             if source is not None and source.kind == "budget":
@@ -294,7 +267,7 @@ class Ledger(LotsMixin):
             kind = "expire" if to == "expired" else "transfer"
             txn = self._new_txn(idem_key, kind, employee_id, -points, reason=reason, category="leaver")
             self._gate_debit(wallet, points)
-            self._consume_lots(wallet, points, txn)
+            self._consume_lots(wallet.id, points, txn.id)
             self._entry(txn, wallet, -points)
             if to == "expired":
                 self._entry(txn, self.account(EXPIRED), points)

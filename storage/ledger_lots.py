@@ -9,15 +9,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, literal_column, or_, select, update
 
 from storage.errors import LedgerCorrupt
 from storage.models import Account, Lot, LotAllocation, Txn
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 LOT_CHUNK = 20
+_LOTS, _ALLOCS = Lot.__table__, LotAllocation.__table__
+# A literal, not a bound parameter: only then can PostgreSQL and SQLite prove the query matches the
+# partial index of live lots (``remaining > 0``) when they plan it.
+LIVE = literal_column("0")
+_TAKE = (_LOTS.update().where(_LOTS.c.id == bindparam("lot"), _LOTS.c.remaining >= bindparam("take"))
+         .values(remaining=_LOTS.c.remaining - bindparam("take")))
+_FIFO_BASE = select(_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.expires_at).where(
+    _LOTS.c.account_id == bindparam("acc"), _LOTS.c.remaining > LIVE)
+_FIFO = _FIFO_BASE.order_by(_LOTS.c.expires_at, _LOTS.c.id).limit(LOT_CHUNK).with_for_update()
+_INSERT_ALLOCS = _ALLOCS.insert()
 ISSUANCE, HOLD, REDEEMED, EXPIRED = "system:issuance", "system:redemption_hold", "system:redeemed", "system:expired"
 
 
@@ -30,42 +41,47 @@ class Slice:
 class LotsMixin:
     s: "Session"
 
-    def _consume_lots(self, wallet: Account, amount: int, txn: Txn, prefer_lot: int | None = None) -> list[Slice]:
+    def _consume_lots(self, wallet_id: int, amount: int, txn_id: int, prefer_lot: int | None = None) -> list[Slice]:
         """Take ``amount`` from the wallet's lots, earliest expiry first (after the gate).
 
-        Lots are read a few at a time: a long-lived wallet has hundreds of spent or live lots, and
-        reading them all on every redemption made the hot path slow.
+        Core statements on the session's connection: this runs while the wallet row (on SQLite the
+        whole database) is locked, so every statement here delays the next writer. Lots are read a
+        few at a time through the live-lots index: a long-lived wallet has hundreds of spent lots.
         """
+        conn = self.s.connection()
         slices: list[Slice] = []
         left = amount
         if prefer_lot is not None:
-            row = self.s.execute(select(Lot.id, Lot.remaining).where(Lot.id == prefer_lot, Lot.account_id == wallet.id,
-                                                                     Lot.remaining > 0).with_for_update()).first()
+            row = conn.execute(select(_LOTS.c.id, _LOTS.c.remaining).where(
+                _LOTS.c.id == prefer_lot, _LOTS.c.account_id == wallet_id, _LOTS.c.remaining > LIVE)
+                .with_for_update()).first()
             if row is not None:
-                left = self._take(row[0], min(left, int(row[1])), txn, slices, left)
+                left = self._take(conn, row[0], min(left, int(row[1])), slices, left)
         cursor: tuple[datetime, int] | None = None
         while left:
-            q = select(Lot.id, Lot.remaining, Lot.expires_at).where(Lot.account_id == wallet.id, Lot.remaining > 0)
-            if prefer_lot is not None:
-                q = q.where(Lot.id != prefer_lot)
-            if cursor is not None:
-                q = q.where(or_(Lot.expires_at > cursor[0], and_(Lot.expires_at == cursor[0], Lot.id > cursor[1])))
-            rows = self.s.execute(q.order_by(Lot.expires_at, Lot.id).limit(LOT_CHUNK).with_for_update()).all()
+            q = _FIFO
+            if prefer_lot is not None or cursor is not None:
+                q = _FIFO_BASE.where(_LOTS.c.id != (prefer_lot or 0))
+                if cursor is not None:
+                    q = q.where(or_(_LOTS.c.expires_at > cursor[0],
+                                    and_(_LOTS.c.expires_at == cursor[0], _LOTS.c.id > cursor[1])))
+                q = q.order_by(_LOTS.c.expires_at, _LOTS.c.id).limit(LOT_CHUNK).with_for_update()
+            rows = conn.execute(q, {"acc": wallet_id}).all()
             if not rows:
-                raise LedgerCorrupt(f"wallet {wallet.id} balance exceeds its lots by {left}")
+                raise LedgerCorrupt(f"wallet {wallet_id} balance exceeds its lots by {left}")
             for lot_id, remaining, _ in rows:
                 if not left:
                     break
-                left = self._take(lot_id, min(left, int(remaining)), txn, slices, left)
+                left = self._take(conn, lot_id, min(left, int(remaining)), slices, left)
             cursor = (rows[-1][2], rows[-1][0])
+        conn.execute(_INSERT_ALLOCS, [{"txn_id": txn_id, "lot_id": sl.lot_id, "amount": sl.amount} for sl in slices])
         return slices
 
-    def _take(self, lot_id: int, take: int, txn: Txn, slices: list[Slice], left: int) -> int:
-        res = self._update(update(Lot).where(Lot.id == lot_id, Lot.remaining >= take)
-                             .values(remaining=Lot.remaining - take))
+    @staticmethod
+    def _take(conn: "Connection", lot_id: int, take: int, slices: list[Slice], left: int) -> int:
+        res = conn.execute(_TAKE, {"lot": lot_id, "take": take})
         if res.rowcount != 1:
             raise LedgerCorrupt(f"lot {lot_id} changed under the account lock")
-        self.s.add(LotAllocation(txn_id=txn.id, lot_id=lot_id, amount=take))
         slices.append(Slice(lot_id, take))
         return left - take
 

@@ -127,7 +127,10 @@ class Lot(Base):
     __tablename__ = "lots"
     __table_args__ = (
         Index("ix_lots_due", "expires_at", "remaining"),
-        Index("ix_lots_account", "account_id", "expires_at"),
+        # a wallet's live lots in FIFO order (partial where the engine allows): redemptions never
+        # step over the spent lots a long-lived wallet piles up
+        Index("ix_lots_fifo", "account_id", "expires_at", "id", sqlite_where=text("remaining > 0"),
+              postgresql_where=text("remaining > 0")),
         # live lots only (PostgreSQL/SQLite partial index): expiry and FIFO never scan spent lots
         Index("ix_lots_live", "expires_at", "id", sqlite_where=text("remaining > 0"),
               postgresql_where=text("remaining > 0")),
