@@ -21,23 +21,27 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from storage.fastsql import Fast
 from storage.errors import InsufficientPoints, InvalidAmount, UnknownEmployee, WalletFrozen
 from storage.models import Account, Employee, Entry, Txn
 
 _ACC, _TXNS, _EMP = Account.__table__, Txn.__table__, Employee.__table__
 _target = _ACC.alias("target")
-_PRELUDE = (
+_PRELUDE = Fast(
     select(_EMP.c.status, _ACC.c.id, _ACC.c.frozen,
            select(_target.c.id).where(_target.c.name == bindparam("target")).scalar_subquery(),
            select(_TXNS.c.id).where(_TXNS.c.idem_key == bindparam("key")).scalar_subquery())
     .select_from(_EMP.outerjoin(_ACC, (_ACC.c.employee_id == _EMP.c.id) & (_ACC.c.kind == "wallet")))
     .where(_EMP.c.id == bindparam("emp")))
-_GATE = (_ACC.update().where(_ACC.c.id == bindparam("acc"), _ACC.c.balance >= bindparam("n"))
-         .values(balance=_ACC.c.balance - bindparam("n"), version=_ACC.c.version + 1))
-_ENTRIES = insert(Entry.__table__)
-_INSERT_TXN = insert(_TXNS)
-_INSERT_TXN_PG = pg_insert(_TXNS).on_conflict_do_nothing(index_elements=["idem_key"]).returning(_TXNS.c.id)
-_DELETE_TXN = _TXNS.delete().where(_TXNS.c.id == bindparam("id"))
+_GATE = Fast(_ACC.update().where(_ACC.c.id == bindparam("acc"), _ACC.c.balance >= bindparam("n"))
+             .values(balance=_ACC.c.balance - bindparam("n"), version=_ACC.c.version + 1))
+_ENTRIES = Fast(insert(Entry.__table__).values(txn_id=bindparam("txn_id"), account_id=bindparam("account_id"),
+                                               amount=bindparam("amount")))
+_TXN_VALUES = {c.name: bindparam(c.name) for c in _TXNS.c if c.name != "id"}
+_INSERT_TXN = Fast(insert(_TXNS).values(_TXN_VALUES))
+_INSERT_TXN_PG = Fast(pg_insert(_TXNS).values(_TXN_VALUES).on_conflict_do_nothing(index_elements=["idem_key"])
+                      .returning(_TXNS.c.id))
+_DELETE_TXN = Fast(_TXNS.delete().where(_TXNS.c.id == bindparam("id")))
 MAX_POINTS = 10_000_000
 
 
@@ -72,9 +76,10 @@ def insert_txn_once(conn: Connection, row: dict[str, Any]) -> int | None:
     NOTHING`` instead; SQLite and MariaDB roll back only the failed statement.
     """
     if conn.dialect.name == "postgresql":
-        return conn.execute(_INSERT_TXN_PG, row).scalar()
+        rows = _INSERT_TXN_PG.run(conn, row).rows
+        return int(rows[0][0]) if rows else None
     try:
-        return int(conn.execute(_INSERT_TXN, row).inserted_primary_key[0])
+        return _INSERT_TXN.run(conn, row).lastrowid
     except IntegrityError:
         return None
 
@@ -100,10 +105,10 @@ class DebitMixin:
                           prefer_lot: int | None = None) -> Any: ...
 
     def _prelude(self, conn: Connection, employee_id: int, target: str, idem_key: str) -> Prelude:
-        row = conn.execute(_PRELUDE, {"emp": employee_id, "target": target, "key": idem_key}).first()
-        if row is None:
+        rows = _PRELUDE.run(conn, {"emp": employee_id, "target": target, "key": idem_key}).rows
+        if not rows:
             raise UnknownEmployee(f"no employee with id {employee_id}")
-        return Prelude(*row)
+        return Prelude(*rows[0])
 
     def _debit_to(self, kind: str, employee_id: int, points: int, target: str, *, idem_key: str, reason: str,
                   actor_id: int | None, require_active: bool, category: str = "") -> Txn:
@@ -130,10 +135,10 @@ class DebitMixin:
             found = self.find(idem_key)
             assert found is not None
             return found
-        if conn.execute(_GATE, {"acc": pre.wallet_id, "n": points}).rowcount != 1:
-            conn.execute(_DELETE_TXN, {"id": txn_id})
+        if _GATE.run(conn, {"acc": pre.wallet_id, "n": points}).rowcount != 1:
+            _DELETE_TXN.run(conn, {"id": txn_id})
             raise InsufficientPoints(self.balance(pre.wallet_id), points)
         self._consume_lots(pre.wallet_id, points, txn_id)
-        conn.execute(_ENTRIES, [{"txn_id": txn_id, "account_id": pre.wallet_id, "amount": -points},
+        _ENTRIES.run(conn, [{"txn_id": txn_id, "account_id": pre.wallet_id, "amount": -points},
                                 {"txn_id": txn_id, "account_id": pre.target_id, "amount": points}])
         return attach_txn(self.s, txn_id, row)

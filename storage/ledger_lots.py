@@ -6,12 +6,12 @@ after the account gate has been taken (so the account row serialises every write
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 
 from storage.errors import LedgerCorrupt
+from storage.fastsql import Fast
 from storage.models import Account, Lot, LotAllocation, Txn
 
 if TYPE_CHECKING:
@@ -23,12 +23,14 @@ _LOTS, _ALLOCS = Lot.__table__, LotAllocation.__table__
 # A literal, not a bound parameter: only then can PostgreSQL and SQLite prove the query matches the
 # partial index of live lots (``remaining > 0``) when they plan it.
 LIVE = literal_column("0")
-_TAKE = (_LOTS.update().where(_LOTS.c.id == bindparam("lot"), _LOTS.c.remaining >= bindparam("take"))
-         .values(remaining=_LOTS.c.remaining - bindparam("take")))
-_FIFO_BASE = select(_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.expires_at).where(
-    _LOTS.c.account_id == bindparam("acc"), _LOTS.c.remaining > LIVE)
-_FIFO = _FIFO_BASE.order_by(_LOTS.c.expires_at, _LOTS.c.id).limit(LOT_CHUNK).with_for_update()
-_INSERT_ALLOCS = _ALLOCS.insert()
+_TAKE = Fast(_LOTS.update().where(_LOTS.c.id == bindparam("lot"), _LOTS.c.remaining >= bindparam("take"))
+             .values(remaining=_LOTS.c.remaining - bindparam("take")))
+_FIFO = Fast(select(_LOTS.c.id, _LOTS.c.remaining).where(_LOTS.c.account_id == bindparam("acc"), _LOTS.c.remaining > LIVE)
+             .order_by(_LOTS.c.expires_at, _LOTS.c.id).limit(LOT_CHUNK).with_for_update())
+_PREFERRED = Fast(select(_LOTS.c.id, _LOTS.c.remaining).where(
+    _LOTS.c.id == bindparam("lot"), _LOTS.c.account_id == bindparam("acc"), _LOTS.c.remaining > LIVE).with_for_update())
+_INSERT_ALLOCS = Fast(_ALLOCS.insert().values(txn_id=bindparam("txn_id"), lot_id=bindparam("lot_id"),
+                                              amount=bindparam("amount")))
 ISSUANCE, HOLD, REDEEMED, EXPIRED = "system:issuance", "system:redemption_hold", "system:redeemed", "system:expired"
 
 
@@ -52,35 +54,25 @@ class LotsMixin:
         slices: list[Slice] = []
         left = amount
         if prefer_lot is not None:
-            row = conn.execute(select(_LOTS.c.id, _LOTS.c.remaining).where(
-                _LOTS.c.id == prefer_lot, _LOTS.c.account_id == wallet_id, _LOTS.c.remaining > LIVE)
-                .with_for_update()).first()
-            if row is not None:
-                left = self._take(conn, row[0], min(left, int(row[1])), slices, left)
-        cursor: tuple[datetime, int] | None = None
+            rows = _PREFERRED.run(conn, {"lot": prefer_lot, "acc": wallet_id}).rows
+            if rows:
+                left = self._take(conn, rows[0][0], min(left, int(rows[0][1])), slices, left)
         while left:
-            q = _FIFO
-            if prefer_lot is not None or cursor is not None:
-                q = _FIFO_BASE.where(_LOTS.c.id != (prefer_lot or 0))
-                if cursor is not None:
-                    q = q.where(or_(_LOTS.c.expires_at > cursor[0],
-                                    and_(_LOTS.c.expires_at == cursor[0], _LOTS.c.id > cursor[1])))
-                q = q.order_by(_LOTS.c.expires_at, _LOTS.c.id).limit(LOT_CHUNK).with_for_update()
-            rows = conn.execute(q, {"acc": wallet_id}).all()
+            # Each pass empties every lot it reads but the last, and emptied lots leave the live
+            # index, so the next pass simply reads the next chunk.
+            rows = _FIFO.run(conn, {"acc": wallet_id}).rows
             if not rows:
                 raise LedgerCorrupt(f"wallet {wallet_id} balance exceeds its lots by {left}")
-            for lot_id, remaining, _ in rows:
+            for lot_id, remaining in rows:
                 if not left:
                     break
                 left = self._take(conn, lot_id, min(left, int(remaining)), slices, left)
-            cursor = (rows[-1][2], rows[-1][0])
-        conn.execute(_INSERT_ALLOCS, [{"txn_id": txn_id, "lot_id": sl.lot_id, "amount": sl.amount} for sl in slices])
+        _INSERT_ALLOCS.run(conn, [{"txn_id": txn_id, "lot_id": sl.lot_id, "amount": sl.amount} for sl in slices])
         return slices
 
     @staticmethod
     def _take(conn: "Connection", lot_id: int, take: int, slices: list[Slice], left: int) -> int:
-        res = conn.execute(_TAKE, {"lot": lot_id, "take": take})
-        if res.rowcount != 1:
+        if _TAKE.run(conn, {"lot": lot_id, "take": take}).rowcount != 1:
             raise LedgerCorrupt(f"lot {lot_id} changed under the account lock")
         slices.append(Slice(lot_id, take))
         return left - take
