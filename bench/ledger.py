@@ -262,13 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: 20,000 lots, 50 holds per process")
     p.add_argument("--skip-holds", action="store_true")
     p.add_argument("--skip-expiry", action="store_true")
+    p.add_argument("--skip-sqlite", action="store_true", help="only the servers named by --urls")
     a = p.parse_args(argv)
     if a.quick:
         a.lots, a.holds, a.fund_lots = min(a.lots, 20_000), min(a.holds, 50), min(a.fund_lots, 100)
     urls = a.urls if a.urls is not None else os.environ.get("TEST_DATABASE_URLS", "").split()
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
-        for url in [None, *urls]:
+        for url in ([] if a.skip_sqlite else [None]) + list(urls):
             scratch = Scratch(url, Path(tmp))
             try:
                 label = f"{scratch.name}" + (f" (synchronous={a.sqlite_sync})" if url is None else "")

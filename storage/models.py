@@ -126,12 +126,12 @@ class Entry(Base):
 class Lot(Base):
     __tablename__ = "lots"
     __table_args__ = (
-        Index("ix_lots_due", "expires_at", "remaining"),
         # a wallet's live lots in FIFO order (partial where the engine allows): redemptions never
         # step over the spent lots a long-lived wallet piles up
         Index("ix_lots_fifo", "account_id", "expires_at", "id", sqlite_where=text("remaining > 0"),
               postgresql_where=text("remaining > 0")),
-        # live lots only (PostgreSQL/SQLite partial index): expiry and FIFO never scan spent lots
+        # live lots by expiry date (partial on PostgreSQL/SQLite; on MariaDB the plain index, whose
+        # entries do not move when ``remaining`` changes): notices and digests by date range
         Index("ix_lots_live", "expires_at", "id", sqlite_where=text("remaining > 0"),
               postgresql_where=text("remaining > 0")),
     )

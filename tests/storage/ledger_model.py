@@ -71,14 +71,12 @@ class Model:
         self.txns += 1 if gone else 0
         return gone
 
-    def expire(self, lot_ids: list[int], batch: int) -> int:
-        """expire_due: one txn per wallet per batch of due lots (batches by lot id)."""
-        due = sorted((lot_ids[i], lot) for i, lot in enumerate(self.lots) if lot.expires <= self.now and lot.remaining)
-        gone = 0
-        for start in range(0, len(due), batch):
-            self.txns += len({lot.emp for _, lot in due[start:start + batch]})
-        for _, lot in due:
-            gone += lot.remaining
+    def expire(self) -> int:
+        """expire_due: one txn per wallet with due points, whatever the batch size."""
+        due = [lot for lot in self.lots if lot.expires <= self.now and lot.remaining]
+        self.txns += len({lot.emp for lot in due})
+        gone = sum(lot.remaining for lot in due)
+        for lot in due:
             lot.remaining = 0
         self.expired += gone
         return gone
