@@ -52,6 +52,8 @@ class DomainErrors:
 
     def process(self, event: Event, ctx: Context, route: Route, next: Next) -> Reply:
         try:
+            if route.reads_only:  # nothing to roll back
+                return next()
             with ctx.session.begin_nested():
                 return next()
         except DomainError as exc:

@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot.context import Context
@@ -36,9 +36,15 @@ class Answer:
 Render = Callable[[Event, Reply, Session], Answer]
 
 
-def _earlier(s: Session, event: Event) -> ProcessedEvent | None:
-    return s.scalar(select(ProcessedEvent).where(ProcessedEvent.platform == event.platform,
-                                                 ProcessedEvent.event_id == event.event_id[:128]))
+_PE = ProcessedEvent.__table__
+_EARLIER = select(_PE.c.response_status, _PE.c.response_body, _PE.c.response_type).where(
+    _PE.c.platform == bindparam("platform"), _PE.c.event_id == bindparam("event_id"))
+
+
+def _earlier(s: Session, event: Event) -> Answer | None:
+    """The answer stored for this delivery, if an earlier one was handled."""
+    row = s.execute(_EARLIER, {"platform": event.platform, "event_id": event.event_id[:128]}).first()
+    return Answer(row[0], row[1], row[2]) if row is not None else None
 
 
 class Pipeline:
@@ -52,29 +58,67 @@ class Pipeline:
             # A concurrent delivery of the same event committed first: answer as it did.
             with self.db.session_scope() as s:
                 earlier = _earlier(s, event)
-            if earlier is None:
-                raise
-            return Answer(earlier.response_status, earlier.response_body, earlier.response_type)
+            if earlier is None:  # not a twin: a handler's own constraint failure
+                log.exception("handler failed platform=%s event=%s", event.platform, event.event_id)
+                return self._record_failure(event, render)
+            return earlier
         except Exception:  # a bug must never reach the user as a stack trace or a 500
             log.exception("handler failed platform=%s event=%s", event.platform, event.event_id)
             return self._record_failure(event, render)
 
     def _handle(self, event: Event, render: Render) -> Answer:
+        if self.db.dialect == "sqlite" and self.router.reads_only(event):
+            answer = self._read_then_record(event, render)
+            if answer is not None:
+                return answer
         with self.db.session_scope() as s:
             earlier = _earlier(s, event)
             if earlier is not None:
                 log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
-                return Answer(earlier.response_status, earlier.response_body, earlier.response_type)
-            row = ProcessedEvent(platform=event.platform, event_id=event.event_id[:128], created_at=event.received_at)
-            s.add(row)
-            s.flush()  # the unique (platform, event_id) claims the event before any effect
+                return earlier
             ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform)
             reply = self.router.dispatch(event, ctx)
             answer = render(event, reply, s)
-            row.response_status, row.response_body, row.response_type = answer.status, answer.body, answer.content_type
+            # Written last, with the answer, in the transaction of the effects: a concurrent twin of
+            # this delivery fails on the unique (platform, event_id) at commit and all it did is
+            # rolled back (one INSERT where claiming first took an INSERT and an UPDATE).
+            s.add(ProcessedEvent(platform=event.platform, event_id=event.event_id[:128], created_at=event.received_at,
+                                 response_status=answer.status, response_body=answer.body,
+                                 response_type=answer.content_type))
+        self._log_handled(event, ctx, reply)
+        return answer
+
+    @staticmethod
+    def _log_handled(event: Event, ctx: Context, reply: Reply) -> None:
         log.info("handled platform=%s event=%s kind=%s employee=%s command=%s reply=%s", event.platform,
                  event.event_id, type(event).__name__, ctx.member.employee_no if ctx.member else "-",
                  ctx.command or "-", type(reply).__name__)
+
+    def _read_then_record(self, event: Event, render: Render) -> Answer | None:
+        """SQLite: a query's reads run without the database write lock, then a short write
+        transaction renders the reply (which may queue a card) and records the event.
+
+        Every write serialises on SQLite, and a balance statement held the lock for all its
+        reads. The read scope refuses writes (``query_only``), so a route declared read-only
+        that writes after all (a member whose binding is touched, say) returns None here and
+        runs again on the ordinary path.
+        """
+        try:
+            with self.db.read_scope() as s:
+                if (earlier := _earlier(s, event)) is not None:
+                    return earlier
+                ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform)
+                reply = self.router.dispatch(event, ctx)
+        except OperationalError as exc:
+            if "readonly" not in str(exc.orig):
+                raise
+            return None
+        with self.db.session_scope() as s:  # a twin recorded meanwhile fails the insert: see handle()
+            answer = render(event, reply, s)
+            s.add(ProcessedEvent(platform=event.platform, event_id=event.event_id[:128], created_at=event.received_at,
+                                 response_status=answer.status, response_body=answer.body,
+                                 response_type=answer.content_type))
+        self._log_handled(event, ctx, reply)
         return answer
 
     def _record_failure(self, event: Event, render: Render) -> Answer:
@@ -82,7 +126,7 @@ class Pipeline:
         try:
             with self.db.session_scope() as s:
                 if (earlier := _earlier(s, event)) is not None:
-                    return Answer(earlier.response_status, earlier.response_body, earlier.response_type)
+                    return earlier
                 answer = render(event, Text(msg.INTERNAL_ERROR), s)
                 s.add(ProcessedEvent(platform=event.platform, event_id=event.event_id[:128],
                                      created_at=event.received_at, response_status=answer.status,

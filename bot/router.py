@@ -26,6 +26,7 @@ class Route:
     handler: Handler
     roles: frozenset[str] | None = None  # None = every bound member
     open: bool = False  # usable before binding
+    reads_only: bool = False  # writes nothing: SQLite runs it outside the write lock (bot/pipeline.py)
     usage: str = ""
     example: str = ""
     summary: str = ""
@@ -50,11 +51,12 @@ class Router:
     middleware: list = field(default_factory=list)
 
     def command(self, name: str, *, aliases: Iterable[str] = (), roles: Iterable[str] | None = None,
-                open: bool = False, usage: str = "", example: str = "", summary: str = "") -> Callable[[Handler], Handler]:
+                open: bool = False, reads_only: bool = False, usage: str = "", example: str = "",
+                summary: str = "") -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
             self.routes.append(Route(name=name, aliases=tuple(dict.fromkeys([*aliases, name])), handler=fn,
                                      roles=frozenset(roles) if roles is not None else None, open=open,
-                                     usage=usage, example=example, summary=summary))
+                                     reads_only=reads_only, usage=usage, example=example, summary=summary))
             return fn
         return deco
 
@@ -86,6 +88,13 @@ class Router:
                 if best is None or len(alias) > best[0]:
                     best = (len(alias), route, rest.strip())
         return (best[1], best[2]) if best else None
+
+    def reads_only(self, event: Event) -> bool:
+        """Whether the event goes to a route declared to write nothing."""
+        if not isinstance(event, (TextCommand, CardAction)):
+            return False
+        found = self.match(event.text if isinstance(event, TextCommand) else event.command)
+        return found is not None and found[0].reads_only
 
     def dispatch(self, event: Event, ctx: Context) -> Reply:
         if isinstance(event, (TextCommand, CardAction)):

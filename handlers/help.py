@@ -92,6 +92,6 @@ def register(router: Router) -> None:
             intro.append(msg.DID_YOU_MEAN.format(suggestion=hint))
         return overview(router, ctx, tuple(intro))
 
-    router.command("help", aliases=("帮助", "菜单", "?"), open=True, usage="帮助 [命令]", example="帮助 兑换",
+    router.command("help", reads_only=True, aliases=("帮助", "菜单", "?"), open=True, usage="帮助 [命令]", example="帮助 兑换",
                    summary="查看所有命令，或某个命令的用法和示例")(handle_help)
     router.unknown(handle_unknown)

@@ -63,7 +63,7 @@ def handle_history(event: Event, ctx: Context) -> Reply:
 
 
 def register(router: Router) -> None:
-    router.command("points", aliases=("积分", "我的积分", "balance"), usage="积分", example="积分",
+    router.command("points", reads_only=True, aliases=("积分", "我的积分", "balance"), usage="积分", example="积分",
                    summary="查看可用积分、冻结积分、即将过期的积分和排名")(handle_points)
-    router.command("history", aliases=("明细",), usage=HISTORY_USAGE, example=HISTORY_EXAMPLE,
+    router.command("history", reads_only=True, aliases=("明细",), usage=HISTORY_USAGE, example=HISTORY_EXAMPLE,
                    summary="查看积分记录（每条带 E 编号，可用于申诉）")(handle_history)

@@ -91,5 +91,5 @@ def handle_rank(event: Event, ctx: Context) -> Reply:
 
 
 def register(router: Router) -> None:
-    router.command("rank", aliases=("排行榜", "leaderboard"), usage=USAGE, example=EXAMPLE,
+    router.command("rank", reads_only=True, aliases=("排行榜", "leaderboard"), usage=USAGE, example=EXAMPLE,
                    summary="查看积分排行榜（可按周/月/季度/年、部门）")(handle_rank)

@@ -52,5 +52,5 @@ def handle_rules(event: Event, ctx: Context) -> Reply:
 
 
 def register(router: Router) -> None:
-    router.command("rules", aliases=("规则",), usage="规则", example="规则",
+    router.command("rules", reads_only=True, aliases=("规则",), usage="规则", example="规则",
                    summary="查看积分获得规则、兑换价格和有效期")(handle_rules)

@@ -28,5 +28,5 @@ def handle_shop(event: Event, ctx: Context) -> Reply:
 
 
 def register(router: Router) -> None:
-    router.command("shop", aliases=("商城", "catalog"), usage="商城", example="商城",
+    router.command("shop", reads_only=True, aliases=("商城", "catalog"), usage="商城", example="商城",
                    summary="查看可兑换的奖励（带编号、价格和库存）")(handle_shop)

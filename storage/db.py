@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 Clock = Callable[[], datetime]
 BUSY_TIMEOUT_MS = 5000
+READ_ONLY = "pointsbot_read_only"  # execution option of Database.read_scope's sessions
 
 
 def utcnow() -> datetime:
@@ -47,7 +48,14 @@ def _sqlite_pragmas(engine: Engine, synchronous: str, lock_path: str | None) -> 
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        begin_immediate(conn.connection.dbapi_connection)
+        raw = conn.connection.dbapi_connection
+        if conn.get_execution_options().get(READ_ONLY):
+            cur = raw.cursor()
+            cur.execute("PRAGMA query_only=1")  # a write in a read scope fails instead of taking the lock
+            cur.execute("BEGIN")
+            cur.close()
+        else:
+            begin_immediate(raw)
 
 
 _turns = threading.local()  # per thread: the lock files whose turn this thread holds
@@ -120,6 +128,7 @@ def begin_immediate(dbapi_conn, wait_seconds: float = 5.0) -> None:  # type: ign
     if isinstance(dbapi_conn, QueuedConnection):
         dbapi_conn.take_turn()
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA query_only=0")  # the connection may come from a read scope
     cur.execute("PRAGMA busy_timeout=0")
     deadline = time.monotonic() + wait_seconds
     try:
@@ -162,6 +171,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_engine = self.engine.execution_options(**{READ_ONLY: True})
         self.clock = clock
 
     @property
@@ -171,6 +181,18 @@ class Database:
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
         session = self.sessions()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    @contextmanager
+    def read_scope(self) -> Iterator[Session]:
+        """A transaction that only reads. On SQLite it takes no write lock (a plain deferred BEGIN
+        with ``query_only``, so a write raises instead of queueing); elsewhere it is an ordinary one.
+        """
+        session = self.sessions(bind=self._read_engine)
         try:
             with session.begin():
                 yield session

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,13 +54,17 @@ def unbind_all(s: Session, employee_id: int, *, now: datetime, actor_id: int | N
     return len(rows)
 
 
+_BOUND = (select(Binding, Employee).join(Employee, Employee.id == Binding.employee_id)
+          .where(Binding.platform == bindparam("platform"), Binding.platform_user_id == bindparam("user_id")))
+
+
 def by_platform_id(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
     """The bound employee, binding automatically when the roster carries this platform id."""
     if not user_id:
         return None
-    binding = s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == user_id))
-    if binding is not None:
-        emp = s.get(Employee, binding.employee_id)
+    found = s.execute(_BOUND, {"platform": platform, "user_id": user_id}).first()
+    if found is not None:  # one query for both: this runs on every chat message
+        binding, emp = found
         if binding.last_used_at is None or (now - binding.last_used_at).total_seconds() > 3600:
             binding.last_used_at = now  # coarse, so that a chat message is not always a write
         return emp

@@ -24,6 +24,10 @@ def enqueue(s: Session, kind: str, payload: dict[str, Any], *, now: datetime, id
     row = Outbox(idem_key=idem_key, kind=kind, platform=platform, destination=destination,
                  payload=json.dumps(payload, ensure_ascii=False), status="pending", attempts=0,
                  next_attempt_at=not_before or now, created_at=now)
+    if idem_key is None:  # nothing to collide with: no savepoint
+        s.add(row)
+        s.flush()
+        return row
     try:
         with s.begin_nested():
             s.add(row)

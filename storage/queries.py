@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import DateTime, bindparam, case, func, literal_column, select
 from sqlalchemy.orm import Session, aliased
 
 from storage.models import Account, Employee, Lot, Txn
@@ -12,8 +12,6 @@ from storage.models import Account, Employee, Lot, Txn
 EARNING_KINDS = ("award",)
 # Built once: aliased() copies every column, which cost more than the queries themselves per request.
 _CLOSER = aliased(Txn, name="closer")
-_REV = aliased(Txn, name="rev")
-_HOLD = aliased(Txn, name="hold")
 
 
 @dataclass(frozen=True)
@@ -56,27 +54,41 @@ def on_hold(s: Session, employee_id: int) -> int:
     return int(s.scalar(open_holds) or 0)
 
 
+_TX = Txn.__table__
+_ORIG, _CLOSE = _TX.alias("orig"), _TX.alias("closer")
+_WALLET = select(Account.__table__.c.id, Account.__table__.c.balance).where(
+    Account.__table__.c.kind == "wallet", Account.__table__.c.employee_id == bindparam("emp"))
+
+
+def _sum_if(cond, amount):  # type: ignore[no-untyped-def]
+    return func.coalesce(func.sum(case((cond, amount), else_=0)), 0)
+
+
+# One pass over the member's transactions for every total of the statement (it was five queries):
+# awards, reversals of awards, holds settled (spent) and holds still open (on hold).
+_TOTALS = (select(_sum_if(_TX.c.kind.in_(EARNING_KINDS), _TX.c.amount),
+                  _sum_if((_TX.c.kind == "reverse") & (_ORIG.c.kind == "award"), _TX.c.amount),
+                  _sum_if((_TX.c.kind == "hold") & (_CLOSE.c.kind == "settle"), -_TX.c.amount),
+                  _sum_if((_TX.c.kind == "hold") & _CLOSE.c.id.is_(None), -_TX.c.amount))
+           .select_from(_TX.outerjoin(_ORIG, _ORIG.c.id == _TX.c.reverses_txn_id)
+                        .outerjoin(_CLOSE, (_CLOSE.c.related_txn_id == _TX.c.id)
+                                   & _CLOSE.c.kind.in_(("settle", "release"))))
+           .where(_TX.c.employee_id == bindparam("emp")))
+_EXPIRING = (select(Lot.expires_at, func.sum(Lot.remaining))
+             .where(Lot.account_id == bindparam("wid"), Lot.remaining > literal_column("0"),
+                    Lot.expires_at <= bindparam("until", type_=DateTime))
+             .group_by(Lot.expires_at).order_by(Lot.expires_at))
+
+
 def statement(s: Session, employee_id: int, now: datetime, days: int = 30) -> Statement:
-    wid = wallet_id(s, employee_id)
-    available = int(s.scalar(select(Account.balance).where(Account.id == wid)) or 0) if wid else 0
+    wallet = s.execute(_WALLET, {"emp": employee_id}).first()
     expiring: tuple[tuple[datetime, int], ...] = ()
-    if wid:
-        rows = s.execute(select(Lot.expires_at, func.sum(Lot.remaining))
-                         .where(Lot.account_id == wid, Lot.remaining > 0, Lot.expires_at <= now + timedelta(days=days))
-                         .group_by(Lot.expires_at).order_by(Lot.expires_at)).all()
+    if wallet is not None:
+        rows = s.execute(_EXPIRING, {"wid": wallet[0], "until": now + timedelta(days=days)}).all()
         expiring = tuple((at, int(p)) for at, p in rows)
-    earned = s.scalar(select(func.coalesce(func.sum(Txn.amount), 0))
-                      .where(Txn.employee_id == employee_id, Txn.kind.in_(EARNING_KINDS)))
-    rev = _REV
-    reversed_awards = s.scalar(select(func.coalesce(func.sum(rev.amount), 0))
-                               .join(Txn, rev.reverses_txn_id == Txn.id)
-                               .where(rev.employee_id == employee_id, Txn.kind == "award"))
-    hold = _HOLD
-    spent = s.scalar(select(func.coalesce(func.sum(-hold.amount), 0))
-                     .join(Txn, and_(Txn.related_txn_id == hold.id, Txn.kind == "settle"))
-                     .where(hold.employee_id == employee_id))
-    return Statement(available=available, on_hold=on_hold(s, employee_id), expiring=expiring,
-                     lifetime_earned=int(earned or 0) + int(reversed_awards or 0), spent=int(spent or 0))
+    earned, reversed_awards, spent, held = s.execute(_TOTALS, {"emp": employee_id}).one()
+    return Statement(available=int(wallet[1]) if wallet is not None else 0, on_hold=int(held), expiring=expiring,
+                     lifetime_earned=int(earned) + int(reversed_awards), spent=int(spent))
 
 
 def history(s: Session, employee_id: int, page: int = 1, per_page: int = 10) -> HistoryPage:
@@ -90,13 +102,32 @@ def history(s: Session, employee_id: int, page: int = 1, per_page: int = 10) -> 
     return HistoryPage(items=tuple(items), page=page, pages=pages, total=total)
 
 
+def _earned(start: datetime | None = None, end: datetime | None = None):  # type: ignore[no-untyped-def]
+    """Points earned per employee in [start, end): awards minus reversals of awards.
+
+    Without bounds, the period comes from the ``start`` and ``end`` parameters at execution.
+    """
+    lo = start if start is not None else bindparam("start", type_=DateTime)
+    hi = end if end is not None else bindparam("end", type_=DateTime)
+    return (select(Txn.employee_id.label("eid"), func.sum(Txn.amount).label("pts"))
+            .where(Txn.created_at >= lo, Txn.created_at < hi,
+                   (Txn.kind == "award") | ((Txn.kind == "reverse") & (Txn.amount < 0)))
+            .group_by(Txn.employee_id).subquery())
+
+
+# rank_of runs on every 积分: its two statements are built once
+_EARNED = _earned()
+_MINE = (select(_EARNED.c.pts).join(Employee, Employee.id == _EARNED.c.eid)
+         .where(_EARNED.c.eid == bindparam("emp"), Employee.status == "active"))
+_AHEAD = (select(func.count()).select_from(_EARNED).join(Employee, Employee.id == _EARNED.c.eid)
+          .where(Employee.status == "active", (_EARNED.c.pts > bindparam("pts"))
+                 | ((_EARNED.c.pts == bindparam("pts")) & (_EARNED.c.eid < bindparam("emp")))))
+
+
 def leaderboard(s: Session, start: datetime, end: datetime, *, department: str | None = None,
                 top_n: int = 10) -> list[BoardRow]:
-    """Points earned in [start, end): awards minus reversals of awards, active employees only."""
-    earned = (select(Txn.employee_id.label("eid"), func.sum(Txn.amount).label("pts"))
-              .where(Txn.created_at >= start, Txn.created_at < end,
-                     (Txn.kind == "award") | ((Txn.kind == "reverse") & (Txn.amount < 0)))
-              .group_by(Txn.employee_id).subquery())
+    """Points earned in [start, end), active employees only, most first (ties by employee id)."""
+    earned = _earned(start, end)
     q = (select(Employee.id, Employee.name, Employee.department, earned.c.pts)
          .join(earned, earned.c.eid == Employee.id)
          .where(Employee.status == "active", earned.c.pts > 0)
@@ -109,9 +140,13 @@ def leaderboard(s: Session, start: datetime, end: datetime, *, department: str |
 
 
 def rank_of(s: Session, employee_id: int, start: datetime, end: datetime) -> tuple[int | None, int]:
-    """(rank, points) of one employee in the period; rank None when they earned nothing."""
-    rows = leaderboard(s, start, end, top_n=1_000_000)
-    for row in rows:
-        if row.employee_id == employee_id:
-            return row.rank, row.points
-    return None, 0
+    """(rank, points) of one employee in the period, as ``leaderboard`` ranks; None when not on it.
+
+    Counts who is ahead instead of building the whole board: 积分 asks this on every call.
+    """
+    period = {"start": start, "end": end, "emp": employee_id}
+    mine = s.execute(_MINE, period).scalar()
+    if mine is None or int(mine) <= 0:
+        return None, 0
+    ahead = s.scalar(_AHEAD, {**period, "pts": int(mine)})
+    return int(ahead or 0) + 1, int(mine)
