@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from bot.router import Router
 from handlers import messages as msg
 from settings import Settings
 from storage.db import Database
+from storage.fastsql import Fast
 from storage.models import ProcessedEvent
 
 log = logging.getLogger("pointsbot.events")
@@ -37,14 +38,27 @@ Render = Callable[[Event, Reply, Session], Answer]
 
 
 _PE = ProcessedEvent.__table__
-_EARLIER = select(_PE.c.response_status, _PE.c.response_body, _PE.c.response_type).where(
-    _PE.c.platform == bindparam("platform"), _PE.c.event_id == bindparam("event_id"))
+_EARLIER = Fast(select(_PE.c.response_status, _PE.c.response_body, _PE.c.response_type).where(
+    _PE.c.platform == bindparam("platform"), _PE.c.event_id == bindparam("event_id")))
+
+
+_RECORD = Fast(insert(_PE).values(platform=bindparam("platform"), event_id=bindparam("event_id"),
+                                  created_at=bindparam("created_at"), response_status=bindparam("status"),
+                                  response_body=bindparam("body"), response_type=bindparam("type")))
+
+
+def _record(s: Session, event: Event, answer: Answer) -> None:
+    """The inbox row with its answer; a twin already recorded raises IntegrityError here."""
+    s.flush()  # the ORM's pending writes first, in the order they were made
+    _RECORD.run(s.connection(), {"platform": event.platform, "event_id": event.event_id[:128],
+                                 "created_at": event.received_at, "status": answer.status, "body": answer.body,
+                                 "type": answer.content_type})
 
 
 def _earlier(s: Session, event: Event) -> Answer | None:
     """The answer stored for this delivery, if an earlier one was handled."""
-    row = s.execute(_EARLIER, {"platform": event.platform, "event_id": event.event_id[:128]}).first()
-    return Answer(row[0], row[1], row[2]) if row is not None else None
+    rows = _EARLIER.run(s.connection(), {"platform": event.platform, "event_id": event.event_id[:128]}).rows
+    return Answer(int(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
 
 
 class Pipeline:
@@ -82,9 +96,7 @@ class Pipeline:
             # Written last, with the answer, in the transaction of the effects: a concurrent twin of
             # this delivery fails on the unique (platform, event_id) at commit and all it did is
             # rolled back (one INSERT where claiming first took an INSERT and an UPDATE).
-            s.add(ProcessedEvent(platform=event.platform, event_id=event.event_id[:128], created_at=event.received_at,
-                                 response_status=answer.status, response_body=answer.body,
-                                 response_type=answer.content_type))
+            _record(s, event, answer)
         self._log_handled(event, ctx, reply)
         return answer
 
@@ -115,9 +127,7 @@ class Pipeline:
             return None
         with self.db.session_scope() as s:  # a twin recorded meanwhile fails the insert: see handle()
             answer = render(event, reply, s)
-            s.add(ProcessedEvent(platform=event.platform, event_id=event.event_id[:128], created_at=event.received_at,
-                                 response_status=answer.status, response_body=answer.body,
-                                 response_type=answer.content_type))
+            _record(s, event, answer)
         self._log_handled(event, ctx, reply)
         return answer
 
@@ -128,9 +138,7 @@ class Pipeline:
                 if (earlier := _earlier(s, event)) is not None:
                     return earlier
                 answer = render(event, Text(msg.INTERNAL_ERROR), s)
-                s.add(ProcessedEvent(platform=event.platform, event_id=event.event_id[:128],
-                                     created_at=event.received_at, response_status=answer.status,
-                                     response_body=answer.body, response_type=answer.content_type))
+                _record(s, event, answer)
                 return answer
         except Exception:
             log.exception("could not record failed event platform=%s event=%s", event.platform, event.event_id)

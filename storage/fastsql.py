@@ -52,6 +52,8 @@ class Fast:
         plan = self._plans.get(dialect.name)
         if plan is None:
             compiled: Any = self.stmt.compile(dialect=dialect)
+            if "POSTCOMPILE" in compiled.string:
+                raise ValueError("Fast statements take no expanding IN lists; spell the alternatives out with OR")
             processors = {}
             for name, bind in compiled.binds.items():
                 proc = bind.type.dialect_impl(dialect).bind_processor(dialect)

@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, bindparam, case, func, literal_column, select
+from sqlalchemy import DateTime, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from storage.fastsql import Fast
 from storage.models import Account, Employee, Lot, Txn
 
 EARNING_KINDS = ("award",)
@@ -56,8 +57,8 @@ def on_hold(s: Session, employee_id: int) -> int:
 
 _TX = Txn.__table__
 _ORIG, _CLOSE = _TX.alias("orig"), _TX.alias("closer")
-_WALLET = select(Account.__table__.c.id, Account.__table__.c.balance).where(
-    Account.__table__.c.kind == "wallet", Account.__table__.c.employee_id == bindparam("emp"))
+_WALLET = Fast(select(Account.__table__.c.id, Account.__table__.c.balance).where(
+    Account.__table__.c.kind == "wallet", Account.__table__.c.employee_id == bindparam("emp")))
 
 
 def _sum_if(cond, amount):  # type: ignore[no-untyped-def]
@@ -66,13 +67,13 @@ def _sum_if(cond, amount):  # type: ignore[no-untyped-def]
 
 # One pass over the member's transactions for every total of the statement (it was five queries):
 # awards, reversals of awards, holds settled (spent) and holds still open (on hold).
-_TOTALS = (select(_sum_if(_TX.c.kind.in_(EARNING_KINDS), _TX.c.amount),
+_TOTALS = Fast(select(_sum_if(or_(*(_TX.c.kind == k for k in EARNING_KINDS)), _TX.c.amount),
                   _sum_if((_TX.c.kind == "reverse") & (_ORIG.c.kind == "award"), _TX.c.amount),
                   _sum_if((_TX.c.kind == "hold") & (_CLOSE.c.kind == "settle"), -_TX.c.amount),
                   _sum_if((_TX.c.kind == "hold") & _CLOSE.c.id.is_(None), -_TX.c.amount))
            .select_from(_TX.outerjoin(_ORIG, _ORIG.c.id == _TX.c.reverses_txn_id)
                         .outerjoin(_CLOSE, (_CLOSE.c.related_txn_id == _TX.c.id)
-                                   & _CLOSE.c.kind.in_(("settle", "release"))))
+                                   & ((_CLOSE.c.kind == "settle") | (_CLOSE.c.kind == "release"))))
            .where(_TX.c.employee_id == bindparam("emp")))
 _EXPIRING = (select(Lot.expires_at, func.sum(Lot.remaining))
              .where(Lot.account_id == bindparam("wid"), Lot.remaining > literal_column("0"),
@@ -81,12 +82,14 @@ _EXPIRING = (select(Lot.expires_at, func.sum(Lot.remaining))
 
 
 def statement(s: Session, employee_id: int, now: datetime, days: int = 30) -> Statement:
-    wallet = s.execute(_WALLET, {"emp": employee_id}).first()
+    conn = s.connection()  # Core and Fast, not the ORM: this runs on every 积分
+    found = _WALLET.run(conn, {"emp": employee_id}).rows
+    wallet = found[0] if found else None
     expiring: tuple[tuple[datetime, int], ...] = ()
     if wallet is not None:
-        rows = s.execute(_EXPIRING, {"wid": wallet[0], "until": now + timedelta(days=days)}).all()
+        rows = conn.execute(_EXPIRING, {"wid": wallet[0], "until": now + timedelta(days=days)}).all()
         expiring = tuple((at, int(p)) for at, p in rows)
-    earned, reversed_awards, spent, held = s.execute(_TOTALS, {"emp": employee_id}).one()
+    earned, reversed_awards, spent, held = _TOTALS.run(conn, {"emp": employee_id}).rows[0]
     return Statement(available=int(wallet[1]) if wallet is not None else 0, on_hold=int(held), expiring=expiring,
                      lifetime_earned=int(earned) + int(reversed_awards), spent=int(spent))
 
@@ -117,9 +120,9 @@ def _earned(start: datetime | None = None, end: datetime | None = None):  # type
 
 # rank_of runs on every 积分: its two statements are built once
 _EARNED = _earned()
-_MINE = (select(_EARNED.c.pts).join(Employee, Employee.id == _EARNED.c.eid)
+_MINE = Fast(select(_EARNED.c.pts).join(Employee, Employee.id == _EARNED.c.eid)
          .where(_EARNED.c.eid == bindparam("emp"), Employee.status == "active"))
-_AHEAD = (select(func.count()).select_from(_EARNED).join(Employee, Employee.id == _EARNED.c.eid)
+_AHEAD = Fast(select(func.count()).select_from(_EARNED).join(Employee, Employee.id == _EARNED.c.eid)
           .where(Employee.status == "active", (_EARNED.c.pts > bindparam("pts"))
                  | ((_EARNED.c.pts == bindparam("pts")) & (_EARNED.c.eid < bindparam("emp")))))
 
@@ -145,8 +148,10 @@ def rank_of(s: Session, employee_id: int, start: datetime, end: datetime) -> tup
     Counts who is ahead instead of building the whole board: 积分 asks this on every call.
     """
     period = {"start": start, "end": end, "emp": employee_id}
-    mine = s.execute(_MINE, period).scalar()
-    if mine is None or int(mine) <= 0:
+    conn = s.connection()
+    found = _MINE.run(conn, period).rows
+    mine = int(found[0][0]) if found and found[0][0] is not None else 0
+    if mine <= 0:
         return None, 0
-    ahead = s.scalar(_AHEAD, {**period, "pts": int(mine)})
-    return int(ahead or 0) + 1, int(mine)
+    ahead = _AHEAD.run(conn, {**period, "pts": mine}).rows[0][0]
+    return int(ahead or 0) + 1, mine
