@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, select
+from sqlalchemy import bindparam, event, func, insert, select, text
 
 import app as app_module
 from scheduler import jobs
@@ -115,6 +115,9 @@ def seed(db: Database, employees: int, lots: int, now: datetime) -> None:
                         created_at=now - timedelta(days=i % 28)))
         for i in range(1, 101):
             s.add(Appeal(employee_id=i * 7 % employees + 1, reason="bench", status="open", created_at=now))
+        if db.dialect == "postgresql":  # explicit ids above: move the sequences past them
+            for table in ("employees", "accounts", "ledger_txns", "ledger_entries", "lots"):
+                s.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, Table, any_, bindparam, text
+from sqlalchemy import BigInteger, ColumnElement, Connection, Table, any_, bindparam, case, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
 _PG_TYPES = {int: "BIGINT", bool: "BOOLEAN", str: "TEXT", datetime: "TIMESTAMP"}
@@ -54,13 +54,17 @@ def insert_returning_ids(conn: Connection, table: Table, rows: list[dict[str, An
 
 
 def subtract_from(conn: Connection, table: Table, column: str, amounts: dict[int, int]) -> None:
-    """``column -= amount`` for each row id, in one statement on PostgreSQL."""
+    """``column -= amount`` for each row id, in one statement on PostgreSQL and MariaDB."""
     if not amounts:
         return
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"UPDATE {table.name} SET {column} = {table.name}.{column} - v.amount "
                           f"FROM unnest(CAST(:ids AS BIGINT[]), CAST(:amounts AS BIGINT[])) AS v(id, amount) "
                           f"WHERE {table.name}.id = v.id"), {"ids": list(amounts), "amounts": list(amounts.values())})
+        return
+    if conn.dialect.name == "mysql":  # PyMySQL runs an UPDATE executemany one round trip a row
+        conn.execute(table.update().where(table.c.id.in_(list(amounts)))
+                     .values({column: table.c[column] - case(amounts, value=table.c.id)}))
         return
     conn.execute(table.update().where(table.c.id == bindparam("row_id"))
                  .values({column: table.c[column] - bindparam("delta")}),
