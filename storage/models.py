@@ -101,6 +101,12 @@ class Txn(Base):
     """One business change (the ``E<n>`` users see); its entries sum to zero."""
 
     __tablename__ = "ledger_txns"
+    __table_args__ = (
+        Index("ix_ledger_txns_reverses_txn_id", "reverses_txn_id", sqlite_where=text("reverses_txn_id IS NOT NULL"),
+              postgresql_where=text("reverses_txn_id IS NOT NULL")),
+        Index("ix_ledger_txns_related_txn_id", "related_txn_id", sqlite_where=text("related_txn_id IS NOT NULL"),
+              postgresql_where=text("related_txn_id IS NOT NULL")),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     idem_key: Mapped[str] = mapped_column(String(191), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -110,9 +116,9 @@ class Txn(Base):
     reason: Mapped[str] = mapped_column(String(500), default="")
     category: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    reverses_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True, index=True)
+    reverses_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
     # settle/release point at the hold they close; expiry-on-release at the release
-    related_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True, index=True)
+    related_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
 
 
 class Entry(Base):
