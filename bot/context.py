@@ -15,6 +15,7 @@ from settings import Settings
 from storage.ledger import Ledger
 from storage.models import Employee
 from storage import outbox
+from storage.standings import Standings
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Context:
     args: str = ""  # the command's argument text, normalised
     command: str = ""  # the canonical command name matched
     extras: dict[str, Any] = field(default_factory=dict)
+    # the app's cache of everyone's period points; a bare Context computes them every time
+    standings: Standings = field(default_factory=lambda: Standings(ttl_seconds=0))
 
     @property
     def ledger(self) -> Ledger:

@@ -23,8 +23,10 @@ from settings import Settings
 from storage.db import Database
 from storage.fastsql import Fast
 from storage.models import ProcessedEvent
+from storage.standings import Standings
 
 log = logging.getLogger("pointsbot.events")
+STANDINGS_TTL_SECONDS = 60  # how old the others' totals behind a 积分 rank may be (storage/standings.py)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ def _earlier(s: Session, event: Event) -> Answer | None:
 class Pipeline:
     def __init__(self, db: Database, settings: Settings, router: Router) -> None:
         self.db, self.settings, self.router = db, settings, router
+        self.standings = Standings(ttl_seconds=STANDINGS_TTL_SECONDS)
 
     def handle(self, event: Event, render: Render) -> Answer:
         try:
@@ -90,7 +93,8 @@ class Pipeline:
             if earlier is not None:
                 log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
                 return earlier
-            ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform)
+            ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform,
+                              standings=self.standings)
             reply = self.router.dispatch(event, ctx)
             answer = render(event, reply, s)
             # Written last, with the answer, in the transaction of the effects: a concurrent twin of
@@ -119,7 +123,8 @@ class Pipeline:
             with self.db.read_scope() as s:
                 if (earlier := _earlier(s, event)) is not None:
                     return earlier
-                ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform)
+                ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform,
+                              standings=self.standings)
                 reply = self.router.dispatch(event, ctx)
         except OperationalError as exc:
             if "readonly" not in str(exc.orig):

@@ -32,7 +32,7 @@ def handle_points(event: Event, ctx: Context) -> Reply:
     st = queries.statement(ctx.session, member.id, ctx.now(), days=EXPIRY_WINDOW_DAYS)
     period = ctx.settings.leaderboard["period"]
     start, end, label = period_bounds(period, ctx.now(), tz)
-    rank, period_points = queries.rank_of(ctx.session, member.id, start, end)
+    rank, period_points = ctx.standings.rank_of(ctx.session, member.id, start, end)
     expiring = [(msg.local_time(at, tz, "%Y-%m-%d"), pts) for at, pts in st.expiring]
     return CardReply(builders.balance_card(
         name=member.name, available=st.available, on_hold=st.on_hold, expiring=expiring,
