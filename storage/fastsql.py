@@ -7,9 +7,9 @@ statement is compiled by SQLAlchemy once per dialect (the same SQL, parameter st
 values, with the column types' bind processors applied to the parameters), then executed on the
 raw cursor of the connection's current transaction.
 
-Results are what the driver returns, unprocessed: use it for statements whose result columns are
-integers, booleans used as truth values, or plain strings. Driver errors are re-raised as the
-SQLAlchemy exceptions the rest of the code catches (``IntegrityError`` …).
+A SELECT's rows go through its column types' result processors (SQLite's datetimes come back as
+``datetime``); a RETURNING clause's do not, so return ids and amounts there. Driver errors are
+re-raised as the SQLAlchemy exceptions the rest of the code catches (``IntegrityError`` …).
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ class _Plan(NamedTuple):
     positional: tuple[str, ...] | None  # parameter order for qmark/format styles, None for named
     defaults: dict[str, Any]  # literal values of the statement (``kind = 'wallet'``, LIMIT 20)
     processors: dict[str, Callable[[Any], Any]]
+    results: tuple[Callable[[Any], Any] | None, ...] | None  # per result column, None when none applies
 
     def bind(self, params: dict[str, Any]) -> Any:
         values = {**self.defaults, **params}
@@ -61,7 +62,10 @@ class Fast:
                     processors[name] = proc
             defaults = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
             positional = tuple(compiled.positiontup) if compiled.positional else None
-            plan = self._plans[dialect.name] = _Plan(compiled.string, positional, defaults, processors)
+            columns = getattr(self.stmt, "selected_columns", None) if getattr(self.stmt, "is_select", False) else None
+            results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns or ())
+            plan = self._plans[dialect.name] = _Plan(compiled.string, positional, defaults, processors,
+                                                     results if any(results) else None)
         return plan
 
     def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Outcome:
@@ -78,6 +82,9 @@ class Fast:
                 bound = plan.bind(params)
                 cursor.execute(plan.sql, bound)
                 rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+                if plan.results and rows:
+                    rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(plan.results, r))
+                            for r in rows]
             return Outcome(cursor.rowcount, getattr(cursor, "lastrowid", None), rows)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(plan.sql, bound, exc, conn.dialect.loaded_dbapi.Error,

@@ -5,9 +5,11 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from storage.errors import UnknownEmployee
+from storage.fastsql import Fast
 from storage.models import AuditLog, Binding, Employee
 
 PLATFORM_COLUMNS = {"dingtalk": Employee.dingtalk_userid, "wecom": Employee.wecom_userid}
@@ -54,20 +56,39 @@ def unbind_all(s: Session, employee_id: int, *, now: datetime, actor_id: int | N
     return len(rows)
 
 
-_BOUND = (select(Binding, Employee).join(Employee, Employee.id == Binding.employee_id)
-          .where(Binding.platform == bindparam("platform"), Binding.platform_user_id == bindparam("user_id")))
+_B, _E = Binding.__table__, Employee.__table__
+_EMPLOYEE_COLUMNS = tuple(c.name for c in _E.c)
+_BOUND = Fast(select(_B.c.id, _B.c.last_used_at, *_E.c).join(_E, _E.c.id == _B.c.employee_id)
+              .where(_B.c.platform == bindparam("platform"), _B.c.platform_user_id == bindparam("user_id")))
+_TOUCH = Fast(_B.update().where(_B.c.id == bindparam("binding")).values(last_used_at=bindparam("at")))
+
+
+def _as_employee(s: Session, values: list) -> Employee:  # type: ignore[type-arg]
+    """The employee row read by ``_BOUND`` as the session's ORM object, without reading it again."""
+    existing = s.identity_map.get(identity_key(Employee, values[0]))
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
+    emp = Employee(**dict(zip(_EMPLOYEE_COLUMNS, values)))
+    make_transient_to_detached(emp)
+    s.add(emp)
+    return emp
 
 
 def by_platform_id(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
-    """The bound employee, binding automatically when the roster carries this platform id."""
+    """The bound employee, binding automatically when the roster carries this platform id.
+
+    Runs on every chat message, so the bound case is one prebuilt query (binding and employee).
+    """
     if not user_id:
         return None
-    found = s.execute(_BOUND, {"platform": platform, "user_id": user_id}).first()
-    if found is not None:  # one query for both: this runs on every chat message
-        binding, emp = found
-        if binding.last_used_at is None or (now - binding.last_used_at).total_seconds() > 3600:
-            binding.last_used_at = now  # coarse, so that a chat message is not always a write
-        return emp
+    s.flush()
+    conn = s.connection()
+    rows = _BOUND.run(conn, {"platform": platform, "user_id": user_id}).rows
+    if rows:
+        binding_id, last_used_at, *values = rows[0]
+        if last_used_at is None or (now - last_used_at).total_seconds() > 3600:
+            _TOUCH.run(conn, {"binding": binding_id, "at": now})  # coarse: a chat message is not always a write
+        return _as_employee(s, values)
     column = PLATFORM_COLUMNS.get(platform)
     if column is None:
         return None

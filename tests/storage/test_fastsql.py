@@ -72,3 +72,17 @@ def test_literals_bound_values_rowcount_and_many(engine_db: Database) -> None:
         assert BUMP.run(conn, {"id": w0, "n": 4}).rowcount == 1
         assert BUMP.run(conn, {"id": w0, "n": 7}).rowcount == 0  # the gate holds
         assert s.scalar(select(Account.balance).where(Account.id == w0)) == 6
+
+
+def test_select_rows_come_back_typed_as_the_orm_reads_them(engine_db: Database) -> None:
+    at = datetime(2026, 3, 10, 2, 0, 7)
+    with engine_db.session_scope() as s:
+        INSERT.run(s.connection(), _row("typed", at))
+        s.add(Account(kind="system", employee_id=None, name="frozen-one", balance=0, version=0, frozen=True))
+    read = Fast(select(_TXNS.c.created_at, _TXNS.c.amount).where(_TXNS.c.idem_key == bindparam("k")))
+    flags = Fast(select(_ACC.c.frozen).where(_ACC.c.name == bindparam("n")))
+    with engine_db.session_scope() as s:
+        assert read.run(s.connection(), {"k": "typed"}).rows == [(at, 5)]
+        (frozen,), = flags.run(s.connection(), {"n": "frozen-one"}).rows
+        assert frozen is True or frozen == 1  # MariaDB's TINYINT comes back as 1 (no processor there)
+        assert bool(frozen)
