@@ -94,7 +94,7 @@ class Pipeline:
                 log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
                 return earlier
             ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform,
-                              standings=self.standings)
+                          standings=self.standings)
             reply = self.router.dispatch(event, ctx)
             answer = render(event, reply, s)
             # Written last, with the answer, in the transaction of the effects: a concurrent twin of
@@ -122,6 +122,7 @@ class Pipeline:
         try:
             with self.db.read_scope() as s:
                 if (earlier := _earlier(s, event)) is not None:
+                    log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
                     return earlier
                 ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform,
                               standings=self.standings)
