@@ -1,7 +1,7 @@
 """Read-only routes on SQLite: answered from a read scope (no write lock), recorded once, falling back when they write."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
