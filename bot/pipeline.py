@@ -93,8 +93,7 @@ class Pipeline:
             if earlier is not None:
                 log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
                 return earlier
-            ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform,
-                          standings=self.standings)
+            ctx = self._context(s, event)
             reply = self.router.dispatch(event, ctx)
             answer = render(event, reply, s)
             # Written last, with the answer, in the transaction of the effects: a concurrent twin of
@@ -103,6 +102,10 @@ class Pipeline:
             _record(s, event, answer)
         self._log_handled(event, ctx, reply)
         return answer
+
+    def _context(self, s: Session, event: Event) -> Context:
+        return Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform,
+                       standings=self.standings)
 
     @staticmethod
     def _log_handled(event: Event, ctx: Context, reply: Reply) -> None:
@@ -124,8 +127,7 @@ class Pipeline:
                 if (earlier := _earlier(s, event)) is not None:
                     log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
                     return earlier
-                ctx = Context(session=s, settings=self.settings, clock=self.db.clock, platform=event.platform,
-                              standings=self.standings)
+                ctx = self._context(s, event)
                 reply = self.router.dispatch(event, ctx)
         except OperationalError as exc:
             if "readonly" not in str(exc.orig):

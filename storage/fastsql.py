@@ -13,12 +13,16 @@ re-raised as the SQLAlchemy exceptions the rest of the code catches (``Integrity
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import ClauseElement
+
+M = TypeVar("M")
 
 
 class Outcome(NamedTuple):
@@ -91,3 +95,14 @@ class Fast:
                                       dialect=conn.dialect) from exc
         finally:
             cursor.close()
+
+
+def as_persistent(s: Session, model: type[M], values: dict[str, Any]) -> M:
+    """A row this transaction read or wrote through Fast, as the session's ORM object, without another SELECT."""
+    existing = s.identity_map.get(identity_key(model, values["id"]))
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
+    obj = model(**values)
+    make_transient_to_detached(obj)
+    s.add(obj)
+    return obj

@@ -16,8 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.errors import (AlreadyReversed, BudgetExhausted, InsufficientPoints,
-                            NotReversible, UnknownEmployee, UnknownTxn, WalletFrozen)
+from storage.errors import AlreadyReversed, NotReversible, UnknownEmployee, UnknownTxn, WalletFrozen
 from storage.ledger_debit import MAX_POINTS, DebitMixin, check_amount, check_key  # noqa: F401 (re-exported)
 from storage.ledger_lots import EXPIRED, HOLD, ISSUANCE, REDEEMED, LotsMixin, Slice  # noqa: F401 (re-exported)
 from storage.models import Account, Employee, Entry, Lot, Txn
@@ -109,16 +108,6 @@ class Ledger(DebitMixin, LotsMixin):
     def _entry(self, txn: Txn, account: Account, amount: int) -> None:
         self.s.add(Entry(txn_id=txn.id, account_id=account.id, amount=amount))
 
-    def _gate_debit(self, account: Account, amount: int) -> None:
-        """Conditional UPDATE: the only overdraft check, atomic on every engine."""
-        res = self._update(update(Account).where(Account.id == account.id, Account.balance >= amount)
-                             .values(balance=Account.balance - amount, version=Account.version + 1))
-        if res.rowcount != 1:
-            available = self.balance(account.id)
-            if account.kind == "budget":
-                raise BudgetExhausted(available, amount)
-            raise InsufficientPoints(available, amount)
-
     def _credit(self, account: Account, amount: int) -> None:
         self._update(update(Account).where(Account.id == account.id)
                        .values(balance=Account.balance + amount, version=Account.version + 1))
@@ -141,7 +130,7 @@ class Ledger(DebitMixin, LotsMixin):
             txn = self._new_txn(idem_key, "award", employee_id, points, actor_id=actor_id, reason=reason,
                                 category=category)
             if source.kind == "budget":
-                self._gate_debit(source, points)
+                self._gate_debit(source.id, points, budget=True)
             self._entry(txn, source, -points)
             self._entry(txn, wallet, points)
             self._credit_wallet_new_lot(wallet, points, txn)
@@ -236,7 +225,7 @@ class Ledger(DebitMixin, LotsMixin):
         txn = self._new_txn(idem_key, "reverse", orig.employee_id, -take, actor_id=actor_id,
                             reason=reason or f"撤销 E{orig.id}", reverses=orig.id, category=orig.category)
         if take:
-            self._gate_debit(wallet, take)
+            self._gate_debit(wallet.id, take)
             lot_id = self.s.scalar(select(Lot.id).where(Lot.txn_id == orig.id))
             self._consume_lots(wallet.id, take, txn.id, prefer_lot=lot_id)
             self._entry(txn, wallet, -take)
@@ -266,7 +255,7 @@ class Ledger(DebitMixin, LotsMixin):
                 return None
             kind = "expire" if to == "expired" else "transfer"
             txn = self._new_txn(idem_key, kind, employee_id, -points, reason=reason, category="leaver")
-            self._gate_debit(wallet, points)
+            self._gate_debit(wallet.id, points)
             self._consume_lots(wallet.id, points, txn.id)
             self._entry(txn, wallet, -points)
             if to == "expired":
@@ -288,7 +277,7 @@ class Ledger(DebitMixin, LotsMixin):
             if left > 0 and not rollover:
                 reset = self._new_txn(f"budget-reset:{manager_id}:{month}", "budget_reset", manager_id, -left,
                                       reason=f"{month} 额度重置", category="budget")
-                self._gate_debit(budget, left)
+                self._gate_debit(budget.id, left, budget=True)
                 self._entry(reset, budget, -left)
                 self._entry(reset, issuance, left)
             txn = self._new_txn(key, "budget_grant", manager_id, amount, reason=f"{month} 月度额度", category="budget")

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
-from storage.fastsql import Fast
-from storage.errors import InsufficientPoints, InvalidAmount, UnknownEmployee, WalletFrozen
+from storage.fastsql import Fast, as_persistent
+from storage.errors import BudgetExhausted, InsufficientPoints, InvalidAmount, UnknownEmployee, WalletFrozen
 from storage.models import Account, Employee, Entry, Txn
 
 _ACC, _TXNS, _EMP = Account.__table__, Txn.__table__, Employee.__table__
@@ -84,14 +84,6 @@ def insert_txn_once(conn: Connection, row: dict[str, Any]) -> int | None:
         return None
 
 
-def attach_txn(s: Session, txn_id: int, row: dict[str, Any]) -> Txn:
-    """The row just inserted, as a persistent ORM object, without reading it back."""
-    txn = Txn(id=txn_id, **row)
-    make_transient_to_detached(txn)
-    s.add(txn)
-    return txn
-
-
 class DebitMixin:
     s: Session
     clock: Callable[[], datetime]
@@ -103,6 +95,12 @@ class DebitMixin:
         def balance(self, account_id: int) -> int: ...
         def _consume_lots(self, wallet_id: int, amount: int, txn_id: int,
                           prefer_lot: int | None = None) -> Any: ...
+
+    def _gate_debit(self, account_id: int, amount: int, *, budget: bool = False) -> None:
+        """Conditional UPDATE: the only overdraft check, atomic on every engine."""
+        if _GATE.run(self.s.connection(), {"acc": account_id, "n": amount}).rowcount != 1:
+            available = self.balance(account_id)
+            raise (BudgetExhausted if budget else InsufficientPoints)(available, amount)
 
     def _prelude(self, conn: Connection, employee_id: int, target: str, idem_key: str) -> Prelude:
         rows = _PRELUDE.run(conn, {"emp": employee_id, "target": target, "key": idem_key}).rows
@@ -135,10 +133,12 @@ class DebitMixin:
             found = self.find(idem_key)
             assert found is not None
             return found
-        if _GATE.run(conn, {"acc": pre.wallet_id, "n": points}).rowcount != 1:
+        try:
+            self._gate_debit(pre.wallet_id, points)
+        except InsufficientPoints:
             _DELETE_TXN.run(conn, {"id": txn_id})
-            raise InsufficientPoints(self.balance(pre.wallet_id), points)
+            raise
         self._consume_lots(pre.wallet_id, points, txn_id)
         _ENTRIES.run(conn, [{"txn_id": txn_id, "account_id": pre.wallet_id, "amount": -points},
                                 {"txn_id": txn_id, "account_id": pre.target_id, "amount": points}])
-        return attach_txn(self.s, txn_id, row)
+        return as_persistent(self.s, Txn, {"id": txn_id, **row})

@@ -107,7 +107,7 @@ class LotsMixin:
         if not total:
             return None
         txn = self._new_txn(idem_key, "expire", wallet.employee_id, -total, reason="过期", related=related.id)
-        self._gate_debit(wallet, total)
+        self._gate_debit(wallet.id, total)
         for sl in slices:
             self._update(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining - sl.amount))
             self.s.add(LotAllocation(txn_id=txn.id, lot_id=sl.lot_id, amount=sl.amount))

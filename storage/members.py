@@ -5,11 +5,10 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm import Session
 
 from storage.errors import UnknownEmployee
-from storage.fastsql import Fast
+from storage.fastsql import Fast, as_persistent
 from storage.models import AuditLog, Binding, Employee
 
 PLATFORM_COLUMNS = {"dingtalk": Employee.dingtalk_userid, "wecom": Employee.wecom_userid}
@@ -63,17 +62,6 @@ _BOUND = Fast(select(_B.c.id, _B.c.last_used_at, *_E.c).join(_E, _E.c.id == _B.c
 _TOUCH = Fast(_B.update().where(_B.c.id == bindparam("binding")).values(last_used_at=bindparam("at")))
 
 
-def _as_employee(s: Session, values: list) -> Employee:  # type: ignore[type-arg]
-    """The employee row read by ``_BOUND`` as the session's ORM object, without reading it again."""
-    existing = s.identity_map.get(identity_key(Employee, values[0]))
-    if existing is not None:
-        return existing  # type: ignore[no-any-return]
-    emp = Employee(**dict(zip(_EMPLOYEE_COLUMNS, values)))
-    make_transient_to_detached(emp)
-    s.add(emp)
-    return emp
-
-
 def by_platform_id(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
     """The bound employee, binding automatically when the roster carries this platform id.
 
@@ -88,7 +76,7 @@ def by_platform_id(s: Session, platform: str, user_id: str, now: datetime) -> Em
         binding_id, last_used_at, *values = rows[0]
         if last_used_at is None or (now - last_used_at).total_seconds() > 3600:
             _TOUCH.run(conn, {"binding": binding_id, "at": now})  # coarse: a chat message is not always a write
-        return _as_employee(s, values)
+        return as_persistent(s, Employee, dict(zip(_EMPLOYEE_COLUMNS, values)))
     column = PLATFORM_COLUMNS.get(platform)
     if column is None:
         return None

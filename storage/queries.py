@@ -5,14 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, bindparam, case, func, literal_column, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from storage.fastsql import Fast
 from storage.models import Account, Employee, Lot, Txn
 
 EARNING_KINDS = ("award",)
-# Built once: aliased() copies every column, which cost more than the queries themselves per request.
-_CLOSER = aliased(Txn, name="closer")
 
 
 @dataclass(frozen=True)
@@ -43,16 +41,6 @@ class BoardRow:
 
 def wallet_id(s: Session, employee_id: int) -> int | None:
     return s.scalar(select(Account.id).where(Account.kind == "wallet", Account.employee_id == employee_id))
-
-
-def on_hold(s: Session, employee_id: int) -> int:
-    """Holds not yet closed by a settle or a release."""
-    closer = _CLOSER
-    open_holds = (select(func.coalesce(func.sum(-Txn.amount), 0))
-                  .where(Txn.employee_id == employee_id, Txn.kind == "hold")
-                  .where(~select(closer.id).where(closer.related_txn_id == Txn.id,
-                                                  closer.kind.in_(("settle", "release"))).exists()))
-    return int(s.scalar(open_holds) or 0)
 
 
 _TX = Txn.__table__
@@ -94,6 +82,11 @@ def statement(s: Session, employee_id: int, now: datetime, days: int = 30) -> St
                      lifetime_earned=int(earned) + int(reversed_awards), spent=int(spent))
 
 
+def on_hold(s: Session, employee_id: int) -> int:
+    """Holds not yet closed by a settle or a release."""
+    return int(_TOTALS.run(s.connection(), {"emp": employee_id}).rows[0][3])
+
+
 def history(s: Session, employee_id: int, page: int = 1, per_page: int = 10) -> HistoryPage:
     total = int(s.scalar(select(func.count(Txn.id)).where(Txn.employee_id == employee_id,
                                                           Txn.kind.notin_(("budget_grant", "budget_reset")))) or 0)
@@ -105,6 +98,10 @@ def history(s: Session, employee_id: int, page: int = 1, per_page: int = 10) -> 
     return HistoryPage(items=tuple(items), page=page, pages=pages, total=total)
 
 
+# what counts as earned in a period: awards, minus reversals of awards (a reversal of a deduction gives back)
+EARNED = (Txn.kind == "award") | ((Txn.kind == "reverse") & (Txn.amount < 0))
+
+
 def _earned(start: datetime | None = None, end: datetime | None = None):  # type: ignore[no-untyped-def]
     """Points earned per employee in [start, end): awards minus reversals of awards.
 
@@ -114,7 +111,7 @@ def _earned(start: datetime | None = None, end: datetime | None = None):  # type
     hi = end if end is not None else bindparam("end", type_=DateTime)
     return (select(Txn.employee_id.label("eid"), func.sum(Txn.amount).label("pts"))
             .where(Txn.created_at >= lo, Txn.created_at < hi,
-                   (Txn.kind == "award") | ((Txn.kind == "reverse") & (Txn.amount < 0)))
+                   EARNED)
             .group_by(Txn.employee_id).subquery())
 
 

@@ -20,14 +20,13 @@ from sqlalchemy.orm import Session
 
 from storage.fastsql import Fast
 from storage.models import Employee, Txn
-from storage.queries import _EARNED
+from storage.queries import _EARNED, EARNED
 
 _TX = Txn.__table__
 _OWN = Fast(select(func.coalesce(func.sum(_TX.c.amount), 0))
             .where(_TX.c.employee_id == bindparam("emp"),
                    _TX.c.created_at >= bindparam("start", type_=DateTime),
-                   _TX.c.created_at < bindparam("end", type_=DateTime),
-                   (_TX.c.kind == "award") | ((_TX.c.kind == "reverse") & (_TX.c.amount < 0))))
+                   _TX.c.created_at < bindparam("end", type_=DateTime), EARNED))
 _FIELD = Fast(select(_EARNED.c.eid, _EARNED.c.pts).join(Employee, Employee.id == _EARNED.c.eid)
               .where(Employee.status == "active", _EARNED.c.pts > 0))
 
