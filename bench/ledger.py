@@ -27,7 +27,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
@@ -85,6 +85,19 @@ class Scratch:
             return
         suffix = " WITH (FORCE)" if self.name == "postgresql" else ""
         self._admin("DROP DATABASE IF EXISTS {q}{n}{q}" + suffix)
+
+
+def each_engine(urls: list[str], run: Callable[[Scratch], bool]) -> int:
+    """Run ``run`` on SQLite and on a scratch database of each server; exit status 1 if any run failed."""
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        for url in [None, *urls]:
+            scratch = Scratch(url, Path(tmp))
+            try:
+                ok = run(scratch) and ok
+            finally:
+                scratch.drop()
+    return 0 if ok else 1
 
 
 # ---- 1. holds per second ---------------------------------------------------------------------------

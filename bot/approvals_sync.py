@@ -40,6 +40,7 @@ class Detail(NamedTuple):
     template: str
     title: str
     form: dict[str, str]
+    finished_at: datetime | None
 
 
 def fetch_detail(bot: Any, platform: str, instance_id: str) -> Detail:
@@ -52,9 +53,9 @@ def fetch_detail(bot: Any, platform: str, instance_id: str) -> Detail:
         # own ("agree"), which the parser would otherwise take for the envelope.
         if platform == "wecom":
             w = parse_approval_detail({"info": client.get_approval_detail(instance_id)})
-            return Detail(w.status, w.applicant, w.template, w.title, dict(w.form))
+            return Detail(w.status, w.applicant, w.template, w.title, dict(w.form), w.finished_at)
         d = parse_instance_detail({"result": client.get_process_instance(instance_id)})
-        return Detail(d.status, d.applicant, "", d.title, dict(d.form))
+        return Detail(d.status, d.applicant, "", d.title, dict(d.form), d.finished_at)
     except MalformedPayload as exc:
         raise PlatformApiError(platform, "bad_response", f"approval detail: {exc}", retryable=True) from None
 
@@ -64,13 +65,13 @@ def _context(bot: Any, s: Any, platform: str) -> Context:
 
 
 def apply_change(bot: Any, *, platform: str, instance_id: str, template: str, status: str, applicant: str,
-                 title: str, form: dict[str, str] | None) -> approvals.Outcome:
+                 title: str, form: dict[str, str] | None, finished_at: datetime | None) -> approvals.Outcome:
     """One transaction: decide, record and queue the notices (the same as the live handler)."""
     with bot.db.session_scope() as s:
         ctx = _context(bot, s, platform)
         outcome = approvals.on_approval(s, ctx.ledger, bot.settings, platform=platform, instance_id=instance_id,
                                         template=template, status=status, applicant_user_id=applicant, title=title,
-                                        form=form, now=ctx.now())
+                                        form=form, now=ctx.now(), finished_at=finished_at)
         deliver(ctx, outcome, platform=platform, instance_id=instance_id)
     log.info("approval %s:%s (%s) status=%s → %s %s", platform, instance_id, "sync", status, outcome.action,
              outcome.detail)
@@ -90,7 +91,8 @@ def _process_detail(bot: Any, platform: str, instance_id: str, detail: Detail) -
         rule = approvals.rule_by_name(bot.settings, row.rule) if row is not None else None
         template = rule.template if rule is not None else ""
     return apply_change(bot, platform=platform, instance_id=instance_id, template=template, status=detail.status,
-                        applicant=detail.applicant, title=detail.title, form=detail.form)
+                        applicant=detail.applicant, title=detail.title, form=detail.form,
+                        finished_at=detail.finished_at)
 
 
 def fetch_detail_task(bot: Any, payload: dict[str, Any]) -> None:
@@ -139,7 +141,8 @@ def _replay_dingtalk(bot: Any, item: Any, now: datetime) -> int:
         return 0
     if isinstance(event, ApprovalChange):
         outcome = apply_change(bot, platform="dingtalk", instance_id=event.instance_id, template=event.template,
-                               status=event.status, applicant=event.applicant_user_id, title=event.title, form=None)
+                               status=event.status, applicant=event.applicant_user_id, title=event.title, form=None,
+                               finished_at=event.finished_at)
         return int(outcome.action == "awarded")
     if isinstance(event, MemberLeft):
         with bot.db.session_scope() as s:

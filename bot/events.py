@@ -78,6 +78,7 @@ class ApprovalChange(Event):
     title: str = ""
     form: tuple[tuple[str, str], ...] = ()
     form_complete: bool = False
+    finished_at: datetime | None = None  # when the approval finished (naive UTC); caps count in its period
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,15 +25,22 @@ def deduct_notice(*, points: int, actor: str, reason: str, balance: int, txn_id:
     )
 
 
+APPEAL_FOOTERS = {
+    "points": "通过需写明补发积分: 通过申诉 {ref} <积分> [备注]（点「通过申诉」会提示写法）",
+    "undo": "点「通过申诉」即退回这笔积分；也可发送: 通过申诉 {ref} <积分> [备注]（按积分补发）",
+    "none": "兑换、转移类记录不能通过申诉更正，请按订单处理或驳回",
+}
+
+
 def appeal_review(*, appeal_id: int, employee: str, employee_no: str, subject: str, reason: str,
-                  reviewer_id: int) -> Card:
-    """Sent to each reviewer; the buttons are the decide commands."""
+                  reviewer_id: int, plan: str) -> Card:
+    """Sent to each reviewer; the buttons are the decide commands, the footer says what approval does."""
     ref = f"A{appeal_id}"
     return Card(
         title=f"新的积分申诉 {ref}",
         fields=(("申诉人", f"{employee}（{employee_no}）"), ("申诉对象", subject), ("理由", reason)),
         buttons=(Button("通过申诉", f"通过申诉 {ref}", "primary"), Button("驳回申诉", f"驳回申诉 {ref}", "danger")),
-        footer=f"也可发送: 通过申诉 {ref} <积分> <备注>（按积分补发）",
+        footer=APPEAL_FOOTERS[plan].format(ref=ref),
         task_id=f"{ref}-review-{reviewer_id}",
     )
 

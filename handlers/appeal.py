@@ -14,13 +14,13 @@ from bot.replies import Reply, Text
 from bot.router import Router
 from cards import builders_people as cards
 from handlers import messages as msg
-from handlers.award import parse_points
+from handlers.award import budget_left, parse_points
 from storage import appeals
 from storage.models import Employee, Txn
 
 APPEAL_USAGE = "申诉 <E编号> <理由>，或 申诉 - <理由>（应得但未收到的积分）"
 APPEAL_EXAMPLE = "申诉 E12 扣分有误，当天我在出差"
-APPROVE_USAGE = "通过申诉 <A编号> [积分] [备注]（写积分则按积分补发，不写则撤销被申诉的记录）"
+APPROVE_USAGE = "通过申诉 <A编号> [积分] [备注]（针对发放或未到账的申诉写明补发积分；针对扣除或过期的申诉不写积分即退回）"
 APPROVE_EXAMPLE = "通过申诉 A3 50 补发上月全勤"
 DENY_USAGE = "驳回申诉 <A编号> [备注]"
 DENY_EXAMPLE = "驳回申诉 A3 已核实无误"
@@ -58,30 +58,34 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
             return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明 E 开头的记录编号（发送「明细」查看）。"))
     if not reason:
         return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明申诉理由。"))
+    if len(reason) > appeals.REASON_MAX:
+        return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, f"理由最多 {appeals.REASON_MAX} 个字。"))
     member = ctx.member
     assert member is not None
     appeal = appeals.create(ctx.session, member, txn_id, reason, now=ctx.now())
     subject = describe_txn(ctx, txn_id)
     who = appeals.reviewers(ctx.session, appeal)
+    plan = appeals.plan_for(ctx.session.get(Txn, txn_id) if txn_id is not None else None)
     for reviewer in who:
         card = cards.appeal_review(appeal_id=appeal.id, employee=member.name, employee_no=member.employee_no,
-                                   subject=subject, reason=reason, reviewer_id=reviewer.id)
+                                   subject=subject, reason=reason, reviewer_id=reviewer.id, plan=plan.value)
         ctx.notify(reviewer.id, card, key=f"A{appeal.id}:review:{reviewer.id}")
     told = f"已通知 {len(who)} 位审核人（经理/HR）" if who else "暂无可通知的审核人，请联系 HR"
     return Text(f"已提交申诉 A{appeal.id}，对象: {subject}。\n{told}，处理结果会通知你。")
 
 
-def _outcome(decision: appeals.Decision, points: int | None) -> str:
-    appeal = decision.appeal
+def _outcome(ctx: Context, decision: appeals.Decision, points: int | None) -> str:
+    appeal, txn = decision.appeal, decision.txn
     if not decision.approved:
         return "驳回"
-    assert decision.txn is not None
-    if points is not None:
-        return f"补发 {points} 积分（E{decision.txn.id}）"
-    text = f"撤销 E{appeal.txn_id}（新记录 E{decision.txn.id}）"
-    if decision.shortfall:
-        text += f"，其中 {decision.shortfall} 积分已不在余额中、无法收回，已转 HR 处理"
-    return text
+    assert txn is not None
+    if decision.plan is appeals.Plan.POINTS:
+        return f"补发 {points} 积分（E{txn.id}）"
+    appealed = ctx.session.get(Txn, appeal.txn_id)
+    if appealed is not None and appealed.kind == "expire":
+        days = ctx.settings.points["validity_days"]
+        return f"恢复已过期的 {txn.amount} 积分（E{txn.id}，自今日起 {days} 天内有效）"
+    return f"撤销 E{appeal.txn_id}，退回 {txn.amount} 积分（E{txn.id}）"
 
 
 def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
@@ -96,18 +100,23 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
         if points is None:
             return Text(msg.usage_text(name, usage, example, "积分数量需为正整数。"))
         rest = rest[1:]
+    note = " ".join(rest)
+    if len(note) > appeals.REASON_MAX:
+        return Text(msg.usage_text(name, usage, example, f"备注最多 {appeals.REASON_MAX} 个字。"))
     decider = ctx.member
     assert decider is not None
-    note = " ".join(rest)
     decision = appeals.decide(ctx.session, ctx.ledger, appeal_id, decider, approve=approve, points=points,
-                              note=note, now=ctx.now())
-    outcome = _outcome(decision, points)
+                              note=note, now=ctx.now(), max_award=int(ctx.settings.points["max_award"]))
+    outcome = _outcome(ctx, decision, points)
     appellant = ctx.session.get(Employee, decision.appeal.employee_id)
     assert appellant is not None
     ctx.notify(appellant.id, cards.appeal_decided(appeal_id=appeal_id, approved=approve, decider=decider.name,
                                                   outcome=outcome, note=note), key=f"A{appeal_id}:decided")
     verb = "通过" if approve else "驳回"
-    return Text(f"申诉 A{appeal_id} 已{verb}: {outcome}。已通知 {appellant.name}。")
+    text = f"申诉 A{appeal_id} 已{verb}: {outcome}。已通知 {appellant.name}。"
+    if decision.plan is appeals.Plan.POINTS and decider.role == "manager":
+        text += f"\n补发计入你的本月额度，剩余: {budget_left(ctx, decider.id)}"
+    return Text(text)
 
 
 def handle_approve(event: Event, ctx: Context) -> Reply:

@@ -77,7 +77,7 @@ def handle_approval(event: Event, ctx: Context) -> Reply:
     outcome = approvals.on_approval(ctx.session, ctx.ledger, ctx.settings, platform=event.platform,
                                     instance_id=event.instance_id, template=event.template, status=event.status,
                                     applicant_user_id=event.applicant_user_id, title=event.title, form=form,
-                                    now=ctx.now())
+                                    now=ctx.now(), finished_at=event.finished_at)
     deliver(ctx, outcome, platform=event.platform, instance_id=event.instance_id)
     log.info("approval %s:%s status=%s → %s %s", event.platform, event.instance_id, event.status, outcome.action,
              outcome.detail)

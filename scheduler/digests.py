@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
 from scheduler.cards import HrDigest, ManagerDigest
+from storage import appeals
 from storage.db import Database
 from storage.models import Account, Appeal, Employee, Entry, Lot, Order, Txn
 
@@ -52,7 +53,7 @@ def manager_digests(db: Database, now: datetime, month_start: datetime) -> dict[
         if mid in out:
             out[mid].budget_used = int(pts or 0)
     for mid, n in _rows(db, select(Employee.manager_id, func.count(Appeal.id)).join(Employee, Employee.id == Appeal.employee_id)
-                        .where(Appeal.status == "open").group_by(Employee.manager_id)):
+                        .where(Appeal.status == "open", appeals.manager_decides()).group_by(Employee.manager_id)):
         if mid in out:
             out[mid].open_appeals = int(n)
     for mid, n in _rows(db, select(Employee.manager_id, func.count(Order.id)).join(Employee, Employee.id == Order.employee_id)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from settings import Rule, Settings
+from storage import approval_slots as slots
 from storage.errors import AlreadyReversed, DomainError, WalletFrozen
 from storage.ledger import Ledger
 from storage.members import PLATFORM_COLUMNS, by_platform_id
@@ -88,14 +89,6 @@ def parse_number(value: str | None) -> float | None:
     return float(m.group(0)) if m else None
 
 
-def period_start(settings: Settings, now: datetime, period: str) -> datetime:
-    """Start of the cap's month/quarter/year in the organisation's time zone, as naive UTC."""
-    local = now.replace(tzinfo=timezone.utc).astimezone(settings.tz)
-    month = {"month": local.month, "quarter": (local.month - 1) // 3 * 3 + 1, "year": 1}[period]
-    start = local.replace(month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
-    return start.astimezone(timezone.utc).replace(tzinfo=None)
-
-
 def find_applicant(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
     """By binding or roster id; a leaver (no bindings left) is still found by the roster column."""
     emp = by_platform_id(s, platform, user_id, now)
@@ -126,8 +119,12 @@ def _row(s: Session, platform: str, instance_id: str, rule: str, now: datetime) 
 
 def on_approval(s: Session, ledger: Ledger, settings: Settings, *, platform: str, instance_id: str, template: str,
                 status: str, applicant_user_id: str, title: str, form: dict[str, str] | None,
-                now: datetime) -> Outcome:
-    """Apply one approval state change (see the module docstring for why it may arrive many times)."""
+                now: datetime, finished_at: datetime | None = None) -> Outcome:
+    """Apply one approval state change (see the module docstring for why it may arrive many times).
+
+    ``finished_at`` is when the approval finished, as the platform says; a cap counts the award
+    in that period (a 31 January approval reconciled on 1 February is January's).
+    """
     rule = match_rule(settings, platform, template)
     if rule is None:
         existing = s.scalar(select(ApprovalInstance).where(ApprovalInstance.platform == platform,
@@ -139,14 +136,17 @@ def on_approval(s: Session, ledger: Ledger, settings: Settings, *, platform: str
         return _revoke(s, ledger, rule, platform, instance_id, title, now)
     if status != "approved":  # running, rejected, withdrawn while running, deleted…: nothing to do
         return Outcome("ignored", rule, detail=f"status {status}")
-    return _approve(s, ledger, settings, rule, platform, instance_id, applicant_user_id, title, form, now)
+    return _approve(s, ledger, settings, rule, platform, instance_id, applicant_user_id, title, form, now,
+                    finished_at)
 
 
 def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platform: str, instance_id: str,
-             applicant: str, title: str, form: dict[str, str] | None, now: datetime) -> Outcome:
+             applicant: str, title: str, form: dict[str, str] | None, now: datetime,
+             finished_at: datetime | None) -> Outcome:
     row, _ = _row(s, platform, instance_id, rule.name, now)
     if row.status in FINAL:  # a redelivery, or a revoke that overtook this approval
         return Outcome("already", rule, detail=f"instance already {row.status}")
+    row.finished_at = row.finished_at or finished_at
     row.title = (title or row.title)[:255]
     title = row.title
     emp = find_applicant(s, platform, applicant, now)
@@ -171,7 +171,7 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
     if points <= 0:
         row.status, row.updated_at, row.note = SKIPPED, now, f"「{rule.field}」为 {value:g}，低于最低档"[:255]
         return Outcome("skipped", rule, detail=row.note)
-    if rule.max_count is not None and _count_in_period(s, settings, rule, emp.id, now) >= rule.max_count:
+    if rule.max_count is not None and not slots.claim(s, settings, rule, emp.id, row, row.finished_at or now, now):
         note = f"超出上限：每{PERIOD_NAMES[rule.max_period]}最多 {rule.max_count} 次"
         row.status, row.updated_at, row.note = SKIPPED, now, note
         return Outcome("skipped", rule, [Notice(emp.id, "capped", f"approval-capped:{platform}:{instance_id}",
@@ -179,9 +179,10 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
     try:
         txn = ledger.award(emp.id, points, idem_key=award_key(platform, instance_id),
                            reason=f"{rule.name}：{title}"[:500] if title else rule.name, category=rule.category)
-    except WalletFrozen:
-        return _skip(s, row, rule, now, "员工已离职（账户冻结），未发放", "frozen", info)
     except DomainError as exc:
+        slots.release(s, row)
+        if isinstance(exc, WalletFrozen):
+            return _skip(s, row, rule, now, "员工已离职（账户冻结），未发放", "frozen", info)
         return _skip(s, row, rule, now, f"未发放：{type(exc).__name__}", "frozen", info)
     row.status, row.award_txn_id, row.updated_at, row.note = APPROVED, txn.id, now, ""
     balance = ledger.balance(ledger.wallet(emp.id).id)
@@ -197,14 +198,6 @@ def _skip(s: Session, row: ApprovalInstance, rule: Rule, now: datetime, note: st
     notices = [Notice(hr, kind, f"approval-{kind}:{info['platform']}:{info['instance_id']}:{hr}", {**info, "note": note})
                for hr in staff_ids(s)]
     return Outcome("skipped", rule, notices, detail=note)
-
-
-def _count_in_period(s: Session, settings: Settings, rule: Rule, employee_id: int, now: datetime) -> int:
-    """Awards of this rule to this employee in the cap's current period (revoked ones do not count)."""
-    start = period_start(settings, now, rule.max_period)
-    return int(s.scalar(select(func.count(ApprovalInstance.id)).where(
-        ApprovalInstance.rule == rule.name, ApprovalInstance.employee_id == employee_id,
-        ApprovalInstance.status == APPROVED, ApprovalInstance.updated_at >= start)) or 0)
 
 
 def _revoke(s: Session, ledger: Ledger, rule: Rule, platform: str, instance_id: str, title: str,
@@ -224,9 +217,11 @@ def _revoke(s: Session, ledger: Ledger, rule: Rule, platform: str, instance_id: 
         txn, shortfall = ledger.reverse(row.award_txn_id, idem_key=reverse_key(platform, instance_id),
                                         reason=f"审批撤销：{rule.name} {row.title}"[:500], allow_partial=True)
     except AlreadyReversed:  # HR reversed it by hand already: the wallet is right, just record the state
+        slots.release(s, row)
         row.status, row.updated_at, row.note = REVOKED, now, "奖励已被人工撤销"
         return Outcome("already", rule, detail=row.note)
     row.status, row.reversal_txn_id, row.updated_at = REVOKED, txn.id, now
+    slots.release(s, row)
     emp = s.get(Employee, row.employee_id) if row.employee_id is not None else None
     assert emp is not None
     taken = -txn.amount

@@ -22,6 +22,7 @@ from storage.ledger_lots import EXPIRED, HOLD, ISSUANCE, REDEEMED, LotsMixin, Sl
 from storage.models import Account, Employee, Entry, Lot, Txn
 
 SYSTEM_ACCOUNTS = (ISSUANCE, HOLD, REDEEMED, EXPIRED)
+REVERSIBLE_KINDS = ("award", "deduct", "expire")
 T = TypeVar("T")
 
 
@@ -180,32 +181,35 @@ class Ledger(DebitMixin, LotsMixin):
             self._entry(txn, self.account(HOLD), -points)
             self._entry(txn, wallet, points)
             self._credit(wallet, points)
-            past = self._restore_lots(wallet, self._allocations(hold.id), txn)
+            slices = self._allocations(hold.id)
+            self._restore_lots(slices, txn)
+            past = self._split_past(slices)[1]
             self._expire_slices(wallet, past, f"expire-on-release:{txn.id}", txn)
             return txn
         return self._once(idem_key, op)  # type: ignore[return-value]
 
     def reverse(self, txn_id: int, *, idem_key: str, actor_id: int | None = None, reason: str = "",
                 allow_partial: bool = False) -> tuple[Txn, int]:
-        """Undo an award or a deduction with a new transaction. Returns (txn, shortfall).
+        """Undo an award, a deduction or an expiry with a new transaction. Returns (txn, shortfall).
 
         An award whose points were already spent cannot be fully taken back: with
         ``allow_partial`` we take what is there and return the rest as a shortfall for HR,
-        because a wallet must never go negative.
+        because a wallet must never go negative. Undoing a debit never hurts the employee: the
+        points come back to lots that are still valid, or into a new lot (docs/commands.md).
         """
         def op() -> tuple[Txn, int]:
             orig = self.s.scalar(select(Txn).where(Txn.id == txn_id).with_for_update()
                                  .execution_options(populate_existing=True))  # one reverser at a time
             if orig is None:
                 raise UnknownTxn(f"no change E{txn_id}")
-            if orig.kind not in ("award", "deduct"):
+            if orig.kind not in REVERSIBLE_KINDS:
                 raise NotReversible(f"E{txn_id} is a {orig.kind} and cannot be reversed")
             done = self.s.scalar(select(Txn.id).where(Txn.reverses_txn_id == orig.id))
             if done is not None:
                 raise AlreadyReversed(f"E{txn_id} was already reversed by E{done}")
             if orig.kind == "award":
                 return self._reverse_award(orig, idem_key, actor_id, reason, allow_partial)
-            return self._reverse_deduct(orig, idem_key, actor_id, reason), 0
+            return self._reverse_debit(orig, idem_key, actor_id, reason), 0
         result = self._once(idem_key, op)
         if isinstance(result, Txn):  # a retry: report the shortfall the first call reported
             orig = self.s.get(Txn, result.reverses_txn_id) if result.reverses_txn_id is not None else None
@@ -234,16 +238,26 @@ class Ledger(DebitMixin, LotsMixin):
                 self._credit(source, take)
         return txn, orig.amount - take
 
-    def _reverse_deduct(self, orig: Txn, idem_key: str, actor_id: int | None, reason: str) -> Txn:
+    def _reverse_debit(self, orig: Txn, idem_key: str, actor_id: int | None, reason: str) -> Txn:
+        """Give a deduction back to the lots it came from, or an expiry back as a new lot.
+
+        Slices whose lots are past expiry by now go into one new lot valid ``validity_days``:
+        restoring them into their old lots would expire them again at once (so an expiry by the
+        job, whose lots are all past expiry, comes back as one new lot).
+        """
         assert orig.employee_id is not None
         wallet, points = self.wallet(orig.employee_id), -orig.amount
+        source = self.account(ISSUANCE if orig.kind == "deduct" else EXPIRED)
         txn = self._new_txn(idem_key, "reverse", orig.employee_id, points, actor_id=actor_id,
                             reason=reason or f"撤销 E{orig.id}", reverses=orig.id, category=orig.category)
-        self._entry(txn, self.account(ISSUANCE), -points)
+        self._entry(txn, source, -points)
         self._entry(txn, wallet, points)
-        self._credit(wallet, points)
-        past = self._restore_lots(wallet, self._allocations(orig.id), txn)
-        self._expire_slices(wallet, past, f"expire-on-reverse:{txn.id}", txn)
+        live, past = self._split_past(self._allocations(orig.id))
+        if live:
+            self._credit(wallet, sum(sl.amount for sl in live))
+            self._restore_lots(live, txn)
+        if past:
+            self._credit_wallet_new_lot(wallet, sum(sl.amount for sl in past), txn)
         return txn
 
     def move_all(self, employee_id: int, *, to: str | int, idem_key: str, reason: str) -> Txn | None:

@@ -77,16 +77,20 @@ class LotsMixin:
         slices.append(Slice(lot_id, take))
         return left - take
 
-    def _restore_lots(self, wallet: Account, slices: list[Slice], txn: Txn) -> list[Slice]:
-        """Give slices back to the very lots they came from; returns slices whose lot is past expiry."""
-        now, past = self.clock(), []
+    def _restore_lots(self, slices: list[Slice], txn: Txn) -> None:
+        """Give slices back to the very lots they came from (the caller credits the wallet)."""
         for sl in slices:
             self._update(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining + sl.amount))
             self.s.add(LotAllocation(txn_id=txn.id, lot_id=sl.lot_id, amount=-sl.amount))
-            lot = self.s.get(Lot, sl.lot_id)
-            if lot is not None and lot.expires_at <= now:
-                past.append(sl)
-        return past
+
+    def _split_past(self, slices: list[Slice]) -> tuple[list[Slice], list[Slice]]:
+        """(slices whose lot is still valid, slices whose lot is past expiry now)."""
+        if not slices:
+            return [], []
+        now = self.clock()
+        expiry = dict(self.s.execute(select(Lot.id, Lot.expires_at).where(Lot.id.in_([sl.lot_id for sl in slices]))).all())
+        live = [sl for sl in slices if expiry[sl.lot_id] > now]
+        return live, [sl for sl in slices if expiry[sl.lot_id] <= now]
 
     def _allocations(self, txn_id: int) -> list[Slice]:
         rows = self.s.execute(select(LotAllocation.lot_id, func.sum(LotAllocation.amount))

@@ -216,6 +216,25 @@ class ApprovalInstance(Base):
     reversal_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
     note: Mapped[str] = mapped_column(String(255), default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # when the approval finished
+
+
+class ApprovalSlot(Base):
+    """One use of a rule's cap (``max_per``): slot ``n`` of ``count`` for an employee, rule and period.
+
+    A count read before the award lets concurrent approvals all pass it; a unique row can be
+    taken only once, whatever the isolation level. A revoked approval deletes its slot.
+    """
+
+    __tablename__ = "approval_slots"
+    __table_args__ = (UniqueConstraint("employee_id", "rule_key", "period", "n", name="uq_approval_slots"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"))
+    rule_key: Mapped[str] = mapped_column(String(160))  # "platform:template" until rules get stable ids
+    period: Mapped[str] = mapped_column(String(16))  # 2026-01 | 2026-Q1 | 2026, in the organisation's zone
+    n: Mapped[int] = mapped_column(Integer)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("approval_instances.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class Shortfall(Base):

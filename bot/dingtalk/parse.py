@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from bot.clockutil import platform_time
 from bot.errors import MalformedPayload
 from bot.events import (
     APPROVAL_APPROVED,
@@ -130,6 +131,7 @@ def _instance_change(ctx: _Ctx) -> Event:
         applicant_user_id=applicant,
         title=_str(d.get("title")),
         form_complete=False,
+        finished_at=platform_time(d.get("finishTime")),
     )
 
 
@@ -257,6 +259,7 @@ class InstanceDetail(NamedTuple):
     applicant: str
     title: str
     form: tuple[tuple[str, str], ...]
+    finished_at: datetime | None = None
 
 
 def parse_instance_detail(json_dict: Mapping[str, Any]) -> InstanceDetail:
@@ -286,4 +289,5 @@ def parse_instance_detail(json_dict: Mapping[str, Any]) -> InstanceDetail:
         applicant=_str(result.get("originatorUserId")),
         title=_str(result.get("title")),
         form=form,
+        finished_at=platform_time(result.get("finishTime")),
     )

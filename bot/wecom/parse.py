@@ -16,6 +16,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from bot.clockutil import platform_time
 from bot.errors import MalformedPayload
 from bot.events import (
     APPROVAL_APPROVED,
@@ -111,6 +112,16 @@ def _card(ctx: _Ctx) -> Event:
     )
 
 
+def _finished_at(node_times: list[str | None], fallback: object) -> datetime | None:
+    """The latest approver's decision time (``SpTime``), else the event's ``CreateTime``.
+
+    An approval finishes when its last node is decided; reconciliation may process it days later,
+    and a monthly cap counts it in the month it finished.
+    """
+    times = [t for t in (platform_time(v) for v in node_times) if t is not None]
+    return max(times) if times else platform_time(fallback)
+
+
 @_register("event", "sys_approval_change")
 def _approval(ctx: _Ctx) -> Event:
     info = "ApprovalInfo/"
@@ -126,6 +137,8 @@ def _approval(ctx: _Ctx) -> Event:
         applicant_user_id=ctx.text(info + "Applyer/UserId"),
         title=ctx.text(info + "SpName"),
         form_complete=False,
+        finished_at=_finished_at([n.text for n in ctx.root.iterfind(info + "SpRecord/Details/SpTime")],
+                                 ctx.text("CreateTime")),
     )
 
 
@@ -174,6 +187,7 @@ class ApprovalDetail(NamedTuple):
     template: str
     title: str
     form: tuple[tuple[str, str], ...]
+    finished_at: datetime | None = None
 
 
 def _str(value: object) -> str:
@@ -239,4 +253,6 @@ def parse_approval_detail(json_dict: Mapping[str, Any]) -> ApprovalDetail:
         template=_str(info.get("template_id")),
         title=_str(info.get("sp_name")),
         form=tuple(form),
+        finished_at=_finished_at([_str(_dict(d).get("sptime")) for r in _list(info.get("sp_record"))
+                                  for d in _list(_dict(r).get("details"))], None),
     )

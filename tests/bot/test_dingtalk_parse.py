@@ -43,6 +43,7 @@ def test_instance_change_new_shape():
     assert event.title == "自测-1016"
     assert event.status == "approved"
     assert event.form_complete is False
+    assert event.finished_at == datetime(2017, 5, 24, 2, 17, 52)  # finishTime, epoch milliseconds
 
 
 def test_instance_change_old_shape_terminate():
@@ -157,6 +158,7 @@ def test_instance_detail():
     assert detail.applicant == "manager75"
     assert detail.title == "绩效加分申请"
     assert detail.form == (("绩效得分", "92"), ("事由", "修复线上问题"), ("说明", ""))
+    assert detail.finished_at == datetime(2026, 11, 1, 12, 0)  # "2026-11-01T12:00Z"
 
 
 @pytest.mark.parametrize(

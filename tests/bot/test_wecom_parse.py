@@ -68,6 +68,14 @@ def test_approval_change_running():
     assert event.form == () and event.form_complete is False
     assert event.event_id == sha(xml)
     assert event.actor.platform_user_id == "sys"
+    assert event.finished_at == datetime(2019, 10, 22, 8, 17, 52)  # no SpTime yet: the event's CreateTime
+
+
+def test_approval_finished_at_is_the_latest_decision():
+    """A cap counts in the month the approval finished, not the month we process it (docs/commands.md)."""
+    xml = load("sys_approval_change.xml").replace("<SpTime>0</SpTime>", "<SpTime>1769875199</SpTime>")
+    xml = xml.replace("</SpRecord>", "</SpRecord><SpRecord><Details><SpTime>1769860800</SpTime></Details></SpRecord>")
+    assert parse(xml, NOW).finished_at == datetime(2026, 1, 31, 15, 59, 59)
 
 
 @pytest.mark.parametrize(
@@ -138,8 +146,12 @@ def test_approval_detail():
         "日期": "1569859200",
         "类别": "技术,协作",
     }
-    status, applicant, template, title, form = detail  # usable as a plain tuple
-    assert (status, applicant) == ("approved", "WuJunJie")
+    status, applicant, template, title, form, finished_at = detail  # usable as a plain tuple
+    assert (status, applicant, finished_at) == ("approved", "WuJunJie", None)  # no approver has acted
+    data = json.loads(load("approval_detail.json"))
+    data["info"]["sp_record"] = [{"details": [{"sptime": 1769875200}]}, {"details": [{"sptime": 1769860800},
+                                                                                        {"sptime": 0}]}]
+    assert parse_approval_detail(data).finished_at == datetime(2026, 1, 31, 16, 0)  # the latest decision
     with pytest.raises(MalformedPayload):
         parse_approval_detail({"errcode": 0, "info": {}})
 

@@ -68,3 +68,34 @@ def app(engine_url: str, config: dict[str, Any], wall_clock: WallClock) -> Itera
 @pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+def load_roster(bot: Any, roster_csv: str, *, budget: int = 1000) -> dict[str, int]:
+    """Import a roster the way ``import-employees`` does; {employee number: id}."""
+    from sqlalchemy import select
+
+    from storage.employees import import_roster, read_roster
+    from storage.ledger import Ledger
+    from storage.models import Employee
+
+    with bot.db.session_scope() as s:
+        rows, err = read_roster(roster_csv)
+        assert err is None
+        report = import_roster(s, rows, Ledger(s, bot.db.clock), now=bot.db.clock(), budget=budget, rollover=False)
+        assert not report.rejected
+        return dict(s.execute(select(Employee.employee_no, Employee.id)).all())
+
+
+def post_approval(client: Any, instance: str, user: str, *, template: str = "PROC-FULLATT",
+                  finished: datetime | None = None) -> int:
+    """An approved instance as DingTalk pushes it (``finishTime`` in epoch milliseconds); the HTTP status."""
+    from tests.e2e import signing
+
+    finished = finished or datetime.now(timezone.utc)
+    payload = {"EventType": "bpms_instance_change", "eventId": f"ev-{instance}", "processInstanceId": instance,
+               "processCode": template, "type": "finish", "result": "agree", "staffId": user, "title": "全勤",
+               "finishTime": int(finished.timestamp() * 1000)}
+    params, body = signing.dingtalk_event(DINGTALK["token"], DINGTALK["aes_key"], DINGTALK["app_key"], payload,
+                                          int(time.time() * 1000))
+    return client.post("/callback/dingtalk", query_string=params, data=body,
+                       headers={"Content-Type": "application/json"}).status_code

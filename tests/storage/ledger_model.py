@@ -17,13 +17,13 @@ class MLot:
 
 @dataclass
 class MTxn:
-    kind: str  # award|deduct|hold|transfer
+    kind: str  # award|deduct|hold|transfer|expire (a leaver's wallet emptied)
     emp: int
     amount: int
     lot: int | None = None  # award: the lot it created
     budget: bool = False
     slices: list[tuple[int, int]] = field(default_factory=list)  # (model lot index, points)
-    closed: bool = False  # hold settled/released, award/deduct reversed
+    closed: bool = False  # hold settled/released, award/deduct/expire reversed
 
 
 class Model:
@@ -70,6 +70,17 @@ class Model:
         self.expired += gone
         self.txns += 1 if gone else 0
         return gone
+
+    def give_back(self, emp: int, slices: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int | None]:
+        """Undo a deduction or an expiry: slices of live lots go back to them, the rest into one new lot.
+
+        Returns (the slices restored, the index of the new lot or None).
+        """
+        live = [(i, pts) for i, pts in slices if self.lots[i].expires > self.now]
+        for i, pts in live:
+            self.lots[i].remaining += pts
+        past = sum(pts for i, pts in slices if self.lots[i].expires <= self.now)
+        return live, (self.new_lot(emp, past) if past else None)
 
     def expire(self) -> int:
         """expire_due: one txn per wallet with due points, whatever the batch size."""

@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from settings import ConfigError, build_settings
 from storage import approvals
 from storage.invariants import check_invariants
 from storage.ledger import Ledger
-from storage.models import ApprovalInstance, Shortfall, Txn
+from storage.models import ApprovalInstance, ApprovalSlot, Shortfall, Txn
 from tests.storage.factories import make_employee
 
 RULES: list[dict[str, Any]] = [
@@ -49,12 +49,13 @@ def people(sqlite_db) -> dict[str, int]:
 
 def change(db, settings, clock, status: str, instance: str = "I1", *, platform: str = "dingtalk",
            template: str = "PROC-FULLATT", user: str = "dt_e1", title: str = "三月全勤",
-           form: dict[str, str] | None = None) -> approvals.Outcome:
+           form: dict[str, str] | None = None, finished_at: datetime | None = None) -> approvals.Outcome:
     """One delivery, one transaction, like the handler."""
     with db.session_scope() as s:
         ledger = Ledger(s, db.clock, settings.points["validity_days"])
         return approvals.on_approval(s, ledger, settings, platform=platform, instance_id=instance, template=template,
-                                     status=status, applicant_user_id=user, title=title, form=form, now=clock())
+                                     status=status, applicant_user_id=user, title=title, form=form, now=clock(),
+                                     finished_at=finished_at)
 
 
 def awards(db) -> list[Txn]:
@@ -189,6 +190,47 @@ def test_a_revoked_award_frees_the_cap(sqlite_db, settings, clock, people) -> No
     change(sqlite_db, settings, clock, "approved", "I1")
     change(sqlite_db, settings, clock, "revoked", "I1")
     assert change(sqlite_db, settings, clock, "approved", "I2").action == "awarded"
+
+
+def test_cap_counts_in_the_period_the_approval_finished(sqlite_db, settings, clock, people) -> None:
+    """Reconcile processes a 31 January approval on 1 February: it is January's, February's slot stays free."""
+    clock.now = datetime(2026, 2, 1, 3, 0)
+    january = datetime(2026, 1, 31, 9, 0)
+    assert change(sqlite_db, settings, clock, "approved", "I1", finished_at=january).action == "awarded"
+    assert change(sqlite_db, settings, clock, "approved", "I2", finished_at=january).action == "skipped"
+    assert change(sqlite_db, settings, clock, "approved", "I3").action == "awarded"  # no finish time: now
+    with sqlite_db.session_scope() as s:
+        assert s.scalar(select(ApprovalInstance.finished_at).where(ApprovalInstance.instance_id == "I1")) == january
+        assert sorted(s.scalars(select(ApprovalSlot.period))) == ["2026-01", "2026-02"]
+
+
+def test_the_finish_time_of_the_first_delivery_is_kept_for_the_detail_fetch(sqlite_db, settings, clock, people) -> None:
+    kw = {"platform": "wecom", "template": "TPL-PERF", "user": "wc_e1"}
+    clock.now = datetime(2026, 4, 1, 3, 0)
+    march = datetime(2026, 3, 31, 9, 0)
+    assert change(sqlite_db, settings, clock, "approved", "P1", finished_at=march, **kw).action == "pending_detail"
+    out = change(sqlite_db, settings, clock, "approved", "P1", form={"绩效得分": "95"}, **kw)
+    assert out.action == "awarded"
+    with sqlite_db.session_scope() as s:
+        assert s.scalar(select(ApprovalInstance.finished_at)) == march
+
+
+def test_an_unpaid_approval_does_not_use_the_cap(sqlite_db, settings, clock, people) -> None:
+    with sqlite_db.session_scope() as s:
+        Ledger(s, sqlite_db.clock).set_frozen(people["E1"], True)
+    assert change(sqlite_db, settings, clock, "approved", "I1").action == "skipped"
+    with sqlite_db.session_scope() as s:
+        Ledger(s, sqlite_db.clock).set_frozen(people["E1"], False)
+        assert s.scalar(select(func.count(ApprovalSlot.id))) == 0
+    assert change(sqlite_db, settings, clock, "approved", "I2").action == "awarded"
+
+
+def test_awards_from_before_slots_fill_the_first_slots(sqlite_db, settings, clock, people) -> None:
+    """An upgrade keeps the cap: an approved instance without a slot row counts in its period."""
+    change(sqlite_db, settings, clock, "approved", "I1")
+    with sqlite_db.session_scope() as s:
+        s.execute(delete(ApprovalSlot))  # as a database migrated from before slots holds it
+    assert change(sqlite_db, settings, clock, "approved", "I2").action == "skipped"
 
 
 def test_quarterly_cap(sqlite_db, settings, clock, people) -> None:

@@ -269,15 +269,39 @@ def test_reverse_deduct_restores_lots(engine_db, emps, clock):
     assert_ok(engine_db)
 
 
-def test_reverse_deduct_of_expired_lot_expires_at_once(engine_db, emps, clock):
+def test_reverse_deduct_of_expired_lot_comes_back_as_a_new_lot(engine_db, emps, clock):
+    """Restoring into a lot past expiry would expire the points again at once: undoing never hurts."""
     award(engine_db, emps["a"], 10, "a1")
+    clock.advance(days=200)
+    award(engine_db, emps["a"], 10, "a2")
     with ledger(engine_db) as lg:
-        did = lg.deduct(emps["a"], 4, idem_key="d1", reason="x").id
-    clock.advance(days=400)
+        did = lg.deduct(emps["a"], 14, idem_key="d1", reason="x").id  # 10 from a1, 4 from a2
+    clock.advance(days=200)  # a1 is past expiry now, a2 is not
     with ledger(engine_db) as lg:
-        lg.reverse(did, idem_key="rd1")
-    assert balance_of(engine_db, emps["a"]) == 6
-    assert system_balance(engine_db, EXPIRED) == 4
+        rid = lg.reverse(did, idem_key="rd1")[0].id
+    assert balance_of(engine_db, emps["a"]) == 20 and system_balance(engine_db, EXPIRED) == 0
+    (a1, _, left1, _), (a2, _, left2, _), (new, amount, left, expires) = lots_of(engine_db, emps["a"])
+    assert (left1, left2) == (0, 10)  # a2 got its 4 back; a1 stayed empty
+    assert (amount, left, expires) == (10, 10, clock() + timedelta(days=365))
+    assert sorted(allocations(engine_db, rid)) == [(a2, -4)]
+    assert_ok(engine_db)
+
+
+def test_reverse_expiry_restores_the_points_as_a_new_lot(engine_db, emps, clock):
+    award(engine_db, emps["a"], 10, "a1")
+    clock.advance(days=366)
+    expire_due(engine_db, clock())
+    with ledger(engine_db) as lg:
+        exp = lg.s.scalar(select(Txn).where(Txn.kind == "expire"))
+        txn, shortfall = lg.reverse(exp.id, idem_key="rx1", actor_id=emps["m"])
+        assert (txn.kind, txn.amount, txn.reverses_txn_id, shortfall) == ("reverse", 10, exp.id, 0)
+    assert balance_of(engine_db, emps["a"]) == 10 and system_balance(engine_db, EXPIRED) == 0
+    assert [lot[2:] for lot in lots_of(engine_db, emps["a"])] == [(0, clock() - timedelta(days=1)),
+                                                                  (10, clock() + timedelta(days=365))]
+    expire_due(engine_db, clock())  # the restored lot is not due again
+    assert balance_of(engine_db, emps["a"]) == 10
+    with pytest.raises(AlreadyReversed), ledger(engine_db) as lg:
+        lg.reverse(exp.id, idem_key="rx2")
     assert_ok(engine_db)
 
 

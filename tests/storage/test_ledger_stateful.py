@@ -216,7 +216,7 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
 
         @rule(data=st.data(), partial=st.booleans())
         def reverse(self, data: st.DataObject, partial: bool) -> None:
-            tid, key = self._pick(data, ("award", "deduct", "hold", "transfer")), self.key("reverse")
+            tid, key = self._pick(data, ("award", "deduct", "expire", "hold", "transfer")), self.key("reverse")
             if tid is None:
                 return self.refused(UnknownTxn, lambda lg: lg.reverse(10**9, idem_key=key))
             t = self.txns[tid]
@@ -242,8 +242,13 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
                     rtxn, shortfall = self.ledger(s).reverse(tid, idem_key=key, allow_partial=partial)
                     got = self.db_slices(s, rtxn.id)
                 assert shortfall == 0
-                self.model.restore(t.slices)
-                self._check_refund(got, t.slices)
+                live, new_lot = self.model.give_back(t.emp, t.slices)
+                if t.kind == "expire":
+                    self.model.expired -= t.amount
+                self._check_refund(got, live)
+                if new_lot is not None:
+                    with self.db.session_scope() as s:
+                        self.lot_ids.append(self.lot_of(s, rtxn.id))
             t.closed = True
             self.model.txns += 1
 
@@ -270,7 +275,7 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
             else:
                 self.lot_ids.append(new_lot)  # type: ignore[arg-type]
                 self.model.new_lot(int(target), points)
-            self.txns[tid] = MTxn("transfer", emp, points)
+            self.txns[tid] = MTxn("expire" if target == "expired" else "transfer", emp, points, slices=slices)
             self.model.txns += 1
 
         @rule(e=st.integers(0, EMPLOYEES - 1))
