@@ -16,6 +16,7 @@ from sqlalchemy import text
 from bot.router import Router
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage.db import Database, utcnow
+from storage.migrate import schema_is_current
 
 MAX_BODY = 64 * 1024
 
@@ -30,6 +31,7 @@ class PointsBot:
     pipeline: Any
     clients: dict[str, Any] = field(default_factory=dict)
     adapters: dict[str, Any] = field(default_factory=dict)
+    spool: Any = None  # bot.spool.Spool: callbacks kept while the database is unreachable
     clock: Callable[[], float] | None = None
 
 
@@ -60,6 +62,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     settings = _settings(config)
     logging.basicConfig(level=settings.server["log_level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from bot.pipeline import Pipeline
+    from bot.spool import Spool
     from bot.views import register_platforms
 
     from bot.http import install_log_scrubber
@@ -70,7 +73,10 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     database = db or Database(settings.database["url"], sqlite_synchronous=settings.database["sqlite_synchronous"],
                               clock=clock or utcnow)
     router = build_router()
-    bot = PointsBot(settings=settings, db=database, router=router, pipeline=Pipeline(database, settings, router))
+    spool = Spool(settings.spool["dir"], max_bytes=settings.spool["max_mb"] * 2**20,
+                  max_events=settings.spool["max_events"])
+    bot = PointsBot(settings=settings, db=database, router=router, pipeline=Pipeline(database, settings, router),
+                    spool=spool)
     app.extensions["pointsbot"] = bot
     register_platforms(app, bot)
 
@@ -82,6 +88,22 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
         except Exception:
             return jsonify(status="unavailable"), 503
         return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():  # type: ignore[no-untyped-def]
+        """For load balancers: can this process take callbacks? Yes while the database answers and its
+        schema is current, and also while the database is away but the spool has room (so an outage
+        does not take every web host out of rotation at once)."""
+        size, events = spool.usage()
+        spool_info = {"events": events, "bytes": size, "full": spool.full()}
+        try:
+            current = schema_is_current(database)
+        except Exception:
+            ready = not spool_info["full"]
+            return jsonify(ready=ready, database="unavailable", spool=spool_info), 200 if ready else 503
+        if not current:
+            return jsonify(ready=False, database="migrations pending", spool=spool_info), 503
+        return jsonify(ready=True, database="ok", spool=spool_info)
 
     from cli import register_cli
 

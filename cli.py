@@ -168,9 +168,9 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("scheduler", help="Run the scheduled jobs and the outbox loop in the foreground.")
     def scheduler_cmd() -> None:
-        from scheduler import build_scheduler
+        from scheduler import serve
 
-        build_scheduler(current_app._get_current_object()).start()  # type: ignore[attr-defined]
+        serve(current_app._get_current_object())  # type: ignore[attr-defined]
 
     @app.cli.command("run-job", help="Run one job now for the current period (claimed like the scheduler does).")
     @click.argument("name")

@@ -81,6 +81,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "leaderboard": {"top_n": 10, "period": "week", "groups": []},
     "playground": {"enabled": False},
+    "spool": {"dir": "var/spool", "max_mb": 64, "max_events": 10000},
 }
 LIST_SECTIONS = ("catalog", "rules")
 CHOICES = {
@@ -102,6 +103,7 @@ class Settings:
     scheduler: Mapping[str, Any]
     leaderboard: Mapping[str, Any]
     playground: Mapping[str, Any]
+    spool: Mapping[str, Any]
     catalog: tuple[CatalogItem, ...] = ()
     rules: tuple[Rule, ...] = ()
     source: str = "<mapping>"
@@ -262,6 +264,9 @@ def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settin
     sections = {name: _section(name, data.get(name)) for name in DEFAULTS}
     _validate_platforms(sections["wecom"], sections["dingtalk"])
     _validate_misc(sections["server"], sections["points"], sections["leavers"], sections["leaderboard"])
+    for key in ("max_mb", "max_events"):
+        if sections["spool"][key] <= 0:
+            raise ConfigError(f"spool.{key}: expected a positive number")
     _refuse_self_pointing_apis(sections)
     return Settings(**sections, catalog=parse_catalog(data.get("catalog")), rules=parse_rules(data.get("rules")),
                     source=source)

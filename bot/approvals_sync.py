@@ -9,7 +9,6 @@ path comes first.
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -18,7 +17,7 @@ from sqlalchemy import select
 
 from bot.clients import get_clients
 from bot.context import Context
-from bot.dingtalk.parse import parse_event, parse_instance_detail
+from bot.dingtalk.parse import parse_failed_push, parse_instance_detail
 from bot.errors import ConfigurationError, MalformedPayload, PlatformApiError
 from bot.events import ApprovalChange, MemberLeft
 from bot.wecom.parse import parse_approval_detail
@@ -26,7 +25,6 @@ from handlers.approvals import deliver
 from handlers.members import notify_leaver
 from storage import approvals
 from storage.leavers import member_left
-from storage.ledger import Ledger
 from storage.models import ApprovalInstance
 
 log = logging.getLogger(__name__)
@@ -122,22 +120,10 @@ def _reconcile_dingtalk(bot: Any, client: Any, now: datetime) -> int:
 
 
 def _replay_dingtalk(bot: Any, item: Any, now: datetime) -> int:
-    if not isinstance(item, dict):
-        return 0
-    tag = str(item.get("call_back_tag") or "")
-    body = item.get(tag)
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            body = None
-    if not isinstance(body, dict):
-        log.warning("reconcile: dingtalk failed callback %s without a readable payload", tag)
-        return 0
     try:
-        event = parse_event(json.dumps({**body, "EventType": tag}, ensure_ascii=False), now)
-    except MalformedPayload:
-        log.warning("reconcile: dingtalk failed callback %s is malformed", tag)
+        event = parse_failed_push(item, now)
+    except MalformedPayload as exc:
+        log.warning("reconcile: dingtalk failed callback skipped: %s", exc)
         return 0
     if isinstance(event, ApprovalChange):
         outcome = apply_change(bot, platform="dingtalk", instance_id=event.instance_id, template=event.template,

@@ -2,13 +2,16 @@
 
 The inbox row, the handler's writes, the outbox rows and the stored answer commit together, so a
 redelivery (the platform never got our first answer) is answered the same and acts once, and a
-crash leaves nothing half-done.
+crash leaves nothing half-done. Only an answer of an event that was applied is stored: a failure
+is never recorded, so the platform's redelivery (or the user's retry) runs the event again.
 """
 from __future__ import annotations
 
 import logging
+import random
+import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -16,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from bot.context import Context
 from bot.events import Event
-from bot.replies import Reply, Text
+from bot.replies import Failed, Reply, Unavailable
 from bot.router import Router
 from handlers import messages as msg
 from settings import Settings
 from storage.db import Database
 from storage.fastsql import Fast
 from storage.models import ProcessedEvent
+from storage.transient import is_transient, is_unreachable
 from storage.standings import Standings
 
 log = logging.getLogger("pointsbot.events")
@@ -36,7 +40,21 @@ class Answer:
     content_type: str = "text/plain; charset=utf-8"
 
 
-Render = Callable[[Event, Reply, Session], Answer]
+Render = Callable[[Event, Reply, "Session | None"], Answer]
+"""The adapter's renderer; the session (None for ``Unavailable``) is for the outbox rows a reply needs."""
+RETRY_SECONDS = 1.0  # DingTalk waits 1.5–2.5 s for an answer (docs/protocols.md)
+
+
+def retry_delays(budget: float, first: float = 0.02) -> Iterator[float]:
+    """Doubling, jittered pauses that add up to at most ``budget`` seconds."""
+    spent, delay = 0.0, first
+    while True:
+        pause = delay * random.uniform(0.5, 1.0)
+        if spent + pause > budget:
+            return
+        spent += pause
+        yield pause
+        delay *= 2
 
 
 _PE = ProcessedEvent.__table__
@@ -69,6 +87,32 @@ class Pipeline:
         self.standings = Standings(ttl_seconds=STANDINGS_TTL_SECONDS)
 
     def handle(self, event: Event, render: Render) -> Answer:
+        """Handle one delivery; what could not be applied is never recorded as the event's answer.
+
+        Transient database errors (deadlock, lock timeout) are tried again inside the request, for
+        about a second in all; then, or at once when the database cannot be reached at all, the
+        adapter gets ``Unavailable`` (it spools the callback, or asks the user to send it again).
+        Any other exception is a bug: the user gets the friendly error, and nothing is recorded, so
+        a redelivery after the fix runs again (docs/reliability.md).
+        """
+        delays = retry_delays(RETRY_SECONDS)
+        while True:
+            try:
+                return self._handle_once(event, render)
+            except Exception as exc:  # a bug must never reach the user as a stack trace or a 500
+                if not is_transient(exc):
+                    log.exception("handler failed platform=%s event=%s", event.platform, event.event_id)
+                    return self._answer_failure(event, render)
+                delay = None if is_unreachable(exc) else next(delays, None)
+                if delay is None:
+                    log.warning("database unavailable platform=%s event=%s: not applied (%s)",
+                                event.platform, event.event_id, type(exc).__name__)
+                    return render(event, Unavailable(msg.BUSY), None)
+                log.info("transient database error platform=%s event=%s (%s), retrying", event.platform,
+                         event.event_id, type(exc).__name__)
+                time.sleep(delay)
+
+    def _handle_once(self, event: Event, render: Render) -> Answer:
         try:
             return self._handle(event, render)
         except IntegrityError:
@@ -76,12 +120,8 @@ class Pipeline:
             with self.db.session_scope() as s:
                 earlier = _earlier(s, event)
             if earlier is None:  # not a twin: a handler's own constraint failure
-                log.exception("handler failed platform=%s event=%s", event.platform, event.event_id)
-                return self._record_failure(event, render)
+                raise
             return earlier
-        except Exception:  # a bug must never reach the user as a stack trace or a 500
-            log.exception("handler failed platform=%s event=%s", event.platform, event.event_id)
-            return self._record_failure(event, render)
 
     def _handle(self, event: Event, render: Render) -> Answer:
         if self.db.dialect == "sqlite" and self.router.reads_only(event):
@@ -139,15 +179,12 @@ class Pipeline:
         self._log_handled(event, ctx, reply)
         return answer
 
-    def _record_failure(self, event: Event, render: Render) -> Answer:
-        """Everything the failed handler wrote is rolled back; the event is answered and recorded once."""
+    def _answer_failure(self, event: Event, render: Render) -> Answer:
+        """Tell the user something went wrong; everything the handler wrote is rolled back and the
+        event is not recorded."""
         try:
             with self.db.session_scope() as s:
-                if (earlier := _earlier(s, event)) is not None:
-                    return earlier
-                answer = render(event, Text(msg.INTERNAL_ERROR), s)
-                _record(s, event, answer)
-                return answer
+                return render(event, Failed(msg.INTERNAL_ERROR), s)
         except Exception:
-            log.exception("could not record failed event platform=%s event=%s", event.platform, event.event_id)
+            log.exception("could not answer failed event platform=%s event=%s", event.platform, event.event_id)
             return Answer(200, "")

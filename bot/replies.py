@@ -12,6 +12,16 @@ class Text:
 
 
 @dataclass(frozen=True, slots=True)
+class Failed(Text):
+    """A bug stopped the handler: the user is told; nothing was applied and nothing is recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable(Text):
+    """The database could not be reached in time: the platform is asked to deliver again later."""
+
+
+@dataclass(frozen=True, slots=True)
 class CardReply:
     card: Card
 

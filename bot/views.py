@@ -12,6 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.errors import CallbackRejected
 from bot.pipeline import Answer
+from bot.spool import Spooler
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ def _respond(platform: str, action: Callable[[], Answer]) -> Response:
     except CallbackRejected as exc:
         log.warning("%s: rejected callback (%s) from %s", platform, type(exc).__name__, request.remote_addr)
         return Response("forbidden", 403)
+    except Exception:  # a bug at the edge: not acknowledged (the platform may deliver it again), never a 500
+        log.exception("%s: callback failed before it could be handled", platform)
+        return Response("unavailable", 503)
     return Response(answer.body, answer.status, content_type=answer.content_type)
 
 
@@ -71,19 +75,22 @@ def register_platforms(app: Flask, bot: Any) -> None:
     from bot.wecom.adapter import WeComAdapter
 
     s, window, clock = bot.settings, bot.settings.server["signature_window_seconds"], bot.db.clock
+    spooler = Spooler(bot.spool, bot.adapters)
     if s.wecom["enabled"]:
         wecom = WeComAdapter(token=s.wecom["token"], aes_key=s.wecom["encoding_aes_key"], corp_id=s.wecom["corp_id"],
-                             window=window, pipeline=bot.pipeline, clock=clock)
+                             window=window, pipeline=bot.pipeline, clock=clock, spooler=spooler)
         app.register_blueprint(wecom_blueprint("wecom", "/callback/wecom", wecom))
         bot.adapters["wecom"] = wecom
         if s.wecom["contacts_token"] and s.wecom["contacts_encoding_aes_key"]:
             contacts = WeComAdapter(token=s.wecom["contacts_token"], aes_key=s.wecom["contacts_encoding_aes_key"],
                                     corp_id=s.wecom["corp_id"], window=window, pipeline=bot.pipeline, clock=clock,
-                                    name="wecom_contacts")
+                                    spooler=spooler, name="wecom_contacts")
             app.register_blueprint(wecom_blueprint("wecom_contacts", "/callback/wecom/contacts", contacts))
             bot.adapters["wecom_contacts"] = contacts
     if s.dingtalk["enabled"]:
-        dingtalk = DingTalkAdapter(settings=s.dingtalk, window=window, pipeline=bot.pipeline, clock=clock)
+        dingtalk = DingTalkAdapter(settings=s.dingtalk, window=window, pipeline=bot.pipeline, clock=clock,
+                                   spooler=spooler)
         cards = bool(s.dingtalk["card_template_id"] and s.dingtalk["card_api_secret"])
         app.register_blueprint(dingtalk_blueprint(dingtalk, cards))
         bot.adapters["dingtalk"] = dingtalk
+    spooler.kick()  # events left in the spool by a process that stopped before replaying them

@@ -10,6 +10,8 @@ scheduled period has no run at all is caught up once (not once per missed period
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,6 +27,7 @@ CRON_KEYS = {
     "leaver-policy": "leaver_policy", "reconcile-approvals": "reconcile_approvals",
 }
 LOOKBACK = timedelta(days=40)  # longer than the longest schedule (monthly)
+TAKE_OVER_SECONDS = 60  # how often running schedulers look for runs whose owner died
 
 
 def triggers(settings: Any) -> dict[str, CronTrigger]:
@@ -64,13 +67,31 @@ def catch_up(bot: Any, now: datetime, owner: str) -> dict[str, str]:
     return done
 
 
-def _fire(bot: Any, job: str, owner: str) -> None:
+def _fire(bot: Any, job: str, owner: str, stopping: threading.Event) -> None:
     """What APScheduler calls: claim the current period and run (errors are logged, not raised)."""
     from scheduler.claims import period_key
     from scheduler.jobs import run_claimed
 
+    if stopping.is_set():
+        return
     now = bot.db.clock()
-    run_claimed(bot, job, period_key(job, now, bot.settings.tz), now, owner)
+    run_claimed(bot, job, period_key(job, now, bot.settings.tz), now, owner, stopping=stopping)
+
+
+def _take_over(bot: Any, owner: str, stopping: threading.Event) -> None:
+    """Finish the runs of schedulers that died mid-job (every minute; a database hiccup is logged)."""
+    from scheduler.jobs import take_over
+
+    try:
+        take_over(bot, bot.db.clock(), owner, stopping)
+    except Exception:
+        log.exception("take-over sweep failed")
+
+
+def _start(bot: Any, owner: str, stopping: threading.Event) -> None:
+    """At start: finish what a dead scheduler left, then catch up the periods nobody ran."""
+    _take_over(bot, owner, stopping)
+    catch_up(bot, bot.db.clock(), owner)
 
 
 def _deliver(bot: Any, worker_id: str) -> None:
@@ -82,22 +103,49 @@ def _deliver(bot: Any, worker_id: str) -> None:
         log.exception("outbox delivery failed")
 
 
-def build_scheduler(app: Any) -> BlockingScheduler:
-    """A configured, not yet started scheduler; ``start()`` first runs the catch-up, then blocks."""
+def build_scheduler(app: Any, stopping: threading.Event | None = None) -> BlockingScheduler:
+    """A configured, not yet started scheduler; ``start()`` first runs the catch-up, then blocks.
+
+    ``stopping``, once set (by SIGTERM or SIGINT, see ``serve``), makes it claim nothing more and
+    makes running jobs stop at their next batch boundary and release their claim.
+    """
     from bot.outbox import worker_name
 
     bot = app.extensions["pointsbot"]
-    settings = bot.settings
+    settings, stopping = bot.settings, stopping or threading.Event()
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)  # one line a second otherwise
     owner = f"scheduler:{worker_name()}"
     scheduler = BlockingScheduler(timezone=settings.tz, job_defaults={
         "coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
     for job, trigger in triggers(settings).items():
-        scheduler.add_job(_fire, trigger, args=(bot, job, owner), id=job, name=job)
+        scheduler.add_job(_fire, trigger, args=(bot, job, owner, stopping), id=job, name=job)
     scheduler.add_job(_deliver, "interval", seconds=float(settings.scheduler["outbox_interval_seconds"]),
                       args=(bot, f"outbox:{worker_name()}"), id="deliver-outbox", name="deliver-outbox",
                       misfire_grace_time=30)
+    scheduler.add_job(_take_over, "interval", seconds=TAKE_OVER_SECONDS, args=(bot, owner, stopping), id="take-over",
+                      name="take-over", misfire_grace_time=30)
     # a one-off job at start: the clock is read when it runs, not when the scheduler is built
-    scheduler.add_job(lambda: catch_up(bot, bot.db.clock(), owner), "date", id="catch-up", name="catch-up",
+    scheduler.add_job(_start, "date", args=(bot, owner, stopping), id="catch-up", name="catch-up",
                       misfire_grace_time=None)
     return scheduler
+
+
+def serve(app: Any) -> None:
+    """``flask scheduler``: run until SIGTERM or SIGINT, then stop claiming, let running jobs stop at a
+    batch boundary (releasing their claim for the next sweep) and return, so the process exits 0."""
+    stopping = threading.Event()
+    scheduler = build_scheduler(app, stopping)
+
+    def stop(signum: int, _frame: Any) -> None:
+        if stopping.is_set():  # a second signal (a supervisor and a terminal both sent one)
+            return
+        log.info("scheduler: %s received, stopping", signal.Signals(signum).name)
+        stopping.set()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)  # the main loop returns; running jobs see ``stopping``
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if not stopping.is_set():
+        scheduler.start()
+    log.info("scheduler: stopped")

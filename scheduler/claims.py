@@ -3,11 +3,15 @@
 Why a database claim and not a lock file or APScheduler's job store: APScheduler 3 cannot share a job
 store between processes, and field reports show jobs running once per gunicorn worker or host. A row
 in ``job_runs`` with UNIQUE (job, period) works on SQLite, PostgreSQL and MariaDB alike: the first
-INSERT wins, everyone else sees the conflict. A ``lease_until`` lets another scheduler take over a
-run whose owner crashed; a finished (``done``) period is never run again unless forced.
+INSERT wins, everyone else sees the conflict. A ``lease_until``, renewed between batches, lets another
+scheduler take over a run whose owner died (``lapsed``, swept every minute); a finished (``done``)
+period is never run again unless forced.
 """
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -83,7 +87,7 @@ def claim(db: Database, job: str, period: str, owner: str, now: datetime, lease_
             return True
         except IntegrityError:
             pass
-        takeable = [(JobRun.status == "running") & (JobRun.lease_until < now), JobRun.status == "failed"]
+        takeable = [(JobRun.status == "running") & (JobRun.lease_until <= now), JobRun.status == "failed"]
         if force:
             takeable.append(JobRun.status == "done")
         res = s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, or_(*takeable))
@@ -107,6 +111,56 @@ def finish(db: Database, job: str, period: str, owner: str, now: datetime, *, ok
         return s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, JobRun.owner == owner[:128])
                          .values(status="done" if ok else "failed", finished_at=now,
                                  lease_until=now, detail=detail[:4000])).rowcount == 1
+
+
+def release(db: Database, job: str, period: str, owner: str, now: datetime) -> bool:
+    """Give a run we are stopping back: its lease ends now, so the next takeover sweep finishes it."""
+    with db.session_scope() as s:
+        return s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, JobRun.owner == owner[:128],
+                                              JobRun.status == "running")
+                         .values(lease_until=now, detail="released at a batch boundary")).rowcount == 1
+
+
+def lapsed(db: Database, now: datetime) -> list[tuple[str, str]]:
+    """(job, period) of every run left ``running`` by an owner whose lease has lapsed (it died)."""
+    with db.session_scope() as s:
+        return [(j, p) for j, p in s.execute(select(JobRun.job, JobRun.period).where(
+            JobRun.status == "running", JobRun.lease_until <= now).order_by(JobRun.period, JobRun.job))]
+
+
+class LeaseLost(RuntimeError):
+    """Stop at this batch boundary: the scheduler is stopping, or another one has taken the run over."""
+
+
+@dataclass
+class Lease:
+    """Our claim on a running (job, period): renewed between batches, every ``seconds / 3``.
+
+    A run that cannot renew (the database is gone, another scheduler took over after a long pause)
+    must stop at the next boundary rather than race the new owner; so must one whose process was
+    asked to stop (``stopping``).
+    """
+
+    db: Database
+    job: str
+    period: str
+    owner: str
+    seconds: float
+    stopping: threading.Event = field(default_factory=threading.Event)
+    renewed: float = field(default_factory=time.monotonic)
+
+    def keep(self) -> None:
+        if self.stopping.is_set():
+            raise LeaseLost(f"{self.job} {self.period}: stopping")
+        if time.monotonic() - self.renewed < self.seconds / 3:
+            return
+        try:
+            ok = renew(self.db, self.job, self.period, self.owner, self.db.clock(), self.seconds)
+        except Exception as exc:  # the database is unreachable: we cannot prove we still own it
+            raise LeaseLost(f"{self.job} {self.period}: lease not renewed ({type(exc).__name__})") from exc
+        if not ok:
+            raise LeaseLost(f"{self.job} {self.period}: taken over by another scheduler")
+        self.renewed = time.monotonic()
 
 
 def has_run(db: Database, job: str, period: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import threading
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable
 
@@ -19,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.outbox import drain, worker_name
 from scheduler import cards
-from scheduler.claims import GRANULARITY, claim, finish, last_done, local, period_day, period_key, to_utc
+from scheduler.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
+                              period_key, release, to_utc)
 from scheduler.digests import hr_digest, manager_digests
 from storage.expiry import expire_due
 from storage.ledger import Ledger
@@ -30,7 +32,7 @@ from storage.queries import leaderboard as board_rows
 log = logging.getLogger(__name__)
 BATCH = 500
 EXPIRY_BATCH = 1000  # lots per expiry transaction: ~2000 took > 500 ms on SQLite with a million lots
-Job = Callable[[Any, str, datetime], str]
+Job = Callable[[Any, str, datetime, "Lease"], str]  # long jobs call lease.keep() between batches
 
 
 class JobUnavailable(RuntimeError):
@@ -80,9 +82,9 @@ def _lazy(module: str, attr: str) -> Callable[..., Any]:
 
 
 # ---- jobs ----------------------------------------------------------------------------------------
-def expire_points(bot: Any, period: str, now: datetime) -> str:
+def expire_points(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     """Expire due lots (batched, set-based), then tell each affected employee what expired today."""
-    result = expire_due(bot.db, now, batch_size=EXPIRY_BATCH)
+    result = expire_due(bot.db, now, batch_size=EXPIRY_BATCH, between_batches=lease.keep)
     start, end = day_bounds(period_day(period), bot.settings.tz)
     end = max(end, now + timedelta(seconds=1))  # a catch-up run expires after its period's day
     with bot.db.session_scope() as s:
@@ -109,7 +111,7 @@ def _expiring_on(bot: Any, day: date) -> list[tuple[int, int]]:
                    Employee.status == "active").group_by(Account.employee_id)).all()]
 
 
-def expiry_notices(bot: Any, period: str, now: datetime) -> str:
+def expiry_notices(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     """For each threshold T, tell each employee once about points expiring on today+T.
 
     After an outage the days that were missed are covered too (up to 6), so nobody misses a warning;
@@ -144,7 +146,7 @@ def board_window(kind: str, at: datetime) -> tuple[datetime, str]:
     return day.replace(month=1, day=1), f"{at:%Y}年"
 
 
-def leaderboard_job(bot: Any, period: str, now: datetime) -> str:
+def leaderboard_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     """One aggregated message per configured group: top N and each department's leader."""
     conf = bot.settings.leaderboard
     start, label = board_window(conf["period"], local(now, bot.settings.tz))
@@ -166,7 +168,7 @@ def leaderboard_job(bot: Any, period: str, now: datetime) -> str:
     return f"{queue(bot.db, rows, now)} leaderboard message(s) queued ({len(entries)} ranked)"
 
 
-def manager_digest(bot: Any, period: str, now: datetime) -> str:
+def manager_digest(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     month_start = to_utc(local(now, bot.settings.tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0))
     digests = manager_digests(bot.db, now, month_start)
     rows = [notice(mid, cards.manager_digest_card(d, period, task_id=f"mgrd-{period}-{mid}"),
@@ -174,7 +176,7 @@ def manager_digest(bot: Any, period: str, now: datetime) -> str:
     return f"{queue(bot.db, rows, now)} manager digests queued"
 
 
-def hr_digest_job(bot: Any, period: str, now: datetime) -> str:
+def hr_digest_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     """One digest for all HR people, sent as one batch call per platform (same content for everyone)."""
     at = local(now, bot.settings.tz)
     first = (at.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
@@ -193,28 +195,29 @@ def hr_digest_job(bot: Any, period: str, now: datetime) -> str:
     return f"{queue(bot.db, [row], now)} HR digest queued for {len(hr)} people"
 
 
-def budget_grant(bot: Any, period: str, now: datetime) -> str:
+def budget_grant(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     """This month's budget for every active manager (idempotent per manager and month)."""
     points = bot.settings.points
     with bot.db.session_scope() as s:
         managers = list(s.scalars(select(Employee.id).where(Employee.role == "manager", Employee.status == "active")
                                   .order_by(Employee.id)))
     for mid in managers:  # one short transaction per manager: a grant took 20-40 ms on a loaded SQLite
+        lease.keep()
         with bot.db.session_scope() as s:
             Ledger(s, lambda: now, points["validity_days"]).grant_budget(
                 mid, period, points["manager_monthly_budget"], rollover=points["budget_rollover"])
     return f"budget {period} granted to {len(managers)} managers"
 
 
-def leaver_policy(bot: Any, period: str, now: datetime) -> str:
+def leaver_policy(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     return str(_lazy("storage.leavers", "apply_leaver_policy")(bot.db, bot.settings, now))
 
 
-def reconcile_approvals(bot: Any, period: str, now: datetime) -> str:
+def reconcile_approvals(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     return str(_lazy("bot.approvals_sync", "reconcile")(bot, now))
 
 
-def deliver_outbox(bot: Any, period: str, now: datetime) -> str:
+def deliver_outbox(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     stats = drain(bot, worker_id=worker_name())
     return f"outbox: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead, {stats.deferred} deferred"
 
@@ -226,15 +229,26 @@ JOBS: dict[str, Job] = {
 }
 
 
-def run_claimed(bot: Any, name: str, period: str, now: datetime, owner: str, *, force: bool = False) -> str:
-    """Run ``name`` for ``period`` if this process wins the claim; the outcome as one line."""
+def run_claimed(bot: Any, name: str, period: str, now: datetime, owner: str, *, force: bool = False,
+                stopping: threading.Event | None = None) -> str:
+    """Run ``name`` for ``period`` if this process wins the claim; the outcome as one line.
+
+    A run stopped at a batch boundary (``stopping`` set, or the lease lost) is not finished: a
+    released or lapsed run is taken over by ``take_over`` and completed, its notices sent once.
+    """
+    lease = Lease(bot.db, name, period, owner, float(bot.settings.scheduler["lease_seconds"]),
+                  stopping or threading.Event())
     if GRANULARITY.get(name) == "none":
-        return JOBS[name](bot, period, now)
-    lease = float(bot.settings.scheduler["lease_seconds"])
-    if not claim(bot.db, name, period, owner, now, lease, force=force):
+        return JOBS[name](bot, period, now, lease)
+    if not claim(bot.db, name, period, owner, now, lease.seconds, force=force):
         return f"{name} {period}: already done or running elsewhere (nothing to do; --force runs it again)"
     try:
-        detail = JOBS[name](bot, period, now)
+        detail = JOBS[name](bot, period, now, lease)
+    except LeaseLost as exc:
+        if lease.stopping.is_set():
+            release(bot.db, name, period, owner, bot.db.clock())
+        log.warning("job %s %s stopped: %s", name, period, exc)
+        return f"{name} {period}: stopped: {exc}"
     except Exception as exc:
         log.exception("job %s %s failed", name, period)
         finish(bot.db, name, period, owner, bot.db.clock(), ok=False, detail=f"{type(exc).__name__}: {exc}")
@@ -242,6 +256,16 @@ def run_claimed(bot: Any, name: str, period: str, now: datetime, owner: str, *, 
     finish(bot.db, name, period, owner, bot.db.clock(), detail=detail)
     log.info("job %s %s: %s", name, period, detail)
     return f"{name} {period}: {detail}"
+
+
+def take_over(bot: Any, now: datetime, owner: str, stopping: threading.Event | None = None) -> dict[str, str]:
+    """Finish every run whose owner died (lease lapsed): at scheduler start and every minute."""
+    done = {}
+    for job, period in lapsed(bot.db, now):
+        if job in JOBS and not (stopping and stopping.is_set()):
+            done[f"{job} {period}"] = run_claimed(bot, job, period, now, owner, stopping=stopping)
+            log.info("take-over: %s", done[f"{job} {period}"])
+    return done
 
 
 def run_job_now(app: Any, name: str, force: bool = False) -> str:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 Clock = Callable[[], datetime]
 BUSY_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_S = 2
 READ_ONLY = "pointsbot_read_only"  # execution option of Database.read_scope's sessions
 
 
@@ -157,10 +158,12 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
                                                   "factory": QueuedConnection})
         _sqlite_pragmas(engine, sqlite_synchronous, lock_path)
         return engine
-    kwargs: dict = {"pool_size": pool_size, "max_overflow": 4, "pool_pre_ping": True}
+    # An unreachable server must fail a connection attempt fast: the callback is then spooled (bot/spool.py).
+    kwargs: dict = {"pool_size": pool_size, "max_overflow": 4, "pool_pre_ping": True,
+                    "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
     if parsed.get_backend_name() == "mysql":
         kwargs["isolation_level"] = "READ COMMITTED"
-        kwargs["connect_args"] = {"charset": "utf8mb4"}
+        kwargs["connect_args"] |= {"charset": "utf8mb4"}
     return create_engine(url, **kwargs)
 
 

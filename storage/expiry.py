@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -115,11 +116,14 @@ def _write_expiry(s: Session, lots: list[tuple[int, int, int, int | None]], cuto
     result.lots += len(lots)
 
 
-def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, batch_size: int = 1000) -> ExpiryResult:
+def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, batch_size: int = 1000,
+               between_batches: Callable[[], None] = lambda: None) -> ExpiryResult:
     """Expire every lot with ``expires_at <= cutoff``; safe to run twice or concurrently.
 
     Each wallet's due lots expire in one transaction of that run (a wallet is never split across
     batches), so a batch holds about ``batch_size`` lots, more only when its last wallet has more.
+    ``between_batches`` runs after each committed batch: the scheduler renews its claim there, and
+    raises to stop at that boundary (a later run finishes the rest).
     """
     result, now, after, retried = ExpiryResult(), now or cutoff, 0, False
     while True:
@@ -137,3 +141,4 @@ def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, b
         after = cursor
         result.longest_batch_ms = max(result.longest_batch_ms, (time.perf_counter() - started) * 1000)
         result.batches += 1
+        between_batches()

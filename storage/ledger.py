@@ -2,9 +2,12 @@
 
 Double-entry and append-only (reliability.md §1.2): each business change is one ``Txn`` with a
 unique idempotency key and entries that sum to zero. Wallets and budgets are gated by a
-conditional ``UPDATE … WHERE balance >= :n`` (correct on SQLite, PostgreSQL and MariaDB, measured
-in §1.3), taken *before* the lots are read, so the account row serialises every writer of that
-employee and the lots need no lock order of their own. Each public operation runs in a savepoint:
+conditional ``UPDATE … WHERE balance >= :n`` (correct on SQLite, PostgreSQL and MariaDB), taken
+*before* the lots are read, so the account row serialises every writer of that employee and the
+lots need no lock order of their own. Every account UPDATE also comes before the entry INSERTs
+that reference the account: on MariaDB an INSERT takes a shared lock on the row its foreign key
+names, and two transactions that each held one and then asked for the exclusive lock deadlocked
+(docs/reliability.md). Each public operation runs in a savepoint:
 a domain error undoes exactly that operation and leaves the caller's transaction usable.
 """
 from __future__ import annotations
@@ -132,9 +135,9 @@ class Ledger(DebitMixin, LotsMixin):
                                 category=category)
             if source.kind == "budget":
                 self._gate_debit(source.id, points, budget=True)
+            self._credit_wallet_new_lot(wallet, points, txn)
             self._entry(txn, source, -points)
             self._entry(txn, wallet, points)
-            self._credit_wallet_new_lot(wallet, points, txn)
             return txn
         return self._once(idem_key, op)  # type: ignore[return-value]
 
@@ -178,9 +181,9 @@ class Ledger(DebitMixin, LotsMixin):
             points, wallet = -hold.amount, self.wallet(hold.employee_id)
             txn = self._new_txn(idem_key, "release", hold.employee_id, points, actor_id=actor_id,
                                 reason=reason or hold.reason, related=hold.id, category="redeem")
+            self._credit(wallet, points)
             self._entry(txn, self.account(HOLD), -points)
             self._entry(txn, wallet, points)
-            self._credit(wallet, points)
             slices = self._allocations(hold.id)
             self._restore_lots(slices, txn)
             past = self._split_past(slices)[1]
@@ -232,10 +235,10 @@ class Ledger(DebitMixin, LotsMixin):
             self._gate_debit(wallet.id, take)
             lot_id = self.s.scalar(select(Lot.id).where(Lot.txn_id == orig.id))
             self._consume_lots(wallet.id, take, txn.id, prefer_lot=lot_id)
-            self._entry(txn, wallet, -take)
-            self._entry(txn, source, take)  # type: ignore[arg-type]
             if source is not None and source.kind == "budget":
                 self._credit(source, take)
+            self._entry(txn, wallet, -take)
+            self._entry(txn, source, take)  # type: ignore[arg-type]
         return txn, orig.amount - take
 
     def _reverse_debit(self, orig: Txn, idem_key: str, actor_id: int | None, reason: str) -> Txn:
@@ -250,14 +253,14 @@ class Ledger(DebitMixin, LotsMixin):
         source = self.account(ISSUANCE if orig.kind == "deduct" else EXPIRED)
         txn = self._new_txn(idem_key, "reverse", orig.employee_id, points, actor_id=actor_id,
                             reason=reason or f"撤销 E{orig.id}", reverses=orig.id, category=orig.category)
-        self._entry(txn, source, -points)
-        self._entry(txn, wallet, points)
         live, past = self._split_past(self._allocations(orig.id))
         if live:
             self._credit(wallet, sum(sl.amount for sl in live))
             self._restore_lots(live, txn)
         if past:
             self._credit_wallet_new_lot(wallet, sum(sl.amount for sl in past), txn)
+        self._entry(txn, source, -points)
+        self._entry(txn, wallet, points)
         return txn
 
     def move_all(self, employee_id: int, *, to: str | int, idem_key: str, reason: str) -> Txn | None:
@@ -271,13 +274,11 @@ class Ledger(DebitMixin, LotsMixin):
             txn = self._new_txn(idem_key, kind, employee_id, -points, reason=reason, category="leaver")
             self._gate_debit(wallet.id, points)
             self._consume_lots(wallet.id, points, txn.id)
-            self._entry(txn, wallet, -points)
-            if to == "expired":
-                self._entry(txn, self.account(EXPIRED), points)
-            else:
-                target = self.wallet(int(to))
-                self._entry(txn, target, points)
+            target = self.account(EXPIRED) if to == "expired" else self.wallet(int(to))
+            if to != "expired":
                 self._credit_wallet_new_lot(target, points, txn)
+            self._entry(txn, wallet, -points)
+            self._entry(txn, target, points)
             return txn
         return self._once(idem_key, op)  # type: ignore[return-value]
 
@@ -295,9 +296,9 @@ class Ledger(DebitMixin, LotsMixin):
                 self._entry(reset, budget, -left)
                 self._entry(reset, issuance, left)
             txn = self._new_txn(key, "budget_grant", manager_id, amount, reason=f"{month} 月度额度", category="budget")
+            self._credit(budget, amount)
             self._entry(txn, issuance, -amount)
             self._entry(txn, budget, amount)
-            self._credit(budget, amount)
             return txn
         return self._once(key, op)  # type: ignore[return-value]
 

@@ -28,6 +28,8 @@ def bind(s: Session, employee: Employee, platform: str, user_id: str, *, now: da
             raise UnknownEmployee("this chat account is bound to another employee")
         return existing
     old = s.scalar(select(Binding).where(Binding.employee_id == employee.id, Binding.platform == platform))
+    if old is not None and old.platform_user_id == user_id:  # bound a moment ago by a concurrent first message
+        return old
     if old is not None:
         s.delete(old)
         audit(s, "unbind", now=now, actor_id=actor_id, target_id=employee.id,
@@ -85,9 +87,19 @@ def by_platform_id(s: Session, platform: str, user_id: str, now: datetime) -> Em
         return None
     try:
         bind(s, emp, platform, user_id, now=now, actor_id=None, how="roster")
-    except (IntegrityError, UnknownEmployee):
+    except UnknownEmployee:
         return None
+    except IntegrityError:  # a concurrent first message of the same person bound the account just now
+        return _bound_now(s, platform, user_id)
     return emp
+
+
+def _bound_now(s: Session, platform: str, user_id: str) -> Employee | None:
+    """The binding as committed this instant: a locking read, so a binding another transaction is
+    still committing is waited for, not missed (under REPEATABLE READ it also reads past the snapshot)."""
+    return s.scalar(select(Employee).join(Binding, Binding.employee_id == Employee.id)
+                    .where(Binding.platform == platform, Binding.platform_user_id == user_id)
+                    .with_for_update(read=True))
 
 
 def bound_ids(s: Session, employee_id: int) -> dict[str, str]:

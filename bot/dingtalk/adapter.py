@@ -1,8 +1,9 @@
 """DingTalk edge: encrypted event subscription, robot messages (HTTP mode) and card callbacks.
 
 Robot replies travel in the HTTP response body (text, or markdown whose buttons are ``dtmd``
-links that send the typed command as the clicking user, protocols.md B.6.3); events are always
-acknowledged with the encrypted ``success``.
+links that send the typed command as the clicking user, protocols.md B.6.3); events are
+acknowledged with the encrypted ``success`` once applied, or once kept in the local spool when the
+database cannot take them (bot/spool.py, docs/reliability.md).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from bot.dingtalk.parse import parse_card_callback, parse_event, parse_robot
 from bot.errors import MalformedPayload
 from bot.events import Event, Unknown, UrlCheck
 from bot.pipeline import Answer, Pipeline
-from bot.replies import CardReply, NoReply, Reply, Text
+from bot.spool import UNAVAILABLE, Spooled, Spooler
+from bot.replies import CardReply, NoReply, Reply, Text, Unavailable
 from cards.render_dingtalk import render_markdown, render_text
 
 log = logging.getLogger(__name__)
@@ -31,14 +33,19 @@ def _json(data: object) -> Answer:
     return Answer(200, json.dumps(data, ensure_ascii=False), JSON)
 
 
+def _acknowledge(reply: Reply, ack: Answer) -> Answer:
+    return Answer(UNAVAILABLE, "") if isinstance(reply, Unavailable) else ack
+
+
 class DingTalkAdapter:
     platform = "dingtalk"
 
-    def __init__(self, *, settings: Mapping, window: int, pipeline: Pipeline, clock: Callable) -> None:
+    def __init__(self, *, settings: Mapping, window: int, pipeline: Pipeline, clock: Callable,
+                 spooler: Spooler) -> None:
         ids = [i for i in (settings["app_key"], settings["corp_id"]) if i]
         self.crypto = CallbackCrypto(settings["token"], settings["aes_key"], ids)
         self.app_secret, self.card_secret = settings["app_secret"], settings["card_api_secret"]
-        self.window, self.pipeline, self.clock = window, pipeline, clock
+        self.window, self.pipeline, self.clock, self.spooler = window, pipeline, clock, spooler
         self.now = epoch_clock(clock)
 
     # ---- event subscription ---------------------------------------------------------------
@@ -56,7 +63,23 @@ class DingTalkAdapter:
         if isinstance(event, Unknown):
             log.info("dingtalk: ignored event kind=%s id=%s", event.kind, event.event_id)
             return ack
-        return self.pipeline.handle(event, lambda e, r, s: ack)
+        answer = self.pipeline.handle(event, lambda e, r, s: _acknowledge(r, ack))
+        if answer.status == UNAVAILABLE:
+            return self.spooler.keep("dingtalk", plaintext, event, ack)
+        self.spooler.kick()  # the database answered: replay what waits, if anything
+        return answer
+
+    def replay(self, item: Spooled) -> bool:
+        """A spooled event through the pipeline again (events have no reply to send)."""
+        try:
+            event = parse_event(item.plaintext, item.received_at)
+        except Exception:  # it parsed when it arrived: cannot happen, but must not block the spool
+            log.exception("dingtalk: a spooled event no longer parses; skipped")
+            return True
+        if isinstance(event, (Unknown, UrlCheck)):
+            return True
+        ack = Answer(200, "")
+        return self.pipeline.handle(event, lambda e, r, s: _acknowledge(r, ack)).status != UNAVAILABLE
 
     # ---- robot messages ---------------------------------------------------------------------
     def handle_robot(self, headers: Mapping[str, str], body: bytes) -> Answer:
@@ -73,7 +96,7 @@ class DingTalkAdapter:
             return _json({"msgtype": "empty"})
         return self.pipeline.handle(event, self.render_robot)
 
-    def render_robot(self, event: Event, reply: Reply, session: Session) -> Answer:
+    def render_robot(self, event: Event, reply: Reply, session: Session | None) -> Answer:
         if isinstance(reply, NoReply):
             return _json({"msgtype": "empty"})
         if isinstance(reply, Text):
@@ -95,7 +118,7 @@ class DingTalkAdapter:
             return _json({})
         return self.pipeline.handle(event, self.render_card)
 
-    def render_card(self, event: Event, reply: Reply, session: Session) -> Answer:
+    def render_card(self, event: Event, reply: Reply, session: Session | None) -> Answer:
         status = reply.text if isinstance(reply, Text) else (reply.card.title if isinstance(reply, CardReply) else "")
         return _json({"cardUpdateOptions": {"updateCardDataByKey": True, "updatePrivateDataByKey": True},
                       "cardData": {"cardParamMap": {"status": status[:200]}}})

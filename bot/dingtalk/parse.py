@@ -136,7 +136,7 @@ def _instance_change(ctx: _Ctx) -> Event:
 
 
 def _members(ctx: _Ctx, cls: type[MemberLeft] | type[MemberJoined]) -> Event:
-    user_ids = _user_ids(_get(ctx.data, "userId", "UserId"))
+    user_ids = _user_ids(_get(ctx.data, "userId", "UserId", "userid"))  # userid: the failed-push list
     if not user_ids:
         raise MalformedPayload("member event without userId")
     return cls(**ctx.base(), user_ids=user_ids)
@@ -171,6 +171,40 @@ def parse_event(plain_json: str, received_at: datetime) -> Event:
     if builder is None:
         return Unknown(**ctx.base(), kind=event_type)
     return builder(ctx)
+
+
+FAILED_PUSH_INNER = ("bpmsCallBackData", "callbackData", "roleLabelChange")
+"""Where an item of the failed-push list keeps the event's fields (docs/protocols.md)."""
+
+
+def _json_object(value: object) -> Mapping[str, Any] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    return value if isinstance(value, Mapping) else None
+
+
+def parse_failed_push(item: object, received_at: datetime) -> Event:
+    """One item of ``call_back/get_call_back_failed_result`` → the event its live push would have been.
+
+    The documented items nest the fields under the tag and then under ``bpmsCallBackData`` (approvals)
+    or ``callbackData`` (other events), with member ids as a lowercase ``userid`` list:
+    ``{"call_back_tag": "user_leave_org", "user_leave_org": {"userid": ["…"], "corpid": "…"}}``. The
+    flat shape of a live push (possibly as a JSON string) is accepted too. Unreadable → MalformedPayload.
+    """
+    item = _json_object(item)
+    tag = _str(item.get("call_back_tag")) if item is not None else ""
+    body = _json_object(item.get(tag)) if item is not None and tag else None
+    if body is None:
+        raise MalformedPayload("failed-push item without a readable payload")
+    for key in FAILED_PUSH_INNER:
+        inner = _json_object(body.get(key))
+        if inner is not None:
+            body = {**{k: v for k, v in body.items() if k != key}, **inner}
+            break
+    return parse_event(json.dumps({**body, "EventType": tag}, ensure_ascii=False), received_at)
 
 
 # --- robot messages (HTTP mode, B.2) -------------------------------------------------------------

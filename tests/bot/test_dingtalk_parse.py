@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.dingtalk.parse import parse_card_callback, parse_event, parse_instance_detail, parse_robot
+from bot.dingtalk.parse import (parse_card_callback, parse_event, parse_failed_push, parse_instance_detail,
+                                parse_robot)
 from bot.errors import MalformedPayload
 from bot.events import ApprovalChange, CardAction, MemberJoined, MemberLeft, TextCommand, Unknown, UrlCheck
 
@@ -150,6 +151,23 @@ def test_card_callback():
     body["content"] = "{not json"
     with pytest.raises(MalformedPayload):
         parse_card_callback(body, NOW)
+
+
+def test_failed_push_items_as_documented_and_flat():
+    items = obj("failed_callbacks.json")["failed_list"]
+    approval, leaver, joiner, dept = (parse_failed_push(item, NOW) for item in items)
+    assert isinstance(approval, ApprovalChange)
+    assert (approval.instance_id, approval.template, approval.status, approval.applicant_user_id) == (
+        "D-NESTED", "PROC-FULLATT", "approved", "dt_e1")
+    assert approval.finished_at == datetime(2026, 3, 9, 21, 0)
+    assert isinstance(leaver, MemberLeft) and leaver.user_ids == ("dt_e2",)
+    assert isinstance(joiner, MemberJoined) and joiner.user_ids == ("zhangsan",)
+    assert isinstance(dept, Unknown) and dept.kind == "org_dept_create"
+    flat = {"call_back_tag": "bpms_instance_change", "bpms_instance_change": text("bpms_instance_change.json")}
+    assert parse_failed_push(flat, NOW).instance_id == "9Qgx5QqjR7axMwxxxx"  # a JSON string, live shape
+    for bad in ({}, {"call_back_tag": "user_leave_org"}, {"call_back_tag": "x", "x": "not json"}, "[]", 7):
+        with pytest.raises(MalformedPayload):
+            parse_failed_push(bad, NOW)
 
 
 def test_instance_detail():

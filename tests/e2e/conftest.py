@@ -55,8 +55,9 @@ def config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(engine_url: str, config: dict[str, Any], wall_clock: WallClock) -> Iterator[Any]:
+def app(engine_url: str, config: dict[str, Any], wall_clock: WallClock, tmp_path: Any) -> Iterator[Any]:
     config["database"] = {"url": engine_url}
+    config["spool"] = {"dir": str(tmp_path / "spool")}
     db = Database(engine_url, clock=wall_clock)
     reset_schema(db)
     application = create_app(config, db=db)

@@ -10,6 +10,7 @@ import json
 import random
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -31,6 +32,8 @@ from storage.invariants import check_invariants
 from storage.models import ApprovalInstance, Outbox, Txn
 from tests.e2e.conftest import DINGTALK, WECOM
 from tests.storage.factories import make_employee
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 WC, DT, DT_OAPI = "http://fake-wecom.test/cgi-bin", "http://fake-dingtalk.test", "http://fake-dingtalk-oapi.test"
 RULES = [
@@ -303,6 +306,18 @@ def test_reconcile_dingtalk_replays_failed_callbacks(h: Harness, api: responses.
     from storage.models import Employee
     with h.db.session_scope() as s:
         assert s.get(Employee, h.ids["E2"]).status == "left"
+
+
+def test_reconcile_reads_the_documented_nested_failed_list(h: Harness, api: responses.RequestsMock, clock) -> None:
+    """Items as DingTalk documents them: fields under bpmsCallBackData, member ids as a lowercase userid list."""
+    listing = json.loads((FIXTURES / "dingtalk" / "failed_callbacks.json").read_text(encoding="utf-8"))
+    api.get(f"{DT_OAPI}/call_back/get_call_back_failed_result", json=listing)
+    assert approvals_sync.reconcile(h.bot, clock()) == 1
+    assert h.by_key() == {"approval:dingtalk:D-NESTED": [100]}
+    from storage.models import Employee
+    with h.db.session_scope() as s:
+        assert s.get(Employee, h.ids["E2"]).status == "left"
+        assert s.scalar(select(ApprovalInstance.finished_at)) == datetime(2026, 3, 9, 21, 0)  # its finishTime
 
 
 def test_reconcile_retries_a_detail_fetch_whose_task_died(h: Harness, api: responses.RequestsMock, clock) -> None:

@@ -24,7 +24,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Replace every job by a recorder, so these tests are about claiming, not about the jobs."""
     calls: dict[str, list[str]] = {name: [] for name in jobs.JOBS}
     for name in jobs.JOBS:
-        monkeypatch.setitem(jobs.JOBS, name, lambda bot, period, now, n=name: calls[n].append(period) or "ok")
+        monkeypatch.setitem(jobs.JOBS, name, lambda bot, period, now, lease, n=name: calls[n].append(period) or "ok")
     return calls
 
 
@@ -114,7 +114,7 @@ def test_last_fire_time_and_scheduler_configuration(sqlite_db: Any, clock: Any) 
     sched = scheduler.build_scheduler(type("App", (), {"extensions": {"pointsbot": bot}})())
     assert not sched.running
     names = {j.id for j in sched.get_jobs()}
-    assert names == {*scheduler.CRON_KEYS, "deliver-outbox", "catch-up"}
+    assert names == {*scheduler.CRON_KEYS, "deliver-outbox", "take-over", "catch-up"}
     assert sched._job_defaults == {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
     assert str(sched.timezone) == "Asia/Shanghai"
 

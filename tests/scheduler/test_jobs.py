@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import types
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,11 +14,11 @@ from sqlalchemy import func, select
 import app as app_module
 from cards import render_dingtalk, render_wecom
 from cards.model import Card
-from scheduler import cards, jobs
-from scheduler.claims import period_key
+from scheduler import cards, claims, jobs
+from scheduler.claims import Lease, LeaseLost, period_key
 from settings import build_settings
 from storage.ledger import Ledger
-from storage.models import Account, Appeal, Employee, Order, Outbox
+from storage.models import Account, Appeal, Employee, JobRun, Order, Outbox
 from tests.storage.factories import make_employee
 
 GROUPS = [{"platform": "dingtalk", "chat_id": "cid-all"}, {"platform": "wecom", "chat_id": "robot", "webhook_key": "k1"}]
@@ -203,3 +204,72 @@ def test_queue_writes_in_batches_and_skips_existing_keys(bot: Any, clock: Any) -
     assert jobs.queue(bot.db, rows[:600], clock()) == 600
     assert jobs.queue(bot.db, rows, clock()) == 634
     assert jobs.queue(bot.db, rows, clock()) == 0
+
+
+# ---- a scheduler that dies or stops mid-job ------------------------------------------------------
+
+def _due_wallets(bot: Any, company: dict[str, int], clock: Any) -> None:
+    for who in ("a", "b", "mgr", "hr"):
+        award(bot, company[who], 10, clock() - timedelta(days=366), f"due-{who}")
+
+
+def _wallets(bot: Any) -> dict[int, int]:
+    with bot.db.session_scope() as s:
+        return dict(s.execute(select(Account.employee_id, Account.balance).where(Account.kind == "wallet")).all())
+
+
+def _run_row(bot: Any) -> tuple[str, str]:
+    with bot.db.session_scope() as s:
+        run = s.scalar(select(JobRun).where(JobRun.job == "expire-points"))
+        return run.status, run.owner
+
+
+def test_a_run_whose_scheduler_died_is_taken_over_and_notices_sent_once(bot: Any, company: dict[str, int], clock: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill -9 after the first batch: the run stays "running"; the next sweep finishes the period."""
+    _due_wallets(bot, company, clock)
+    monkeypatch.setattr(jobs, "EXPIRY_BATCH", 1)
+
+    def killed(self: Lease) -> None:
+        raise SystemExit("kill -9")  # nothing after the first batch runs, not even the failure bookkeeping
+
+    monkeypatch.setattr(Lease, "keep", killed)
+    with pytest.raises(SystemExit):
+        run(bot, "expire-points", clock(), owner="host-a")
+    monkeypatch.undo()
+    assert sorted(_wallets(bot).values()) == [0, 10, 10, 10] and _run_row(bot) == ("running", "host-a")
+    assert jobs.take_over(bot, clock(), "host-b") == {}  # its lease has not lapsed yet
+    clock.advance(seconds=bot.settings.scheduler["lease_seconds"] + 1)
+    assert "expired 3 lots" in jobs.take_over(bot, clock(), "host-b")["expire-points 2026-03-10"]
+    assert set(_wallets(bot).values()) == {0} and _run_row(bot) == ("done", "host-b")
+    assert len(queued(bot, "expired:")) == 4  # everyone whose points expired today, the dead run's too, once
+    assert jobs.take_over(bot, clock(), "host-c") == {}
+
+
+def test_a_stopping_scheduler_releases_its_run_at_a_batch_boundary(bot: Any, company: dict[str, int], clock: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _due_wallets(bot, company, clock)
+    monkeypatch.setattr(jobs, "EXPIRY_BATCH", 1)
+    stopping = threading.Event()
+    stopping.set()  # SIGTERM arrived while the first batch ran
+    outcome = jobs.run_claimed(bot, "expire-points", "2026-03-10", clock(), "host-a", stopping=stopping)
+    assert "stopped" in outcome and sorted(_wallets(bot).values()) == [0, 10, 10, 10]
+    assert _run_row(bot) == ("running", "host-a")
+    assert "expired 3 lots" in jobs.take_over(bot, clock(), "host-b")["expire-points 2026-03-10"]  # at once
+    assert _run_row(bot) == ("done", "host-b")
+
+
+def test_a_lease_is_renewed_between_batches_and_lost_to_a_new_owner(bot: Any, clock: Any) -> None:
+    assert claims.claim(bot.db, "expire-points", "2026-03-10", "host-a", clock(), 60)
+    lease = Lease(bot.db, "expire-points", "2026-03-10", "host-a", 60)
+    clock.advance(seconds=50)
+    lease.keep()  # renewed less than 20 s ago: nothing to do
+    lease.renewed -= 21
+    lease.keep()
+    with bot.db.session_scope() as s:
+        assert s.scalar(select(JobRun.lease_until)) == clock() + timedelta(seconds=60)
+    clock.advance(seconds=61)  # a pause longer than the lease: another scheduler takes the run over
+    assert claims.claim(bot.db, "expire-points", "2026-03-10", "host-b", clock(), 60)
+    lease.renewed -= 21
+    with pytest.raises(LeaseLost):
+        lease.keep()

@@ -19,6 +19,7 @@ from storage.expiry import expire_due
 from storage.invariants import check_invariants
 from storage.ledger import EXPIRED, Ledger
 from storage.models import Account, Entry, Lot, LotAllocation, Txn
+from storage.transient import is_transient
 from tests.storage.factories import make_employee
 
 PROCS, PER_PROC, FUNDS = 8, 50, 100
@@ -84,6 +85,31 @@ def _budget_awards(barrier, url: str, manager: int, emps: list[int], n: int) -> 
     return ok, refused
 
 
+def _credits_to_one(barrier, url: str, emp: int, manager: int, rounds: int) -> int:  # type: ignore[no-untyped-def]
+    """Every kind of credit to one wallet at once (award, budget award, refund, undone deduction);
+    returns the transient errors met, which a right lock order makes zero."""
+    db = Database(url)
+    transient = 0
+    for i in range(rounds):
+        barrier.wait()
+        key = f"{os.getpid()}:{i}"
+        try:
+            with db.session_scope() as s:
+                lg = Ledger(s, fixed_clock)
+                if i % 3 == 0:
+                    lg.award(emp, 2, idem_key=f"credit:{key}", reason="race")
+                elif i % 3 == 1:
+                    lg.award(emp, 1, idem_key=f"credit:{key}", reason="race", budget_of=manager)
+                else:
+                    lg.release(lg.hold(emp, 1, idem_key=f"hold:{key}").id, idem_key=f"release:{key}")
+        except Exception as exc:  # noqa: BLE001 - counted, the parent asserts there were none
+            if not is_transient(exc):
+                raise
+            transient += 1
+    db.dispose()
+    return transient
+
+
 def _same_keys(barrier, url: str, emp: int, rounds: int) -> list[int]:  # type: ignore[no-untyped-def]
     db = Database(url)
     ids = []
@@ -120,6 +146,22 @@ def wallet_balance(db: Database, emp: int) -> int:
 
 
 # ---- tests -----------------------------------------------------------------------------------------
+
+def test_concurrent_credits_to_one_wallet_never_deadlock(engine_db, engine_url):
+    """Account UPDATEs come before the entry INSERTs that lock them for their foreign keys (docs/reliability.md):
+    twelve awards to one employee deadlocked on MariaDB when the order was the other way round."""
+    with engine_db.session_scope() as s:
+        emp, manager = make_employee(s, "E1").id, make_employee(s, "M1", role="manager").id
+        lg = Ledger(s, fixed_clock)
+        lg.award(emp, 100, idem_key="seed", reason="seed")
+        lg.grant_budget(manager, "2026-03", 1000)
+    engine_db.dispose()
+    rounds = 12
+    assert _run(_credits_to_one, [(engine_url, emp, manager, rounds)] * PROCS) == [0] * PROCS
+    awards, budget_awards = PROCS * len(range(0, rounds, 3)) * 2, PROCS * len(range(1, rounds, 3))
+    assert wallet_balance(engine_db, emp) == 100 + awards + budget_awards
+    assert invariants(engine_db) == []
+
 
 def test_concurrent_holds_never_overdraw(engine_db, engine_url):
     with engine_db.session_scope() as s:
