@@ -1,7 +1,7 @@
 """Application factory (Flask tutorial style): configuration in, wired app out, nothing at import.
 
 ``gunicorn 'app:create_app()'`` serves the callbacks; ``flask --app app scheduler`` runs the jobs and
-the outbox in a process of its own (never inside a web worker, see reliability.md §5).
+the outbox in a process of its own (never inside a web worker, see docs/reliability.md §5.1).
 """
 from __future__ import annotations
 

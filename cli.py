@@ -1,4 +1,4 @@
-"""The ``flask --app app <command>`` commands of interfaces.md §1.
+"""The ``flask --app app <command>`` commands (the README's "CLI commands"; each has ``--help``).
 
 Exit status: 0 success, 1 failure or any rejected input row (good rows still applied), 2 bad usage
 (click's own convention for usage errors).

@@ -1,12 +1,12 @@
 """The outbound API clients of one process, built once from the settings.
 
 Why one place: both platforms' access tokens must be cached and shared (a second concurrent
-``gettoken`` can invalidate the token other threads use, reliability.md §4), so every client of a
+``gettoken`` can invalidate the token other threads use, docs/reliability.md §4), so every client of a
 process shares one :class:`~bot.tokens.TokenCache` and one pooled ``requests`` session. The web
 app never calls out during a request; only the scheduler process (outbox, jobs) builds clients,
 lazily, through :func:`get_clients`.
 
-DingTalk standard-edition organisations have a monthly API quota (protocols.md B.7.4), so every
+DingTalk standard-edition organisations have a monthly API quota (docs/protocols.md B.7.4), so every
 DingTalk business call is counted in the database (:func:`count_dingtalk_call`) where all
 delivery workers on all hosts see the same number.
 """

@@ -1,4 +1,4 @@
-"""Callback crypto shared by WeCom and DingTalk HTTP callbacks (protocols.md A.4, A.5, B.1).
+"""Callback crypto shared by WeCom and DingTalk HTTP callbacks (docs/protocols.md A.4, A.5, B.1).
 
 Both platforms use the same scheme, so one implementation serves both:
 

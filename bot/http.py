@@ -3,14 +3,14 @@
 Why this module exists:
 
 * ``requests`` never times out unless told to, so every call made through here gets a default
-  (connect 3 s, read 10 s) even if a caller forgets (reliability.md §4).
+  (connect 3 s, read 10 s) even if a caller forgets (docs/reliability.md §4).
 * Message sends are POSTs and are *not* idempotent.  urllib3 must not silently resend them;
   retries are a conscious decision of the outbox, which knows the message's idempotency key.
   Only GETs (token fetches, detail look-ups) get one transparent read retry.
 * Access tokens and app secrets travel in query strings (``?access_token=``, ``corpsecret=``,
   ``appsecret=``, webhook ``key=``), and ``requests``/urllib3 put full URLs into exception
   messages and DEBUG logs.  :func:`scrub` removes them before anything is logged or raised
-  (reliability.md §6.4).
+  (docs/reliability.md §6.4).
 * Network failures become :class:`~bot.errors.PlatformApiError` with ``retryable=True`` so the
   callers need to handle exactly one exception type.
 """

@@ -1,4 +1,4 @@
-"""The single delivery path for outbox rows (reliability.md §4), run in the scheduler process.
+"""The single delivery path for outbox rows (docs/reliability.md §4), run in the scheduler process.
 
 Why it is built this way:
 

@@ -2,7 +2,7 @@
 
 Why: both platforms issue 7200-second tokens, rate-limit the token endpoints, and (for
 WeCom) a second concurrent ``gettoken`` may invalidate the token other threads are using
-(reliability.md §4).  So a token is fetched once per (platform, app key), shared by all
+(docs/reliability.md §4).  So a token is fetched once per (platform, app key), shared by all
 threads, refreshed 5 minutes before it expires, and dropped only when the platform says it
 is invalid.
 

@@ -37,7 +37,7 @@ def _stock_text(stock: int | None) -> str:
 
 def balance_card(*, name: str, available: int, on_hold: int, expiring: Sequence[tuple[str, int]],
                  lifetime_earned: int, rank: int | None, period_label: str, period_points: int) -> Card:
-    """The statement. ``available`` stands alone as a plain number, as interfaces.md §4 promises."""
+    """The statement. ``available`` stands alone as a plain number, as docs/commands.md (References) promises."""
     fields = [("可用积分", str(available)), ("兑换冻结中", str(on_hold)), ("累计获得", str(lifetime_earned)),
               (f"{period_label}排名", f"第 {rank} 名（{period_points} 积分）" if rank else "暂未上榜")]
     lines = [f"30 天内将过期: {pts} 积分（{when} 到期）" for when, pts in expiring] or ["30 天内没有将过期的积分。"]

@@ -1,6 +1,6 @@
 """Render a neutral :class:`~cards.model.Card` as DingTalk robot messages.
 
-Platform docs (see /work/shared/protocols.md):
+Platform docs (see docs/protocols.md):
 
 * B.2 – webhook-style message JSON, used as the synchronous HTTP reply to a robot message and for ``sessionWebhook``
   posts (https://open.dingtalk.com/document/development/robot-message-type): ``{"msgtype":"markdown",
@@ -17,7 +17,7 @@ Size limits used here:
 
 * ``API_MSG_PARAM_MAX_BYTES`` = 15000 – documented (B.7.2) for the serialised ``msgParam``; we enforce it on the
   whole JSON string, which also bounds the text inside it.
-* ``WEBHOOK_MAX_BYTES`` = 20000 – for ``markdown.text`` / ``text.content`` in a webhook-style reply. protocols.md
+* ``WEBHOOK_MAX_BYTES`` = 20000 – for ``markdown.text`` / ``text.content`` in a webhook-style reply. docs/protocols.md
   records no limit for this path; 20000 bytes is the project's chosen ceiling, not a documented DingTalk number [I].
   Real cards are a few hundred bytes; the limit only guards against a runaway list.
 """

@@ -1,6 +1,6 @@
 """Render a neutral :class:`~cards.model.Card` as WeCom ``message/send`` bodies and passive-reply text.
 
-Platform docs (see /work/shared/protocols.md):
+Platform docs (see docs/protocols.md):
 
 * A.8.2 – ``message/send`` (https://developer.work.weixin.qq.com/document/path/90236): ``text`` and ``markdown``
   content ≤ 2048 bytes; ``template_card`` of type ``button_interaction`` with ``main_title.title`` ≤ ~36 chars,
@@ -36,7 +36,7 @@ BUTTON_TEXT_MAX_CHARS = 10  # button_list[].text (A.8.2)
 BUTTON_KEY_MAX_BYTES = 1024  # button_list[].key (A.8.2)
 MAX_BUTTONS = 6  # button_list (A.8.2)
 MAX_FIELDS = 6  # horizontal_content_list (A.8.2)
-# The next three are WeCom's *recommended* display lengths (WC-90236: "建议不超过…"), not hard API limits; protocols.md
+# The next three are WeCom's *recommended* display lengths (WC-90236: "建议不超过…"), not hard API limits; docs/protocols.md
 # does not list them, so they are our reading [I]. Longer text is cut by the client, so we move or cut it ourselves.
 DESC_MAX_CHARS = 44  # main_title.desc
 SUB_TITLE_MAX_CHARS = 112  # sub_title_text

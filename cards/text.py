@@ -1,7 +1,7 @@
 """Pure text helpers shared by the platform renderers.
 
 Both platforms state their limits in UTF-8 *bytes* (WeCom text/markdown ≤ 2048 bytes, button key ≤ 1024 bytes,
-task_id ≤ 128 bytes: protocols.md A.6 and A.8.2; DingTalk msgParam ≤ 15000 bytes: B.7.2), while most of our text is
+task_id ≤ 128 bytes: docs/protocols.md A.6 and A.8.2; DingTalk msgParam ≤ 15000 bytes: B.7.2), while most of our text is
 Chinese (3 bytes a character) with the odd emoji (4 bytes, often several code points glued together). A naive
 ``s.encode()[:n]`` cuts a character in half and the platform rejects the whole message, so every cut here happens
 on a character boundary and, where we can tell cheaply, on a user-perceived character (grapheme) boundary too.
@@ -108,7 +108,7 @@ def truncate_bytes(s: str, max_bytes: int, ellipsis: str = ELLIPSIS) -> str:
 def truncate_chars(s: str, n: int, ellipsis: str = ELLIPSIS) -> str:
     """Return ``s`` if it has at most ``n`` code points, else a prefix plus ``ellipsis`` of at most ``n``.
 
-    WeCom states display limits such as "title ≤ 36 characters" in characters, not bytes (protocols.md A.8.2).
+    WeCom states display limits such as "title ≤ 36 characters" in characters, not bytes (docs/protocols.md A.8.2).
     Same boundary rules as :func:`truncate_bytes`.
     """
     if n < 0:
@@ -149,7 +149,7 @@ def escape_markdown(s: str) -> str:
     """Neutralise markdown in user-provided text (names, reasons, item names) before it goes into a markdown body.
 
     Without this, a reason such as ``[点我](dtmd://dingtalkclient/sendMessage?content=...)`` would render as a
-    button that makes the reader send a command of the author's choosing (protocols.md B.6.3), and ``**``/``#``
+    button that makes the reader send a command of the author's choosing (docs/protocols.md B.6.3), and ``**``/``#``
     would restyle the card. Link, emphasis, code, heading, quote, HTML, table and image syntax is replaced by
     full-width look-alikes; list/heading markers at the start of a line are neutralised too; leading indentation
     (which would make a code block) is dropped. Line breaks are kept: the renderer decides the layout.
@@ -165,7 +165,7 @@ def escape_markdown(s: str) -> str:
 
 
 def safe_task_id(raw: str) -> str:
-    """Turn ``raw`` into a valid WeCom ``task_id``: 1–128 bytes of ``[0-9A-Za-z_-@]`` (protocols.md A.8.2).
+    """Turn ``raw`` into a valid WeCom ``task_id``: 1–128 bytes of ``[0-9A-Za-z_-@]`` (docs/protocols.md A.8.2).
 
     A valid id is returned unchanged so the ``TaskId`` of a click event equals the card's ``task_id``. Anything
     else is sanitised (runs of other characters become ``_``) and gets ``-`` plus a short SHA-256 prefix of the

@@ -3,7 +3,7 @@
 Managers give from their own monthly budget, within the configured scope and per-award maximum;
 HR and admins give from issuance and may deduct. Nobody changes their own balance (OWASP API1/5).
 A repeat of the same award inside 60 s is refused: a user typing twice is a new message, not a
-platform retry, so only a business-level check catches it (reliability.md §3.3).
+platform retry, so only a business-level check catches it (docs/reliability.md §3.3).
 """
 from __future__ import annotations
 

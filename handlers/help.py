@@ -2,7 +2,7 @@
 
 The text comes from the routes' own metadata (usage, example, summary), so help cannot drift from
 what the commands accept. An unrecognised message gets a "did you mean" built with difflib over
-every alias, then the command list (architecture.md §1.2: an unmatched command gets the help card,
+every alias, then the command list (docs/architecture.md §1.2: an unmatched command gets the help card,
 not an error). Help is open to unbound users: it is how they learn to bind.
 """
 from __future__ import annotations

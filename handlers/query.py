@@ -1,6 +1,6 @@
 """积分/points: the balance statement, and 明细/history: the member's changes, newest first.
 
-Read-only. The statement leads with the available balance as a plain number (interfaces.md §4)
+Read-only. The statement leads with the available balance as a plain number (docs/commands.md, References)
 and tells people what will expire within 30 days, because expiry that comes as a surprise is the
 complaint HR hears most. Every history line starts with its ``E<n>``, the reference an appeal needs.
 """

@@ -1,4 +1,4 @@
-"""兑换/redeem, 确认兑换/confirm, 取消兑换/cancel and 我的订单/orders (architecture.md §1.3).
+"""兑换/redeem, 确认兑换/confirm, 取消兑换/cancel and 我的订单/orders (docs/architecture.md §1.3).
 
 Redeeming is two steps on purpose: ``兑换 2`` only creates ``R<n>`` and asks; no points move
 until the owner confirms, so a typo costs nothing. A confirmation card's buttons are the typed

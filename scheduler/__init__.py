@@ -1,4 +1,4 @@
-"""The scheduler process: ``flask --app app scheduler`` (never inside a web worker, reliability.md §5).
+"""The scheduler process: ``flask --app app scheduler`` (never inside a web worker, docs/reliability.md §5.1).
 
 Why this shape: APScheduler 3's ``BlockingScheduler`` with the in-memory job store and code-defined
 cron jobs, because job stores cannot be shared between processes. Running several of these processes

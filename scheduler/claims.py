@@ -1,4 +1,4 @@
-"""Exactly-once job runs per period, from any number of scheduler processes (reliability.md §5.2).
+"""Exactly-once job runs per period, from any number of scheduler processes (docs/reliability.md §5.2).
 
 Why a database claim and not a lock file or APScheduler's job store: APScheduler 3 cannot share a job
 store between processes, and field reports show jobs running once per gunicorn worker or host. A row

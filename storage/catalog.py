@@ -1,7 +1,7 @@
 """Stock of the reward catalog.
 
 The configuration owns each item's name and price; the database owns how many are left, because
-stock changes with every order and ``restock`` and must survive a restart (interfaces.md §3). A
+stock changes with every order and ``restock`` and must survive a restart (``[[catalog]]`` in config.example.toml). A
 sku's stock is seeded once, when it first appears, and never overwritten by a later sync, so
 editing the config cannot silently refill (or empty) a shelf. ``NULL`` stock means unlimited.
 

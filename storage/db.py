@@ -1,6 +1,6 @@
 """Engine and sessions. Callers open one session per request or job (never inside a service).
 
-SQLite is made safe for a ledger here (reliability.md §1.4): pysqlite's implicit transactions are
+SQLite is made safe for a ledger here (docs/reliability.md §1.4): pysqlite's implicit transactions are
 switched off and every transaction starts with ``BEGIN IMMEDIATE``, so a read-then-write cannot
 run its read outside the transaction or fail on a stale snapshot; WAL and ``busy_timeout`` let
 writers queue instead of erroring; ``QueuedConnection`` makes them queue in the kernel.

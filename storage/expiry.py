@@ -1,4 +1,4 @@
-"""Set-based, batched expiry of due lots (reliability.md §2.3).
+"""Set-based, batched expiry of due lots (docs/reliability.md §2.3).
 
 Each batch is its own short transaction (a 10 s transaction on SQLite would stall every webhook
 behind it). Within a batch the touched wallets are locked first, then the lots re-read, so the

@@ -1,4 +1,4 @@
-"""Ledger invariants of reliability.md §1.2, checked by ``flask check-ledger`` and the tests."""
+"""Ledger invariants of docs/reliability.md §1.2, checked by ``flask check-ledger`` and the tests."""
 from __future__ import annotations
 
 from sqlalchemy import func, select

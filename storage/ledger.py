@@ -1,6 +1,6 @@
 """The ledger service: the only code that changes points.
 
-Double-entry and append-only (reliability.md §1.2): each business change is one ``Txn`` with a
+Double-entry and append-only (docs/reliability.md §1.2): each business change is one ``Txn`` with a
 unique idempotency key and entries that sum to zero. Wallets and budgets are gated by a
 conditional ``UPDATE … WHERE balance >= :n`` (correct on SQLite, PostgreSQL and MariaDB), taken
 *before* the lots are read, so the account row serialises every writer of that employee and the

@@ -83,7 +83,7 @@ class Account(Base):
     """Wallets (per employee), budgets (per manager) and system accounts.
 
     Only wallets and budgets keep a cached ``balance`` (the gate against overdraft); system accounts
-    are hot rows, so their balance is derived from entries when needed (reliability.md §1.3).
+    are hot rows, so their balance is derived from entries when needed (docs/reliability.md §1.3).
     """
 
     __tablename__ = "accounts"

@@ -1,6 +1,6 @@
 """Orders (``R<n>``): redeeming catalog items for points.
 
-States (interfaces.md §4): awaiting confirmation (no points moved) → awaiting fulfilment (points
+States (docs/commands.md, Order states): awaiting confirmation (no points moved) → awaiting fulfilment (points
 held, stock taken) → fulfilled (final) | rejected or cancelled (points released to the same lots,
 stock restored). An order left unconfirmed for 24 hours lapses: by ``lapse_due`` and lazily
 whenever the order is looked at, so a stale confirmation card cannot be used after a day.

@@ -1,4 +1,4 @@
-"""The core stays free of the edge (architecture.md §1.2), checked by walking the imports."""
+"""The core stays free of the edge (docs/architecture.md §1.2), checked by walking the imports."""
 from __future__ import annotations
 
 import ast

@@ -1,7 +1,7 @@
 """DingTalk edge: encrypted event subscription, robot messages (HTTP mode) and card callbacks.
 
 Robot replies travel in the HTTP response body (text, or markdown whose buttons are ``dtmd``
-links that send the typed command as the clicking user, protocols.md B.6.3); events are
+links that send the typed command as the clicking user, docs/protocols.md B.6.3); events are
 acknowledged with the encrypted ``success`` once applied, or once kept in the local spool when the
 database cannot take them (bot/spool.py, docs/reliability.md).
 """

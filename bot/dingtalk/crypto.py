@@ -1,4 +1,4 @@
-"""DingTalk callback authentication (protocols.md B.1, B.2, B.6.2).
+"""DingTalk callback authentication (docs/protocols.md B.1, B.2, B.6.2).
 
 * Event subscription over HTTP: the shared SHA-1/AES scheme of :mod:`bot.crypto`, JSON envelope.
 * Robot messages: plain JSON authenticated by ``sign`` = b64(HMAC-SHA256(appSecret, ts + "\\n" + appSecret)).

@@ -1,4 +1,4 @@
-"""Decrypted DingTalk payloads → neutral events (protocols.md B.1, B.2, B.4, B.5, B.6.2).
+"""Decrypted DingTalk payloads → neutral events (docs/protocols.md B.1, B.2, B.4, B.5, B.6.2).
 
 Field casing differs between old and new DingTalk pages (``CorpId``/``corpId``, ``UserId``/``userId``),
 so readers accept both. ``eventId`` exists only on newer pushes; otherwise the plaintext is hashed

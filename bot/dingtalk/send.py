@@ -3,7 +3,7 @@
 Why hand-written: the official ``alibabacloud-dingtalk`` SDK pulls in a large dependency tree
 for the six endpoints we use, and we need one shared token cache, call counting for the
 5000-calls-per-month quota, and outbox-friendly error classification.  Protocol reference:
-protocols.md §B.2, §B.4, §B.6.2, §B.7, §B.8.
+docs/protocols.md §B.2, §B.4, §B.6.2, §B.7, §B.8.
 
 Error policy:
 

@@ -3,7 +3,7 @@
 Why: the demo config points ``wecom.api_base``/``dingtalk.api_base`` here, so the real clients and
 the real outbox (running in the scheduler process, calling over HTTP) deliver cards and notices to
 this web process, which keeps them in memory for the playground page to poll. The answers follow
-the documented shapes (protocols.md A.8, B.7) closely enough that the clients' error handling,
+the documented shapes (docs/protocols.md A.8, B.7) closely enough that the clients' error handling,
 token caching and response parsing all run: a wrong secret gets the platform's credential error,
 a wrong token the token error the clients retry on.
 """

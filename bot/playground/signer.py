@@ -1,7 +1,7 @@
 """Build the requests DingTalk and WeCom would send, signed and encrypted with the configured secrets.
 
 Why server-side: the browser never sees a token, key or app secret; it says "zhangsan typed 积分"
-and this module produces exactly what the platform would POST (protocols.md A.3/A.7 for WeCom,
+and this module produces exactly what the platform would POST (docs/protocols.md A.3/A.7 for WeCom,
 B.1/B.2/B.4/B.5 for DingTalk). The playground then hands the request to the real callback views,
 so every check (signature, timestamp window, receive id, dedupe) runs as in production.
 """

@@ -1,6 +1,6 @@
 """WeCom edge: verified, decrypted XML in; neutral event to the pipeline; passive reply out.
 
-A passive reply can carry only text or an ``update_button`` (protocols.md A.6), so a card with
+A passive reply can carry only text or an ``update_button`` (docs/protocols.md A.6), so a card with
 buttons goes through the outbox as a ``template_card`` (written in the event's transaction).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""WeCom callback envelope: URL check, POST unwrapping, encrypted passive replies (protocols.md A.2–A.6).
+"""WeCom callback envelope: URL check, POST unwrapping, encrypted passive replies (docs/protocols.md A.2–A.6).
 
 Thin layer over :mod:`bot.crypto`: it knows WeCom's parameter names and XML wrappers, nothing about
 Flask. Order of checks is always signature → timestamp → decrypt, so nothing unsigned is decrypted.

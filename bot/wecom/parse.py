@@ -1,4 +1,4 @@
-"""Decrypted WeCom XML → neutral events (protocols.md A.7, A.8.4/A.8.5, A.9).
+"""Decrypted WeCom XML → neutral events (docs/protocols.md A.7, A.8.4/A.8.5, A.9).
 
 A registry keyed by (MsgType, Event[, ChangeType]) picks a builder; anything unregistered becomes
 :class:`Unknown` so the edge can answer 200 and WeCom stops retrying. Events without ``MsgId`` get

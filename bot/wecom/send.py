@@ -2,7 +2,7 @@
 
 Why a hand-written client rather than wechatpy: we need a handful of endpoints, a shared
 thread-safe token cache, exact control over retries (the outbox owns them) and scrubbed
-errors.  Protocol reference: protocols.md §A.8.
+errors.  Protocol reference: docs/protocols.md §A.8.
 
 Error policy (decide on ``errcode``, never on ``errmsg``):
 

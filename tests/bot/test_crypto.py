@@ -1,4 +1,4 @@
-"""Callback crypto against every vector of protocols.md Part C, plus the C.6 negative cases."""
+"""Callback crypto against every vector of docs/protocols.md Part C, plus the C.6 negative cases."""
 
 from __future__ import annotations
 

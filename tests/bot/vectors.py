@@ -1,4 +1,4 @@
-"""Official and generated callback-crypto vectors (protocols.md Part C), copied verbatim."""
+"""Official and generated callback-crypto vectors (docs/protocols.md Part C), copied verbatim."""
 
 # C.1 WeCom official Python sample
 WC_TOKEN = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"

@@ -1,4 +1,4 @@
-"""cards/render_dingtalk.py: markdown with dtmd links, text, robot-API mapping and limits (protocols.md B.2, B.6.3, B.7.2)."""
+"""cards/render_dingtalk.py: markdown with dtmd links, text, robot-API mapping and limits (docs/protocols.md B.2, B.6.3, B.7.2)."""
 from __future__ import annotations
 
 import json

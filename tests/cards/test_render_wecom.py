@@ -1,4 +1,4 @@
-"""cards/render_wecom.py: template-card, text and passive-reply shapes and WeCom limits (protocols.md A.6, A.8.2)."""
+"""cards/render_wecom.py: template-card, text and passive-reply shapes and WeCom limits (docs/protocols.md A.6, A.8.2)."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""Authorization matrix (reliability.md §6.3, target T13): every people command × every role,
+"""Authorization matrix (docs/reliability.md §6.3, target T13): every people command × every role,
 plus the business rules that are not roles (self, budget, size, team, own appeal).
 
 A denied command must say so and write nothing: no ledger change, appeal, unbind request,

@@ -1,4 +1,4 @@
-"""Concurrency with teeth (reliability.md §1.3, target T1): real OS processes racing on one engine.
+"""Concurrency with teeth (docs/reliability.md §1.3, target T1): real OS processes racing on one engine.
 
 Naive read-compute-write code gives 400 successes out of 400 here on every engine (§1.3); the
 ledger must give exactly 100, a zero balance and clean invariants.

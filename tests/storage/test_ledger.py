@@ -1,4 +1,4 @@
-"""Unit tests of the ledger service on every engine (reliability.md §1.2 invariants 1–6)."""
+"""Unit tests of the ledger service on every engine (docs/reliability.md §1.2 invariants 1–6)."""
 from __future__ import annotations
 
 from datetime import timedelta

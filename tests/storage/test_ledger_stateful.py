@@ -1,4 +1,4 @@
-"""Stateful property test of the ledger (reliability.md §8, target T2).
+"""Stateful property test of the ledger (docs/reliability.md §8, target T2).
 
 A Hypothesis ``RuleBasedStateMachine`` drives random awards (issuance and budget), deductions,
 holds, settlements, releases, reversals, leaver moves, budget grants, freezes, expiry runs and
