@@ -43,6 +43,7 @@ MAX_MSG_PARAM_BYTES = 15000
 
 LEGACY_TOKEN_CODES = frozenset({40014, 42001})
 LEGACY_RETRYABLE = frozenset({-1, 90018, 90002, 130101})  # 130101: robot "sending too fast"
+THROTTLED = frozenset({"send.too.fast", "send.byToken.tooFast", "system.busy"})  # docs/protocols.md B.7.4
 LEGACY_QUOTA = frozenset({90020})
 LEGACY_CREDENTIAL_CODES = frozenset({40001, 40013, 40089})
 
@@ -265,7 +266,8 @@ class DingTalkClient:
             return result.data
         if "ApiCountLimitForOrg" in code:
             raise self._error("quota", f"{what}: monthly API quota exhausted ({code})", False)
-        retryable = "QpsLimit" in code or result.status >= 500 or result.status == 429
+        retryable = ("QpsLimit" in code or code in THROTTLED or result.status >= 500 or result.status == 429
+                     or result.status == 401 or code == "InvalidAuthentication")  # rejected again after a refresh
         raise self._error(code or f"http_{result.status}", f"{what}: HTTP {result.status} {message}", retryable)
 
     def _check_legacy(self, result: HttpResult, what: str) -> dict[str, Any]:
@@ -282,7 +284,7 @@ class DingTalkClient:
         errmsg = str(result.data.get("errmsg") or "")
         if errcode in LEGACY_QUOTA:
             raise self._error("quota", f"{what}: monthly API quota exhausted ({errcode})", False)
-        raise self._error(errcode, f"{what}: {errmsg}", errcode in LEGACY_RETRYABLE)
+        raise self._error(errcode, f"{what}: {errmsg}", errcode in LEGACY_RETRYABLE | LEGACY_TOKEN_CODES)
 
     # ------------------------------------------------------------------ robot messages
 

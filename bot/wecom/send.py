@@ -172,7 +172,8 @@ class WeComClient:
                 f"WeCom gettoken rejected the credentials (errcode {errcode}: {errmsg}); "
                 "check wecom.secret (and wecom.corp_id)"
             )
-        raise self._error(errcode, f"{what}: {errmsg}", errcode in RETRYABLE_CODES)
+        # a token rejected even after a refresh is a passing state on WeCom's side: try again later
+        raise self._error(errcode, f"{what}: {errmsg}", errcode in RETRYABLE_CODES | TOKEN_RETRY_CODES)
 
     @staticmethod
     def _error(code: str | int, message: str, retryable: bool) -> PlatformApiError:

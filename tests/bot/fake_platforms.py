@@ -105,6 +105,8 @@ class FakePlatforms:
             return 500, {}, json.dumps({"code": "ServiceUnavailable", "message": "down"})
         if failure == "quota":
             return 403, {}, json.dumps({"code": "Forbidden.ApiCountLimitForOrg", "message": "quota"})
+        if failure in ("send.too.fast", "send.byToken.tooFast"):  # DingTalk's throttling answer to bursts
+            return 400, {}, json.dumps({"code": failure, "message": "发送太快，请稍后再试"})
         body = json.loads(req.body)
         if "session" in req.url:
             with self.lock:

@@ -63,7 +63,7 @@ def test_rejected_token_retried_only_once(rsps: responses.RequestsMock, client: 
     add_oto(rsps, {"code": "Unauthorized"}, status=401, token=TOKEN2)
     with pytest.raises(PlatformApiError) as info:
         client.robot_send_oto(["u1"], "sampleText", {"content": "x"})
-    assert info.value.retryable is False
+    assert info.value.retryable is True  # rejected right after a refresh: the outbox tries again later
     assert count(rsps, "batchSend") == 2
     assert calls == ["dingtalk", "dingtalk"]
 
@@ -102,6 +102,9 @@ def test_legacy_wrong_secret_is_configuration_error(rsps: responses.RequestsMock
         (503, {}, "http_503", True),
         (400, {"code": "invalidParameter.msgKey.invalid", "message": "bad"}, "invalidParameter.msgKey.invalid", False),
         (200, {"status": 1111, "wait": 5, "source": "x5", "punish": "deny"}, "ip_blocked", True),
+        (400, {"code": "send.too.fast", "message": "发送太快"}, "send.too.fast", True),
+        (400, {"code": "send.byToken.tooFast", "message": "too fast"}, "send.byToken.tooFast", True),
+        (429, {"code": "system.busy", "message": "busy"}, "system.busy", True),
     ],
 )
 def test_new_api_error_mapping(
@@ -125,7 +128,8 @@ def test_timeouts_are_retryable(rsps: responses.RequestsMock, client: DingTalkCl
 
 
 @pytest.mark.parametrize(
-    "errcode, code, retryable", [(-1, -1, True), (90018, 90018, True), (90002, 90002, True), (90020, "quota", False), (33012, 33012, False)]
+    "errcode, code, retryable", [(-1, -1, True), (90018, 90018, True), (90002, 90002, True), (90020, "quota", False),
+                                 (33012, 33012, False), (42001, 42001, True)]
 )
 def test_legacy_error_mapping(
     rsps: responses.RequestsMock, client: DingTalkClient, errcode: int, code: Any, retryable: bool

@@ -244,6 +244,17 @@ def test_platform_rate_limit_answers_are_retried(bot: Any, fake: FakePlatforms, 
     assert len(fake.delivered) == 1
 
 
+@pytest.mark.parametrize("code", ["send.too.fast", "send.byToken.tooFast"])
+def test_dingtalk_throttling_is_retried_not_dead(bot: Any, fake: FakePlatforms, clock: Any, code: str) -> None:
+    emp = employee(bot.db, "E1", dingtalk="dt-zs")
+    add(bot.db, "notice", {"employee_id": emp, "card": card("排行榜")})
+    fake.script = [code]
+    stats = outbox.deliver_once(bot, worker_id="w1", rand=lambda: 1.0)
+    assert (stats.retried, stats.dead) == (1, 0)
+    clock.advance(seconds=2)
+    assert outbox.deliver_once(bot, worker_id="w1").sent == 1 and len(fake.delivered) == 1
+
+
 def test_partial_delivery_is_not_repeated(bot: Any, fake: FakePlatforms, clock: Any) -> None:
     emp = employee(bot.db, "E1", wecom="zs", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("一次")})

@@ -117,7 +117,7 @@ def test_invalid_token_retried_only_once(rsps: responses.RequestsMock, client: W
     add_send(rsps, {"errcode": 42001, "errmsg": "expired"}, token=TOKEN2)
     with pytest.raises(PlatformApiError) as info:
         client.send_text("u", "x")
-    assert info.value.code == 42001 and info.value.retryable is False
+    assert info.value.code == 42001 and info.value.retryable is True  # the outbox tries again later
     assert count(rsps, "message/send") == 2
     assert count(rsps, "gettoken") == 2
     assert calls == ["wecom", "wecom"]
