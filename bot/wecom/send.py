@@ -34,6 +34,7 @@ DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
 
 TOKEN_RETRY_CODES = frozenset({40014, 42001})
 RETRYABLE_CODES = frozenset({-1, 45009, 45033})
+UNTRUSTED_IP = 60020  # a configuration error (docs/protocols.md A.8.1): the messages wait, nothing is dead-lettered
 # gettoken: 40001 invalid secret, 40013 invalid corpid, 40089 invalid corpid/secret,
 # 41002 missing corpid, 41004 missing secret, 40091 secret invalid.
 CREDENTIAL_CODES = frozenset({40001, 40013, 40089, 41002, 41004, 40091})
@@ -166,6 +167,12 @@ class WeComClient:
         if errcode == 0:
             return result.data
         errmsg = scrub(result.data.get("errmsg", ""))
+        if errcode == UNTRUSTED_IP:
+            log.error("wecom refused a call from this server's IP (errcode 60020); messages are held until it is fixed")
+            raise ConfigurationError(
+                "WeCom refused the call: this server's egress IP is not in the app's trusted IP list (errcode 60020); "
+                "add it under 应用管理 → the app → 企业可信IP, and the held messages go out"
+            )
         if token_call and errcode in CREDENTIAL_CODES:
             log.error("wecom gettoken rejected the credentials (errcode %s)", errcode)
             raise ConfigurationError(

@@ -82,6 +82,8 @@ class FakePlatforms:
             return 200, {}, json.dumps({"errcode": -1 if failure == "busy" else 45033, "errmsg": "busy"})
         if failure == "bad_user":
             return 200, {}, json.dumps({"errcode": 81013, "errmsg": "user invalid"})
+        if failure == "untrusted_ip":
+            return 200, {}, json.dumps({"errcode": 60020, "errmsg": "not allow to access from your ip"})
         body = json.loads(req.body)
         to = body.get("touser") or body.get("chatid") or "webhook"
         msg = body.get(body["msgtype"])

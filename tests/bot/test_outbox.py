@@ -255,6 +255,20 @@ def test_dingtalk_throttling_is_retried_not_dead(bot: Any, fake: FakePlatforms, 
     assert outbox.deliver_once(bot, worker_id="w1").sent == 1 and len(fake.delivered) == 1
 
 
+def test_wecom_untrusted_ip_holds_the_messages_until_fixed(bot: Any, fake: FakePlatforms, clock: Any,
+                                                            caplog: Any) -> None:
+    """60020: the server's IP is not in the app's trusted list. A configuration error, not a bad message."""
+    emp = employee(bot.db, "E1", wecom="zs")
+    add(bot.db, "notice", {"employee_id": emp, "card": card("可信IP")})
+    fake.script = ["untrusted_ip"] * 12  # more failures than MAX_ATTEMPTS: none of them counts
+    for _ in range(12):
+        stats = outbox.deliver_once(bot, worker_id="w1")
+        assert (stats.waiting, stats.dead, stats.sent) == (1, 0, 0)
+        clock.advance(hours=1)
+    assert "企业可信IP" in caplog.text
+    assert outbox.deliver_once(bot, worker_id="w1").sent == 1 and len(fake.delivered) == 1  # fixed: it goes out
+
+
 def test_partial_delivery_is_not_repeated(bot: Any, fake: FakePlatforms, clock: Any) -> None:
     emp = employee(bot.db, "E1", wecom="zs", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("一次")})
