@@ -41,6 +41,10 @@ class Context:
         return self.clock()
 
     def notify(self, employee_id: int, card: Card, *, key: str | None = None) -> None:
-        """Queue a message to an employee on every platform they are bound on (resolved at send time)."""
-        outbox.enqueue(self.session, "notice", {"employee_id": employee_id, "card": card.to_dict()},
-                       now=self.clock(), idem_key=key)
+        """Queue a message to an employee on every platform they are bound on (resolved at send time).
+
+        A keyed notice is about one event (its key names it), so its content is unique and WeCom may
+        drop a duplicate of it (bot/outbox.py).
+        """
+        payload = {"employee_id": employee_id, "card": card.to_dict()} | ({"duplicate_check": True} if key else {})
+        outbox.enqueue(self.session, "notice", payload, now=self.clock(), idem_key=key)

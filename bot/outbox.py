@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 BASE_DELAY, MAX_DELAY, MAX_ATTEMPTS = 1.0, 300.0, 10
 LEASE = timedelta(seconds=60)
 CONFIG_WAIT = timedelta(seconds=60)
+DUPLICATE_CHECK_SECONDS = 1800
 GROUP_PER_MINUTE, MEMBER_PER_MINUTE = 20, 30
 API_MAX_BYTES = 12000  # robot API msgParam ≤ 15000 bytes; leave room for JSON escaping
 TaskFn = Callable[[Any, dict[str, Any]], None]
@@ -234,12 +235,14 @@ def _send_target(bot: Any, plan: Plan, target: Target) -> list[str]:
     if target.platform == "wecom":
         client = clients["wecom"]
         body = render_wecom.render(card, client.agent_id)
+        # Content unique to one event (a notice naming an E/R/A/U reference or an event): WeCom drops a re-send
+        # of it, so a send whose answer came after our timeout and was retried arrives once. Never on a reply to
+        # a user's own repeated query: a second identical 积分 answer would vanish.
+        check = DUPLICATE_CHECK_SECONDS if payload.get("duplicate_check") else None
         if body["msgtype"] == "template_card":
-            client.send_template_card(target.users, body["template_card"])
-        elif payload.get("duplicate_check"):  # content is unique per notice: let WeCom drop a re-send
-            client.send_text(target.users, body["text"]["content"], duplicate_check_seconds=1800)
+            client.send_template_card(target.users, body["template_card"], duplicate_check_seconds=check)
         else:
-            client.send_text(target.users, body["text"]["content"])
+            client.send_text(target.users, body["text"]["content"], duplicate_check_seconds=check)
         return []
     key, param = render_dingtalk.to_robot_api(render_dingtalk.render_markdown(card, API_MAX_BYTES))
     result = clients["dingtalk"].robot_send_oto(target.users, key, param)

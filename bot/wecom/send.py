@@ -207,20 +207,19 @@ class WeComClient:
         ``duplicate_check_seconds`` turns on WeCom's own duplicate suppression; only use it for
         notices whose content is unique, since it also drops a legitimate identical resend.
         """
-        extra: dict[str, Any] = {}
-        if duplicate_check_seconds is not None:
-            if not 0 < duplicate_check_seconds <= MAX_DUPLICATE_CHECK_SECONDS:
-                raise ValueError("duplicate_check_seconds must be in 1..14400")
-            extra = {"enable_duplicate_check": 1, "duplicate_check_interval": int(duplicate_check_seconds)}
-        return self._send(touser, "text", {"content": content}, **extra)
+        return self._send(touser, "text", {"content": content}, **_duplicate_check(duplicate_check_seconds))
 
     def send_markdown(self, touser: str | Sequence[str], content: str) -> dict[str, Any]:
         """Send markdown (rendered only in the WeCom client, not in WeChat)."""
         return self._send(touser, "markdown", {"content": content})
 
-    def send_template_card(self, touser: str | Sequence[str], template_card: Mapping[str, Any]) -> str | None:
-        """Send a template card; returns the single-use, 72-hour ``response_code`` (interaction cards)."""
-        data = self._send(touser, "template_card", template_card)
+    def send_template_card(self, touser: str | Sequence[str], template_card: Mapping[str, Any], *,
+                           duplicate_check_seconds: int | None = None) -> str | None:
+        """Send a template card; returns the single-use, 72-hour ``response_code`` (interaction cards).
+
+        ``duplicate_check_seconds`` as for :meth:`send_text`.
+        """
+        data = self._send(touser, "template_card", template_card, **_duplicate_check(duplicate_check_seconds))
         code = data.get("response_code")
         return str(code) if code else None
 
@@ -292,3 +291,12 @@ class WeComClient:
         self._count()
         result = post_json(self._session, url, dict(msg), platform=PLATFORM, params=params)
         return self._check(result, "webhook/send")
+
+
+def _duplicate_check(seconds: int | None) -> dict[str, Any]:
+    """WeCom's own suppression of a message identical to one sent in the last ``seconds`` (docs/protocols.md A.8.2)."""
+    if seconds is None:
+        return {}
+    if not 0 < seconds <= MAX_DUPLICATE_CHECK_SECONDS:
+        raise ValueError("duplicate_check_seconds must be in 1..14400")
+    return {"enable_duplicate_check": 1, "duplicate_check_interval": int(seconds)}

@@ -269,6 +269,23 @@ def test_wecom_untrusted_ip_holds_the_messages_until_fixed(bot: Any, fake: FakeP
     assert outbox.deliver_once(bot, worker_id="w1").sent == 1 and len(fake.delivered) == 1  # fixed: it goes out
 
 
+def test_wecom_duplicate_check_only_on_notices_about_one_event(bot: Any, fake: FakePlatforms,
+                                                                rsps: responses.RequestsMock) -> None:
+    """A send answered after our timeout is retried; WeCom then drops the copy, but only of unique content."""
+    from bot.context import Context
+
+    emp = employee(bot.db, "E1", wecom="zs")
+    with bot.db.session_scope() as s:
+        ctx = Context(session=s, settings=bot.settings, clock=bot.db.clock, platform="wecom")
+        ctx.notify(emp, Card.from_dict(card("E12 奖励 50")), key="E12:notice")
+        ctx.notify(emp, Card.from_dict(card("R3 待确认", buttons=True)), key="R3:confirm")
+    add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("可用积分 50")})  # a reply
+    assert outbox.deliver_once(bot, worker_id="w1").sent == 3
+    sent = [json.loads(c.request.body) for c in rsps.calls if "message/send" in c.request.url]
+    checks = [(b["msgtype"], b.get("enable_duplicate_check"), b.get("duplicate_check_interval")) for b in sent]
+    assert checks == [("text", 1, 1800), ("template_card", 1, 1800), ("text", None, None)]
+
+
 def test_partial_delivery_is_not_repeated(bot: Any, fake: FakePlatforms, clock: Any) -> None:
     emp = employee(bot.db, "E1", wecom="zs", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("一次")})
