@@ -32,7 +32,7 @@ from cards.text import (
     ELLIPSIS,
     escape_markdown,
     fit_with_tail,
-    reply_hint,
+    kept_tail,
     truncate_bytes,
     truncate_chars,
     utf8_len,
@@ -74,9 +74,8 @@ def render_markdown(card: Card, max_bytes: int = WEBHOOK_MAX_BYTES) -> dict[str,
 
 def render_text(card: Card, max_bytes: int = WEBHOOK_MAX_BYTES) -> dict[str, Any]:
     """A webhook-style ``text`` message (B.2). ``dtmd`` links do not work in text, so buttons are typed commands."""
-    parts = [card.title, *card.lines, *(f"{k}: {v}" for k, v in card.fields), card.footer]
-    body = "\n".join(p for p in parts if p)
-    content = fit_with_tail(body, reply_hint(b.command for b in card.buttons), max_bytes)
+    parts = [card.title, *card.lines, *(f"{k}: {v}" for k, v in card.fields)]
+    content = fit_with_tail("\n".join(p for p in parts if p), kept_tail(card), max_bytes)
     return {"msgtype": "text", "text": {"content": content}}
 
 

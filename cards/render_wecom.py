@@ -24,6 +24,7 @@ from cards.model import Button, Card
 from cards.text import (
     escape_markdown,
     fit_with_tail,
+    kept_tail,
     reply_hint,
     safe_task_id,
     truncate_chars,
@@ -95,9 +96,8 @@ def render_markdown(card: Card, agent_id: int) -> dict[str, Any]:
     """
     parts = [f"**{escape_markdown(card.title)}**", *(escape_markdown(line) for line in card.lines)]
     parts += [f"**{escape_markdown(k)}**：{escape_markdown(v)}" for k, v in card.fields]
-    if card.footer:
-        parts.append(f'<font color="comment">{escape_markdown(card.footer)}</font>')
-    tail = reply_hint(b.command for b in card.buttons)
+    footer = f'<font color="comment">{escape_markdown(card.footer)}</font>' if card.footer else ""
+    tail = "\n".join(p for p in (footer, reply_hint(b.command for b in card.buttons)) if p)
     content = fit_with_tail("\n".join(p for p in parts if p), tail, TEXT_MAX_BYTES)
     return {"msgtype": "markdown", "agentid": agent_id, "markdown": {"content": content}}
 
@@ -109,9 +109,8 @@ def passive_text(card: Card) -> str:
     user can type instead. When the card is too long the body is cut, never the command list. XML/CDATA escaping
     is the reply builder's job.
     """
-    parts = [card.title, *card.lines, *(f"{k}: {v}" for k, v in card.fields), card.footer]
-    body = "\n".join(p for p in parts if p)
-    return fit_with_tail(body, reply_hint(b.command for b in card.buttons), TEXT_MAX_BYTES)
+    parts = [card.title, *card.lines, *(f"{k}: {v}" for k, v in card.fields)]
+    return fit_with_tail("\n".join(p for p in parts if p), kept_tail(card), TEXT_MAX_BYTES)
 
 
 def _button(button: Button) -> dict[str, Any]:

@@ -12,6 +12,10 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cards.model import Card
 
 ELLIPSIS = "…"
 
@@ -184,6 +188,11 @@ def reply_hint(commands: Iterable[str]) -> str:
     """The line listing typed equivalents of buttons, for places where buttons cannot be shown or clicked."""
     listed = " / ".join(commands)
     return REPLY_HINT + listed if listed else ""
+
+
+def kept_tail(card: "Card") -> str:
+    """What a cut never removes from a plain-text card: its footer (a page's next-page hint) and typed commands."""
+    return "\n".join(p for p in (card.footer, reply_hint(b.command for b in card.buttons)) if p)
 
 
 def fit_with_tail(body: str, tail: str, max_bytes: int, sep: str = "\n") -> str:

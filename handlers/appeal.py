@@ -16,7 +16,7 @@ from cards import builders_people as cards
 from handlers import messages as msg
 from handlers.award import budget_left, parse_points
 from storage import appeals
-from storage.models import Employee, Txn
+from storage.models import REASON_MAX, Employee, Txn
 
 APPEAL_USAGE = "申诉 <E编号> <理由>，或 申诉 - <理由>（应得但未收到的积分）"
 APPEAL_EXAMPLE = "申诉 E12 扣分有误，当天我在出差"
@@ -58,8 +58,8 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
             return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明 E 开头的记录编号（发送「明细」查看）。"))
     if not reason:
         return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明申诉理由。"))
-    if len(reason) > appeals.REASON_MAX:
-        return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, f"理由最多 {appeals.REASON_MAX} 个字。"))
+    if len(reason) > REASON_MAX:
+        return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, msg.REASON_TOO_LONG.format(max=REASON_MAX)))
     member = ctx.member
     assert member is not None
     appeal = appeals.create(ctx.session, member, txn_id, reason, now=ctx.now())
@@ -101,8 +101,8 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
             return Text(msg.usage_text(name, usage, example, "积分数量需为正整数。"))
         rest = rest[1:]
     note = " ".join(rest)
-    if len(note) > appeals.REASON_MAX:
-        return Text(msg.usage_text(name, usage, example, f"备注最多 {appeals.REASON_MAX} 个字。"))
+    if len(note) > REASON_MAX:
+        return Text(msg.usage_text(name, usage, example, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
     decider = ctx.member
     assert decider is not None
     decision = appeals.decide(ctx.session, ctx.ledger, appeal_id, decider, approve=approve, points=points,

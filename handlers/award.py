@@ -22,7 +22,7 @@ from handlers import messages as msg
 from storage import members
 from storage.errors import NotPermitted, UnknownEmployee
 from storage.ledger import MAX_POINTS
-from storage.models import Employee, Txn
+from storage.models import REASON_MAX, Employee, Txn
 
 AWARD_USAGE = "奖励 <工号/@同事/姓名> <积分> <原因>"
 AWARD_EXAMPLE = "奖励 E1002 50 帮忙排查线上故障"
@@ -69,11 +69,14 @@ def parse_change(ctx: Context, event: Event) -> Change | str:
     points = parse_points(tokens[at])
     if points is None:
         return "积分数量需为正整数。"
+    reason = " ".join(tokens[at + 1:])
+    if len(reason) > REASON_MAX:
+        return msg.REASON_TOO_LONG.format(max=REASON_MAX)
     try:
         person = find_target(ctx, event, tokens[0])
     except UnknownEmployee as exc:
         return msg.domain_error(exc)
-    return Change(person=person, points=points, reason=" ".join(tokens[at + 1:]))
+    return Change(person=person, points=points, reason=reason)
 
 
 def check_award_allowed(ctx: Context, giver: Employee, change: Change) -> None:

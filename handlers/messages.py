@@ -69,6 +69,8 @@ def usage_text(command: str, usage: str, example: str = "", problem: str = "") -
     return "\n".join(lines)
 
 
+REASON_TOO_LONG = "理由最多 {max} 个字，请精简后再发送。"
+NOTE_TOO_LONG = "备注最多 {max} 个字，请精简后再发送。"
 DUPLICATE_CHANGE = ("60 秒内你已给 {name} {verb}过同样的 {points} 积分（E{txn}），疑似重复发送，本次未{verb}。"
                     "如确需再次{verb}，请稍后再发送。")
 SELF_AWARD = "不能给自己发放或扣除积分。"

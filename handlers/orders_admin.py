@@ -14,7 +14,7 @@ from bot.router import Router
 from cards import builders
 from handlers import messages as msg
 from storage import orders
-from storage.models import Employee, Order
+from storage.models import REASON_MAX, Employee, Order
 
 FULFIL_USAGE = "发放 <R订单号> [备注]"
 FULFIL_EXAMPLE = "发放 R12 已放到前台，请自取"
@@ -54,6 +54,8 @@ def handle_fulfil(event: Event, ctx: Context) -> Reply:
     if parsed is None:
         return Text(msg.usage_text("fulfil", FULFIL_USAGE, FULFIL_EXAMPLE, msg.NEED_ORDER_REF))
     ref, note = parsed
+    if len(note) > REASON_MAX:
+        return Text(msg.usage_text("fulfil", FULFIL_USAGE, FULFIL_EXAMPLE, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
     actor = ctx.member
     assert actor is not None
     order = orders.fulfil(ctx.session, ctx.ledger, actor, ref, ctx.now(), note=note)
@@ -68,6 +70,8 @@ def handle_reject(event: Event, ctx: Context) -> Reply:
     if parsed is None:
         return Text(msg.usage_text("reject", REJECT_USAGE, REJECT_EXAMPLE, msg.NEED_ORDER_REF))
     ref, note = parsed
+    if len(note) > REASON_MAX:
+        return Text(msg.usage_text("reject", REJECT_USAGE, REJECT_EXAMPLE, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
     actor = ctx.member
     assert actor is not None
     order = orders.reject(ctx.session, ctx.ledger, actor, ref, ctx.now(), note=note)

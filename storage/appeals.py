@@ -17,12 +17,11 @@ from sqlalchemy.orm import Session, aliased
 from storage.errors import InvalidState, NotPermitted, UnknownAppeal, UnknownTxn
 from storage.ledger import Ledger
 from storage.members import audit
-from storage.models import Appeal, Employee, Txn
+from storage.models import REASON_MAX, Appeal, Employee, Txn
 
 OPEN, APPROVED, DENIED = "open", "approved", "denied"
 DECIDER_ROLES = ("hr", "admin")
 STATUS_TEXT = {OPEN: "待处理", APPROVED: "通过", DENIED: "驳回"}
-REASON_MAX = 200  # characters of an appeal's reason or a decision's note
 
 
 class Plan(str, Enum):

@@ -14,6 +14,7 @@ from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Intege
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Id = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+REASON_MAX = 200  # characters of a reason or note a person types (longer ones broke paged replies' limits)
 
 
 class Base(DeclarativeBase):

@@ -138,3 +138,17 @@ def test_reply_hint_and_fit_with_tail_keep_commands_whole() -> None:
     out = fit_with_tail("很长的内容" * 500, tail, 200)
     assert utf8_len(out) <= 200
     assert out.endswith("\n" + tail)
+
+
+def test_a_long_page_keeps_its_footer_on_every_text_format() -> None:
+    """2,000-character reasons once cut the WeCom history page, next-page hint included."""
+    from cards import render_dingtalk, render_wecom
+    from cards.builders import history_card
+    from cards.text import utf8_len
+
+    rows = [f"E{i} 03-10 10:00 奖励 +5 " + "很长的理由" * 80 for i in range(10)]
+    card = history_card(rows=rows, page=1, pages=3, total=30)
+    for text, limit in ((render_wecom.passive_text(card), 2048),
+                        (render_wecom.render_markdown(card, 1)["markdown"]["content"], 2048),
+                        (render_dingtalk.render_text(card, 2000)["text"]["content"], 2000)):
+        assert utf8_len(text) <= limit and "明细 2" in text and "共 30 条" in text

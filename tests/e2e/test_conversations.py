@@ -201,3 +201,13 @@ def test_every_command_answers_through_the_real_endpoint(client, company, platfo
     assert "系统暂时出了点问题" not in shown and "没有权限" not in shown
     with company.db.session_scope() as s:
         assert check_invariants(s) == []
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
+def test_reasons_and_notes_are_at_most_200_characters(client, company, platform: str) -> None:
+    bot, chat = company, Chat(client, platform)
+    before = _count(bot, Txn)
+    assert "最多 200 个字" in chat.say("mgr", "奖励 E1 50 " + "好" * 201)
+    assert "最多 200 个字" in chat.say("hr1", "扣除 E1 5 " + "错" * 201)
+    assert _count(bot, Txn) == before
+    assert "已奖励" in chat.say("mgr", "奖励 E1 50 " + "好" * 200)  # exactly 200 is fine
