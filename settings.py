@@ -76,12 +76,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "budget_grant": "0 0 1 * *",
         "leaver_policy": "0 1 * * *",
         "reconcile_approvals": "*/30 * * * *",
+        "prune": "30 3 * * *",
         "outbox_interval_seconds": 1.0,
         "lease_seconds": 600,
     },
     "leaderboard": {"top_n": 10, "period": "week", "groups": []},
     "playground": {"enabled": False},
     "spool": {"dir": "var/spool", "max_mb": 64, "max_events": 10000},
+    "retention": {"events_days": 30, "sent_messages_days": 30, "job_runs_days": 180, "rate_buckets_days": 2},
 }
 LIST_SECTIONS = ("catalog", "rules")
 CHOICES = {
@@ -104,6 +106,7 @@ class Settings:
     leaderboard: Mapping[str, Any]
     playground: Mapping[str, Any]
     spool: Mapping[str, Any]
+    retention: Mapping[str, Any]
     catalog: tuple[CatalogItem, ...] = ()
     rules: tuple[Rule, ...] = ()
     source: str = "<mapping>"
@@ -264,9 +267,11 @@ def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settin
     sections = {name: _section(name, data.get(name)) for name in DEFAULTS}
     _validate_platforms(sections["wecom"], sections["dingtalk"])
     _validate_misc(sections["server"], sections["points"], sections["leavers"], sections["leaderboard"])
-    for key in ("max_mb", "max_events"):
-        if sections["spool"][key] <= 0:
-            raise ConfigError(f"spool.{key}: expected a positive number")
+    for section, key in (("spool", "max_mb"), ("spool", "max_events"), *(("retention", k) for k in sections["retention"])):
+        if sections[section][key] <= 0:
+            raise ConfigError(f"{section}.{key}: expected a positive number")
+    if sections["retention"]["job_runs_days"] <= 40:
+        raise ConfigError("retention.job_runs_days: expected more than 40 days (the scheduler's catch-up looks back 40)")
     _refuse_self_pointing_apis(sections)
     return Settings(**sections, catalog=parse_catalog(data.get("catalog")), rules=parse_rules(data.get("rules")),
                     source=source)

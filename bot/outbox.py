@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -365,13 +365,6 @@ def deliver_once(bot: Any, *, worker_id: str, now: datetime | None = None, limit
     return stats
 
 
-def prune_buckets(bot: Any, now: datetime | None = None) -> int:
-    """Drop per-minute buckets older than a day (the monthly DingTalk counters are kept)."""
-    cutoff = f"{(now or bot.db.clock()) - timedelta(days=1):%Y-%m-%dT%H:%M}"
-    with bot.db.session_scope() as s:
-        return s.execute(delete(RateBucket).where(RateBucket.window < cutoff, RateBucket.window.like("%T%"))).rowcount
-
-
 def drain(bot: Any, *, worker_id: str, now: datetime | None = None, max_rounds: int = 200,
           rand: Callable[[], float] = random.random) -> DeliveryStats:
     """Deliver until nothing due is left (or ``max_rounds`` batches); used by ``run-job deliver-outbox``."""
@@ -382,19 +375,3 @@ def drain(bot: Any, *, worker_id: str, now: datetime | None = None, max_rounds: 
         if stats.claimed == 0:
             break
     return total
-
-
-def run_loop(bot: Any, stop_event: threading.Event, interval: float = 1.0, *, worker_id: str | None = None) -> None:
-    """Poll about once per ``interval`` until ``stop_event`` is set; a full batch polls again at once."""
-    worker_id = worker_id or worker_name()
-    rounds = 0
-    while not stop_event.is_set():
-        stats = DeliveryStats()
-        try:
-            stats = deliver_once(bot, worker_id=worker_id)
-            rounds += 1
-            if rounds % 3600 == 0:
-                prune_buckets(bot)
-        except Exception:  # the loop must survive a database hiccup
-            log.exception("outbox delivery round failed")
-        stop_event.wait(0 if stats.claimed >= 50 else interval)

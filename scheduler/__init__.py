@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 CRON_KEYS = {
     "expire-points": "expire_points", "expiry-notices": "expiry_notices", "leaderboard": "leaderboard",
     "manager-digest": "manager_digest", "hr-digest": "hr_digest", "budget-grant": "budget_grant",
-    "leaver-policy": "leaver_policy", "reconcile-approvals": "reconcile_approvals",
+    "leaver-policy": "leaver_policy", "reconcile-approvals": "reconcile_approvals", "prune": "prune",
 }
 LOOKBACK = timedelta(days=40)  # longer than the longest schedule (monthly)
 TAKE_OVER_SECONDS = 60  # how often running schedulers look for runs whose owner died

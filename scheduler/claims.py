@@ -35,6 +35,7 @@ GRANULARITY: dict[str, Granularity] = {
     "budget-grant": "month",
     "leaver-policy": "day",
     "reconcile-approvals": "halfhour",
+    "prune": "day",
     "deliver-outbox": "none",
 }
 

@@ -28,6 +28,7 @@ from storage.ledger import Ledger
 from storage.models import Account, Employee, Lot, Outbox, Txn
 from storage.outbox import enqueue
 from storage.queries import leaderboard as board_rows
+from storage.retention import prune
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -217,6 +218,11 @@ def reconcile_approvals(bot: Any, period: str, now: datetime, lease: Lease) -> s
     return str(_lazy("bot.approvals_sync", "reconcile")(bot, now))
 
 
+def prune_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
+    """Delete what the ``[retention]`` windows no longer keep (storage/retention.py)."""
+    return str(prune(bot.db, now, bot.settings.retention, between_batches=lease.keep))
+
+
 def deliver_outbox(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     stats = drain(bot, worker_id=worker_name())
     return f"outbox: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead, {stats.deferred} deferred"
@@ -226,6 +232,7 @@ JOBS: dict[str, Job] = {
     "expire-points": expire_points, "expiry-notices": expiry_notices, "leaderboard": leaderboard_job,
     "manager-digest": manager_digest, "hr-digest": hr_digest_job, "budget-grant": budget_grant,
     "leaver-policy": leaver_policy, "reconcile-approvals": reconcile_approvals, "deliver-outbox": deliver_outbox,
+    "prune": prune_job,
 }
 
 

@@ -367,17 +367,3 @@ def test_two_workers_at_once_send_each_row_once(engine_db: Any, fake: FakePlatfo
     assert not errors
     assert sorted(fake.texts()) == sorted(set(fake.texts())) and len(fake.texts()) == 60
     assert all(r.status == "sent" for r in rows(engine_db))
-
-
-def test_run_loop_stops_on_event(bot: Any, fake: FakePlatforms) -> None:
-    add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("loop")})
-    stop = threading.Event()
-    t = threading.Thread(target=outbox.run_loop, args=(bot, stop, 0.01))
-    t.start()
-    for _ in range(200):
-        if fake.delivered:
-            break
-        stop.wait(0.01)
-    stop.set()
-    t.join(timeout=5)
-    assert not t.is_alive() and len(fake.delivered) == 1

@@ -273,3 +273,11 @@ def test_a_lease_is_renewed_between_batches_and_lost_to_a_new_owner(bot: Any, cl
     lease.renewed -= 21
     with pytest.raises(LeaseLost):
         lease.keep()
+
+
+def test_prune_runs_daily_as_a_claimed_job(bot: Any, clock: Any) -> None:
+    with bot.db.session_scope() as s:
+        s.add(Outbox(idem_key="old", kind="notice", payload="{}", status="sent", attempts=0, created_at=clock(),
+                     next_attempt_at=clock(), sent_at=clock() - timedelta(days=31)))
+    assert "1 outbox" in run(bot, "prune", clock())
+    assert "already done" in run(bot, "prune", clock() + timedelta(hours=1))
