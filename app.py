@@ -5,20 +5,23 @@ the outbox in a process of its own (never inside a web worker, see docs/reliabil
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from sqlalchemy import text
 
 from bot.router import Router
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage.db import Database, utcnow
 from storage.migrate import schema_is_current
+from storage.status import status as storage_status
 
 MAX_BODY = 64 * 1024
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 @dataclass
@@ -104,6 +107,22 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
         if not current:
             return jsonify(ready=False, database="migrations pending", spool=spool_info), 503
         return jsonify(ready=True, database="ok", spool=spool_info)
+
+    @app.get("/status")
+    def status():  # type: ignore[no-untyped-def]
+        """For operators: configuration errors, the outbox, each job's last success, heartbeats. Off (404)
+        unless ``[server] status_token`` is set (then required as a bearer token) or asked from loopback."""
+        token = settings.server["status_token"]
+        if token:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return jsonify(error="a bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
+        elif request.remote_addr not in LOOPBACK:
+            return jsonify(error="not found"), 404
+        try:
+            return jsonify(storage_status(database, database.clock()))
+        except Exception:
+            return jsonify(error="database unavailable"), 503
 
     from cli import register_cli
 

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "timezone": "Asia/Shanghai",
         "signature_window_seconds": 300,
         "log_level": "INFO",
+        "status_token": "",
     },
     "database": {"url": "sqlite:///var/pointsbot.db", "sqlite_synchronous": "FULL"},
     "wecom": {

@@ -28,6 +28,7 @@ CRON_KEYS = {
 }
 LOOKBACK = timedelta(days=40)  # longer than the longest schedule (monthly)
 TAKE_OVER_SECONDS = 60  # how often running schedulers look for runs whose owner died
+BEAT_SECONDS = 30  # storage/status.py: a heartbeat older than 90 s is stale
 
 
 def triggers(settings: Any) -> dict[str, CronTrigger]:
@@ -88,8 +89,19 @@ def _take_over(bot: Any, owner: str, stopping: threading.Event) -> None:
         log.exception("take-over sweep failed")
 
 
+def _beat(bot: Any, owner: str) -> None:
+    """Tell /status this scheduler is alive (a database hiccup is logged, the next beat tries again)."""
+    from storage.status import beat
+
+    try:
+        beat(bot.db, "scheduler", owner, bot.db.clock())
+    except Exception:
+        log.exception("heartbeat failed")
+
+
 def _start(bot: Any, owner: str, stopping: threading.Event) -> None:
-    """At start: finish what a dead scheduler left, then catch up the periods nobody ran."""
+    """At start: say so, finish what a dead scheduler left, then catch up the periods nobody ran."""
+    _beat(bot, owner)
     _take_over(bot, owner, stopping)
     catch_up(bot, bot.db.clock(), owner)
 
@@ -124,6 +136,8 @@ def build_scheduler(app: Any, stopping: threading.Event | None = None) -> Blocki
                       misfire_grace_time=30)
     scheduler.add_job(_take_over, "interval", seconds=TAKE_OVER_SECONDS, args=(bot, owner, stopping), id="take-over",
                       name="take-over", misfire_grace_time=30)
+    scheduler.add_job(_beat, "interval", seconds=BEAT_SECONDS, args=(bot, owner), id="heartbeat", name="heartbeat",
+                      misfire_grace_time=30)
     # a one-off job at start: the clock is read when it runs, not when the scheduler is built
     scheduler.add_job(_start, "date", args=(bot, owner, stopping), id="catch-up", name="catch-up",
                       misfire_grace_time=None)

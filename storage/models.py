@@ -238,6 +238,19 @@ class ApprovalSlot(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class Heartbeat(Base):
+    """A long-running process saying it is alive (the scheduler every 30 s); stale after 90 s."""
+
+    __tablename__ = "heartbeats"
+    __table_args__ = (UniqueConstraint("kind", "instance", name="uq_heartbeats"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))  # scheduler | stream
+    instance: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int] = mapped_column(Integer)
+    beat_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class Shortfall(Base):
     """Points that could not be taken back because they were already spent; HR decides."""
 

@@ -114,7 +114,7 @@ def test_last_fire_time_and_scheduler_configuration(sqlite_db: Any, clock: Any) 
     sched = scheduler.build_scheduler(type("App", (), {"extensions": {"pointsbot": bot}})())
     assert not sched.running
     names = {j.id for j in sched.get_jobs()}
-    assert names == {*scheduler.CRON_KEYS, "deliver-outbox", "take-over", "catch-up"}
+    assert names == {*scheduler.CRON_KEYS, "deliver-outbox", "take-over", "heartbeat", "catch-up"}
     assert sched._job_defaults == {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
     assert str(sched.timezone) == "Asia/Shanghai"
 
