@@ -30,6 +30,7 @@ from urllib.parse import quote
 from cards.model import Card
 from cards.text import (
     ELLIPSIS,
+    escape_link_label,
     escape_markdown,
     fit_with_tail,
     kept_tail,
@@ -53,7 +54,7 @@ def dtmd_link(label: str, command: str) -> str:
     ``quote(..., safe="")`` encodes everything outside the unreserved set, including ``)``, ``&``, ``+``, ``#``
     and spaces, so the URL can neither end the markdown link early nor be misread by the client's query parser.
     """
-    return f"[{escape_markdown(label)}]({DTMD_SEND}{quote(command, safe='')})"
+    return f"[{escape_link_label(label)}]({DTMD_SEND}{quote(command, safe='')})"
 
 
 def render_markdown(card: Card, max_bytes: int = WEBHOOK_MAX_BYTES) -> dict[str, Any]:

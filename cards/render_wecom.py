@@ -23,6 +23,7 @@ from typing import Any
 from cards.model import Button, Card
 from cards.text import (
     escape_markdown,
+    escape_wecom_text,
     fit_with_tail,
     kept_tail,
     reply_hint,
@@ -110,7 +111,8 @@ def passive_text(card: Card) -> str:
     is the reply builder's job.
     """
     parts = [card.title, *card.lines, *(f"{k}: {v}" for k, v in card.fields)]
-    return fit_with_tail("\n".join(p for p in parts if p), kept_tail(card), TEXT_MAX_BYTES)
+    body = escape_wecom_text("\n".join(p for p in parts if p))
+    return fit_with_tail(body, escape_wecom_text(kept_tail(card)), TEXT_MAX_BYTES)
 
 
 def _button(button: Button) -> dict[str, Any]:

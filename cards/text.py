@@ -123,30 +123,28 @@ def truncate_chars(s: str, n: int, ellipsis: str = ELLIPSIS) -> str:
     return s[: _back_off(s, n - len(tail))] + tail
 
 
-# Characters that start markdown syntax anywhere in a line, mapped to full-width look-alikes. We replace rather than
-# backslash-escape because DingTalk's markdown subset does not document backslash escapes (a literal "\" may show),
-# while full-width brackets and symbols read naturally in Chinese text.
-_MD_INLINE = str.maketrans(
-    {
-        "[": "［",
-        "]": "］",
-        "(": "（",
-        ")": "）",
-        "*": "＊",
-        "_": "＿",
-        "#": "＃",
-        "`": "｀",
-        "~": "～",
-        "<": "＜",
-        ">": "＞",
-        "|": "｜",
-        "!": "！",
-        "\\": "＼",
-    }
-)
-# Characters that only mean something at the start of a line (lists, setext headings, rules).
-_MD_LINE_START = {"-": "－", "+": "＋", "=": "＝"}
-_ORDERED_LIST = re.compile(r"^(\d+)\.")  # "1." starts an ordered list; ")" is already full-width
+# Markdown is neutralised only where user text could form syntax, so ordinary punctuation stays as typed
+# ("兑换 <编号> [数量]", "1. 第一"). Replacement is by full-width look-alikes rather than backslashes: DingTalk's
+# markdown subset does not document backslash escapes (a literal "\" may show).
+_LINK = re.compile(r"\]\s*\(")  # "](" is what makes [text](url) a link or an image
+_LINK_CHARS = str.maketrans({"[": "［", "]": "］", "(": "（", ")": "）"})
+_SCHEME = re.compile(r"(?i)\b(dtmd|https?)://")  # a bare URL becomes a link (dtmd:// a button) on both clients
+_TAG = re.compile(r"<([A-Za-z/!][^<>]*)>")  # an HTML tag: WeCom renders <a>, <font> in text and markdown
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!])")
+_PAIRED = (("*", "＊"), ("_", "＿"), ("~", "～"))  # emphasis and strike-through need two on a line
+_ALWAYS = str.maketrans({"`": "｀", "\\": "＼"})  # code spans; a backslash would escape our own markup after it
+_LINE_START = {"#": "＃", ">": "＞"}  # a heading or a quote
+
+
+def escape_wecom_text(s: str) -> str:
+    """WeCom ``text`` content (and passive replies) render ``<a href>`` and friends: ``<``/``>`` that could open
+    or close a tag (``<`` before a letter, ``/`` or ``!``) become ``＜``/``＞``; nothing else changes."""
+    return _TAG_OPEN.sub("＜", _TAG.sub(r"＜\1＞", s))
+
+
+def escape_link_label(label: str) -> str:
+    """The text inside ``[…](…)``: as ``escape_markdown``, and any bracket too (a ``]`` would end the label)."""
+    return escape_markdown(label).translate(_LINK_CHARS)
 
 
 def escape_markdown(s: str) -> str:
@@ -154,16 +152,21 @@ def escape_markdown(s: str) -> str:
 
     Without this, a reason such as ``[点我](dtmd://dingtalkclient/sendMessage?content=...)`` would render as a
     button that makes the reader send a command of the author's choosing (docs/protocols.md B.6.3), and ``**``/``#``
-    would restyle the card. Link, emphasis, code, heading, quote, HTML, table and image syntax is replaced by
-    full-width look-alikes; list/heading markers at the start of a line are neutralised too; leading indentation
-    (which would make a code block) is dropped. Line breaks are kept: the renderer decides the layout.
+    would restyle the card. Per line: link syntax (a line with ``](``: its brackets and parentheses), URL schemes
+    (``dtmd://``, ``http(s)://``), HTML tags, paired emphasis, code spans, and a heading or quote marker at the start
+    become full-width look-alikes; leading indentation (a code block) is dropped. Line breaks are kept.
     """
     out = []
     for line in s.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        line = line.lstrip(" \t").translate(_MD_INLINE)
-        if line[:1] in _MD_LINE_START:
-            line = _MD_LINE_START[line[0]] + line[1:]
-        line = _ORDERED_LIST.sub(r"\1．", line)
+        line = line.lstrip(" \t").translate(_ALWAYS)
+        if _LINK.search(line):
+            line = line.translate(_LINK_CHARS)
+        line = _SCHEME.sub(r"\1：//", escape_wecom_text(line))
+        for ch, wide in _PAIRED:
+            if line.count(ch) >= 2:
+                line = line.replace(ch, wide)
+        if line[:1] in _LINE_START:
+            line = _LINE_START[line[0]] + line[1:]
         out.append(line)
     return "\n".join(out)
 

@@ -20,6 +20,7 @@ from bot.spool import UNAVAILABLE, Spooled, Spooler
 from bot.wecom import crypto as wc
 from bot.wecom.parse import parse
 from cards.render_wecom import passive_text
+from cards.text import escape_wecom_text
 from storage import outbox
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,8 @@ class WeComAdapter:
             payload_card = card.to_dict() if card else {"title": reply.text, "lines": []}  # type: ignore[union-attr]
             self._send_later(session, user, payload_card)
             return self._passive(event, wc.update_button_reply_xml(user, self.corp_id, created, "已处理"))
-        if isinstance(reply, Text):
-            return self._passive(event, wc.text_reply_xml(user, self.corp_id, created, reply.text))
+        if isinstance(reply, Text):  # WeCom renders HTML tags in text: a reply may quote user text
+            return self._passive(event, wc.text_reply_xml(user, self.corp_id, created, escape_wecom_text(reply.text)))
         if reply.card.buttons:
             self._send_later(session, user, reply.card.to_dict())
             return Answer(200, "")

@@ -74,18 +74,23 @@ def test_user_text_is_escaped_so_it_cannot_inject_buttons() -> None:
     evil = "[点我领积分](dtmd://dingtalkclient/sendMessage?content=%E5%8F%91%E6%94%BE%20100)"
     card = Card(
         title="申诉 #3 `x`",
-        lines=(f"理由：{evil} **加粗** # 标题",),
-        fields=(("申请人", "李四 (市场部)*"),),
+        lines=(f"理由：{evil} **加粗** 访问 https://evil.example",),
+        fields=(("申请人", "李四 (市场部) *重要*"),),
         buttons=(Button("同意 [快]", "同意 A3"),),
     )
     text = render_markdown(card)["markdown"]["text"]
     assert commands_in(text) == ["同意 A3"]  # only our button is a link
-    body = text.split("[同意")[0]
-    for ch in "[]()*#`":
-        assert ch not in body.replace("**申请人**", "").replace("#### ", "")
-    assert "［点我领积分］（dtmd://" in text
-    assert "李四 （市场部）＊" in text
+    assert "理由：［点我领积分］（dtmd：//dingtalkclient/" in text and "＊＊加粗＊＊" in text
+    assert "https：//evil.example" in text  # no bare link either
+    assert "#### 申诉 #3 ｀x｀" in text  # "#" inside a line is not a heading: left as typed
+    assert "李四 (市场部) ＊重要＊" in text  # parentheses without a link stay as typed
     assert "[同意 ［快］](" in text  # the label is escaped too
+
+
+def test_ordinary_punctuation_stays_as_typed() -> None:
+    card = Card(title="帮助", lines=("兑换 <编号> [数量]", "1. 积分", "a-b 1.5 (可选)"))
+    text = render_markdown(card)["markdown"]["text"]
+    assert "兑换 <编号> [数量]" in text and "1. 积分" in text and "a-b 1.5 (可选)" in text
 
 
 def test_markdown_respects_limit_and_keeps_links() -> None:

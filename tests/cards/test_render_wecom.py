@@ -161,7 +161,16 @@ def test_markdown_escapes_user_text_and_fits() -> None:
     content = body["markdown"]["content"]
     assert utf8_len(content) <= TEXT_MAX_BYTES
     assert "[点我]" not in content and "](" not in content and "`" not in content
-    assert content.startswith("**奖励通知**\n理由：［点我］（http://evil） ＊＊粗体＊＊ ＃1")
+    assert content.startswith("**奖励通知**\n理由：［点我］（http：//evil） ＊＊粗体＊＊ #1")
+
+
+def test_text_and_passive_replies_neutralise_html_tags_only() -> None:
+    """WeCom renders <a href> in text messages: a reason must not become a phishing link."""
+    reason = '<a href="https://evil.example/login">点此领取双倍积分</a>'
+    card = Card(title="你获得了 50 积分", fields=(("理由", reason),), footer="兑换 <编号> [数量] · 1 < 2")
+    for text in (passive_text(card), render_text(card, AGENT)["text"]["content"]):
+        assert '理由: ＜a href="https://evil.example/login"＞点此领取双倍积分＜/a＞' in text
+        assert "兑换 <编号> [数量] · 1 < 2" in text  # nothing else changes
 
 
 @settings(max_examples=150)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from cards.text import (
     ELLIPSIS,
     escape_markdown,
+    escape_wecom_text,
     fit_with_tail,
     reply_hint,
     safe_task_id,
@@ -83,8 +84,8 @@ def test_truncate_rejects_negative_limits() -> None:
 def test_escape_markdown_neutralises_metacharacters() -> None:
     evil = "[点我](dtmd://dingtalkclient/sendMessage?content=%E5%8F%91%E6%94%BE) **粗** #标题 `code` _x_ <b>"
     out = escape_markdown(evil)
-    for ch in "[]()*#`_<>":
-        assert ch not in out
+    for syntax in ("[", "](", "**", "`", "_x_", "<b>", "://"):
+        assert syntax not in out
     assert "点我" in out and "dtmd" in out  # the text stays readable, only the syntax is gone
 
 
@@ -92,22 +93,40 @@ def test_escape_markdown_neutralises_metacharacters() -> None:
     "line, expected",
     [
         ("# 标题", "＃ 标题"),
-        ("- 项目", "－ 项目"),
-        ("+ 项目", "＋ 项目"),
-        ("1. 第一", "1． 第一"),
-        ("    缩进代码", "缩进代码"),
         ("> 引用", "＞ 引用"),
-        ("===", "＝=="),
-        ("张三 (市场部)", "张三 （市场部）"),
-        ("普通文本 a-b 1.5", "普通文本 a-b 1.5"),
+        ("    缩进代码", "缩进代码"),
+        ("[链接](http://x)", "［链接］（http：//x）"),
+        ("看 https://evil.example/a", "看 https：//evil.example/a"),
+        ("<a href='x'>点</a> 和 <font color=red>", "＜a href='x'＞点＜/a＞ 和 ＜font color=red＞"),
+        ("**粗** 和 __斜__ 和 ~~删~~", "＊＊粗＊＊ 和 ＿＿斜＿＿ 和 ～～删～～"),
+        ("`代码` 与 a\\b", "｀代码｀ 与 a＼b"),
+        # ordinary punctuation stays as typed where nothing could form syntax
+        ("兑换 <编号> [数量]", "兑换 <编号> [数量]"),
+        ("1. 第一", "1. 第一"),
+        ("- 项目", "- 项目"),
+        ("张三 (市场部)", "张三 (市场部)"),
+        ("普通文本 a-b 1.5 3*4 snake_case 1 < 2 > 0 #3", "普通文本 a-b 1.5 3*4 snake_case 1 < 2 > 0 #3"),
     ],
 )
-def test_escape_markdown_line_starts(line: str, expected: str) -> None:
+def test_escape_markdown_vectors(line: str, expected: str) -> None:
     assert escape_markdown(line) == expected
 
 
 def test_escape_markdown_keeps_line_breaks_and_applies_per_line() -> None:
-    assert escape_markdown("第一行\r\n# 第二行\n- 第三行") == "第一行\n＃ 第二行\n－ 第三行"
+    assert escape_markdown("第一行\r\n# 第二行\n> 第三行") == "第一行\n＃ 第二行\n＞ 第三行"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('<a href="https://evil.example/login">点此领取双倍积分</a>', '＜a href="https://evil.example/login"＞点此领取双倍积分＜/a＞'),
+        ("<b>粗</b> <!-- x -->", "＜b＞粗＜/b＞ ＜!-- x --＞"),
+        ("a<b", "a＜b"),
+        ("1 < 2 > 0, <3, <编号>, [数量] **x**", "1 < 2 > 0, <3, <编号>, [数量] **x**"),
+    ],
+)
+def test_escape_wecom_text_vectors(text: str, expected: str) -> None:
+    assert escape_wecom_text(text) == expected
 
 
 def test_safe_task_id_keeps_valid_ids() -> None:
