@@ -46,6 +46,7 @@ class FakePlatforms:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
+        self._checked: set[tuple[str, str]] = set()  # messages sent with WeCom's duplicate check on
 
     # ---- control
     def rotate(self) -> None:
@@ -76,6 +77,9 @@ class FakePlatforms:
         failure = self._failure()
         if failure == "timeout":
             raise requests.exceptions.ReadTimeout("fake read timeout")
+        if failure == "late":  # WeCom delivers, but its answer comes after our read timeout
+            self._wecom_deliver(json.loads(req.body))
+            raise requests.exceptions.ReadTimeout("fake read timeout after delivery")
         if failure == "500":
             return 502, {}, "<html>bad gateway</html>"
         if failure in ("busy", "limit"):
@@ -84,13 +88,20 @@ class FakePlatforms:
             return 200, {}, json.dumps({"errcode": 81013, "errmsg": "user invalid"})
         if failure == "untrusted_ip":
             return 200, {}, json.dumps({"errcode": 60020, "errmsg": "not allow to access from your ip"})
-        body = json.loads(req.body)
+        self._wecom_deliver(json.loads(req.body))
+        return 200, {}, json.dumps({"errcode": 0, "errmsg": "ok", "msgid": "m"})
+
+    def _wecom_deliver(self, body: dict) -> None:
+        """Record a delivery; with ``enable_duplicate_check`` WeCom drops a copy of the same message (A.8.2)."""
         to = body.get("touser") or body.get("chatid") or "webhook"
         msg = body.get(body["msgtype"])
         text = msg.get("content") or json.dumps(msg, ensure_ascii=False)
         with self.lock:
+            if body.get("enable_duplicate_check") and (to, text) in self._checked:
+                return
+            if body.get("enable_duplicate_check"):
+                self._checked.add((to, text))
             self.delivered.append(Delivered("wecom", to, text))
-        return 200, {}, json.dumps({"errcode": 0, "errmsg": "ok", "msgid": "m"})
 
     # ---- DingTalk
     def _dingtalk_token(self, req: Any) -> tuple[int, dict[str, str], str]:

@@ -286,6 +286,24 @@ def test_wecom_duplicate_check_only_on_notices_about_one_event(bot: Any, fake: F
     assert checks == [("text", 1, 1800), ("template_card", 1, 1800), ("text", None, None)]
 
 
+def test_a_late_answer_delivers_a_notice_once_and_a_reply_at_least_once(bot: Any, fake: FakePlatforms,
+                                                                        clock: Any) -> None:
+    """WeCom delivered, but answered after our timeout: the row is sent again. Its duplicate check keeps a notice
+    about one event from arriving twice; a reply to a query has none (a repeated 积分 must not vanish)."""
+    from bot.context import Context
+
+    emp = employee(bot.db, "E1", wecom="zs")
+    with bot.db.session_scope() as s:
+        Context(session=s, settings=bot.settings, clock=bot.db.clock, platform="wecom").notify(
+            emp, Card.from_dict(card("E7 奖励 30")), key="E7:notice")
+    add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("可用积分 30")})
+    fake.script = ["late", "late"]
+    assert outbox.deliver_once(bot, worker_id="w1", rand=lambda: 1.0).retried == 2
+    clock.advance(seconds=5)
+    assert outbox.deliver_once(bot, worker_id="w1").sent == 2
+    assert sorted(t.split("\n")[1] for t in fake.texts()) == ["E7 奖励 30", "可用积分 30", "可用积分 30"]
+
+
 def test_partial_delivery_is_not_repeated(bot: Any, fake: FakePlatforms, clock: Any) -> None:
     emp = employee(bot.db, "E1", wecom="zs", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("一次")})
