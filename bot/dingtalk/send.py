@@ -8,9 +8,9 @@ docs/protocols.md §B.2, §B.4, §B.6.2, §B.7, §B.8.
 Error policy:
 
 * new API HTTP 401 or code ``InvalidAuthentication`` (legacy ``40014``/``42001``): drop the
-  cached token, refetch and retry **once**.
-* ``…QpsLimit…`` codes, legacy ``90018``/``90002``/``-1``, HTTP 5xx/429, the per-IP block
-  page, timeouts, connection errors → retryable :class:`PlatformApiError`.
+  cached token, refetch and retry **once**; rejected again → retryable (the outbox tries later).
+* ``…QpsLimit…``, ``send.too.fast``/``send.byToken.tooFast``/``system.busy``, legacy ``90018``/
+  ``90002``/``-1``, HTTP 5xx/429, the per-IP block page, timeouts → retryable :class:`PlatformApiError`.
 * ``90020`` / ``…ApiCountLimitForOrg`` (monthly quota exhausted) → non-retryable, code
   ``"quota"`` so the outbox can stop sending instead of burning attempts.
 * wrong app secret at token time → :class:`ConfigurationError` naming ``dingtalk.app_secret``.
@@ -43,7 +43,7 @@ MAX_MSG_PARAM_BYTES = 15000
 
 LEGACY_TOKEN_CODES = frozenset({40014, 42001})
 LEGACY_RETRYABLE = frozenset({-1, 90018, 90002, 130101})  # 130101: robot "sending too fast"
-THROTTLED = frozenset({"send.too.fast", "send.byToken.tooFast", "system.busy"})  # docs/protocols.md B.7.4
+TRY_LATER = frozenset({"send.too.fast", "send.byToken.tooFast", "system.busy", "InvalidAuthentication"})  # B.7.4
 LEGACY_QUOTA = frozenset({90020})
 LEGACY_CREDENTIAL_CODES = frozenset({40001, 40013, 40089})
 
@@ -266,8 +266,7 @@ class DingTalkClient:
             return result.data
         if "ApiCountLimitForOrg" in code:
             raise self._error("quota", f"{what}: monthly API quota exhausted ({code})", False)
-        retryable = ("QpsLimit" in code or code in THROTTLED or result.status >= 500 or result.status == 429
-                     or result.status == 401 or code == "InvalidAuthentication")  # rejected again after a refresh
+        retryable = "QpsLimit" in code or code in TRY_LATER or result.status in (401, 429) or result.status >= 500
         raise self._error(code or f"http_{result.status}", f"{what}: HTTP {result.status} {message}", retryable)
 
     def _check_legacy(self, result: HttpResult, what: str) -> dict[str, Any]:
