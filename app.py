@@ -92,6 +92,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
             return jsonify(status="unavailable"), 503
         return jsonify(status="ok")
 
+    schema_ok: dict[str, bool] = {}
+
     @app.get("/readyz")
     def readyz():  # type: ignore[no-untyped-def]
         """For load balancers: can this process take callbacks? Yes while the database answers and its
@@ -99,8 +101,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
         does not take every web host out of rotation at once)."""
         size, events = spool.usage()
         spool_info = {"events": events, "bytes": size, "full": spool.full()}
-        try:
-            current = schema_is_current(database)
+        try:  # once current, the schema stays current for this process (a probe a second would log each check)
+            current = schema_ok.setdefault("current", False) or schema_is_current(database)
+            schema_ok["current"] = current
         except Exception:
             ready = not spool_info["full"]
             return jsonify(ready=ready, database="unavailable", spool=spool_info), 200 if ready else 503

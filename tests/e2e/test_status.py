@@ -49,3 +49,20 @@ def test_status_reports_config_errors_outbox_jobs_and_heartbeats(app, client) ->
     assert data["outbox"]["oldest_pending_seconds"] >= 299
     assert list(data["jobs"]) == ["expire-points"]
     assert [(b["instance"], b["stale"]) for b in data["heartbeats"]] == [("host-a:1", True), ("host-b:2", False)]
+
+
+def test_readyz_waits_for_pending_migrations(app, client) -> None:
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    db = app.extensions["pointsbot"].db
+    pending = client.get("/readyz")  # the schema was created without Alembic: no revision recorded
+    assert pending.status_code == 503 and pending.json["database"] == "migrations pending"
+    cfg = alembic_config(db)
+    with db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.stamp(cfg, "head")
+        conn.commit()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["ready"] is True and ready.json["spool"]["events"] == 0
