@@ -25,9 +25,9 @@ from storage.ledger import MAX_POINTS
 from storage.models import REASON_MAX, Employee, Txn
 
 AWARD_USAGE = "奖励 <工号/@同事/姓名> <积分> <原因>"
-AWARD_EXAMPLE = "奖励 E1002 50 帮忙排查线上故障"
+AWARD_EXAMPLE = "奖励 1002 50 帮忙排查线上故障"
 DEDUCT_USAGE = "扣除 <工号/@同事/姓名> <积分> <原因>"
-DEDUCT_EXAMPLE = "扣除 E1002 20 重复领取"
+DEDUCT_EXAMPLE = "扣除 1002 20 重复领取"
 DOUBLE_SEND_WINDOW = timedelta(seconds=60)
 GIVERS = ("manager", "hr", "admin")
 _POINTS = re.compile(r"^\+?(\d{1,9})(?:积分|分)?$")

@@ -24,7 +24,7 @@ from storage.errors import InvalidCode, UnknownEmployee
 from storage.models import Binding, Employee, UnbindRequest
 
 BIND_USAGE = "绑定 <工号> <绑定码>（绑定码向 HR 索取，24 小时内有效）"
-BIND_EXAMPLE = "绑定 E1001 48392017"
+BIND_EXAMPLE = "绑定 1002 48392017"
 UNBIND_USAGE = "解绑 [工号/@同事/姓名]（为他人解绑仅限 HR、管理员）"
 UNBIND_EXAMPLE = "解绑"
 CONFIRM_USAGE = "确认解绑 <U编号>"
