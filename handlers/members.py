@@ -28,7 +28,8 @@ def leaver_card(r: LeaverReport, platform: str) -> Card:
                   for oid, item, cost in r.pending_orders[:SHOW_ORDERS]]
         if len(r.pending_orders) > SHOW_ORDERS:
             lines.append(f"…… 另有 {len(r.pending_orders) - SHOW_ORDERS} 个")
-    lines.append("剩余积分将按离职政策处理；如属误操作，可用「恢复员工」命令恢复。")
+    lines.append(f"剩余积分将按离职政策处理；如属误操作，请管理员在服务器上执行: "
+                 f"flask --app app reactivate {r.employee_no}")
     return Card(title=f"员工离职：{r.name}", lines=tuple(lines),
                 fields=(("剩余积分", str(r.balance)), ("待处理订单", str(len(r.pending_orders))),
                         ("来源", {"wecom": "企业微信", "dingtalk": "钉钉"}.get(platform, platform))))

@@ -105,6 +105,7 @@ def assert_left(co: Company) -> None:
     assert sorted(i for i, _ in notices) == sorted([co.ids["H1"], co.ids["A1"]])
     for _, card in notices:
         assert "张三" in card and "200" in card and "R1" in card and "100元购物卡" in card
+        assert "flask --app app reactivate E1" in card  # how to undo it: a command that exists (no chat one yet)
 
 
 def test_wecom_member_deleted(co: Company) -> None:
