@@ -76,7 +76,10 @@ def engine_url(engine_name: str, server_databases: dict[str, str], tmp_path) -> 
 
 
 def reset_schema(db: Database) -> None:
+    """Fresh tables, and no Alembic revision left by an earlier test that migrated the same database."""
     Base.metadata.drop_all(db.engine)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     Base.metadata.create_all(db.engine)
 
 

@@ -40,7 +40,7 @@ def cut_app(engine_name: str, server_databases: dict[str, str], tmp_path: Any) -
     relay = Relay(direct.port or (5432 if engine_name == "postgresql" else 3306))
     db = Database(direct.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False))
     Base.metadata.drop_all(db.engine)
-    with db.engine.begin() as conn:  # alembic_version too, so /readyz sees a current schema
+    with db.engine.begin() as conn:  # alembic_version too: the schema comes from the migrations here
         conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     upgrade(db)
     config = copy.deepcopy(BASE_CONFIG)
