@@ -73,7 +73,7 @@ def main() -> int:
             members.bind(s, s.get(Employee, ids["A1"]), "wecom", "adm", now=db.clock(), actor_id=None, how="bench")
         return run(app, relay, args)
     finally:
-        relay.restore() if relay._listener is None else None
+        relay.restore()
         db.dispose()
         relay.cut()
         scratch.drop()

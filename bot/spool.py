@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
-from bot.events import Event
+from bot.events import Event, Unknown
 from bot.pipeline import Answer
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,19 @@ def _done(path: Path) -> int:
         return int(marker.read_text() or 0)
     except (FileNotFoundError, ValueError):
         return 0
+
+
+def replay_through(pipeline: Any, item: Spooled, parse: Callable[[str, datetime], Event], render: Any,
+                   skip: tuple[type, ...] = (Unknown,)) -> bool:
+    """One spooled event through the pipeline again: False while the database still cannot take it."""
+    try:
+        event = parse(item.plaintext, item.received_at)
+    except Exception:  # it parsed when it arrived: cannot happen, but must not block the spool
+        log.exception("spool: a spooled %s event no longer parses; skipped", item.source)
+        return True
+    if isinstance(event, skip):
+        return True
+    return bool(pipeline.handle(event, render).status != UNAVAILABLE)
 
 
 class Spooler:

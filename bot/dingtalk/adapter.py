@@ -21,7 +21,7 @@ from bot.dingtalk.parse import parse_card_callback, parse_event, parse_robot
 from bot.errors import MalformedPayload
 from bot.events import Event, Unknown, UrlCheck
 from bot.pipeline import Answer, Pipeline
-from bot.spool import UNAVAILABLE, Spooled, Spooler
+from bot.spool import UNAVAILABLE, Spooled, Spooler, replay_through
 from bot.replies import CardReply, NoReply, Reply, Text, Unavailable
 from cards.render_dingtalk import render_markdown, render_text
 
@@ -71,15 +71,9 @@ class DingTalkAdapter:
 
     def replay(self, item: Spooled) -> bool:
         """A spooled event through the pipeline again (events have no reply to send)."""
-        try:
-            event = parse_event(item.plaintext, item.received_at)
-        except Exception:  # it parsed when it arrived: cannot happen, but must not block the spool
-            log.exception("dingtalk: a spooled event no longer parses; skipped")
-            return True
-        if isinstance(event, (Unknown, UrlCheck)):
-            return True
         ack = Answer(200, "")
-        return self.pipeline.handle(event, lambda e, r, s: _acknowledge(r, ack)).status != UNAVAILABLE
+        return replay_through(self.pipeline, item, parse_event, lambda e, r, s: _acknowledge(r, ack),
+                              skip=(Unknown, UrlCheck))
 
     # ---- robot messages ---------------------------------------------------------------------
     def handle_robot(self, headers: Mapping[str, str], body: bytes) -> Answer:

@@ -16,7 +16,7 @@ from bot.crypto import CallbackCrypto
 from bot.events import CardAction, Event, TextCommand, Unknown
 from bot.pipeline import Answer, Pipeline
 from bot.replies import CardReply, Failed, NoReply, Reply, Text, Unavailable
-from bot.spool import UNAVAILABLE, Spooled, Spooler
+from bot.spool import UNAVAILABLE, Spooled, Spooler, replay_through
 from bot.wecom import crypto as wc
 from bot.wecom.parse import parse
 from cards.render_wecom import passive_text
@@ -59,14 +59,7 @@ class WeComAdapter:
 
     def replay(self, item: Spooled) -> bool:
         """A spooled callback through the pipeline again; every reply goes out through the outbox."""
-        try:
-            event = parse(item.plaintext, item.received_at)
-        except Exception:  # it parsed when it arrived: cannot happen, but must not block the spool
-            log.exception("%s: a spooled message no longer parses; skipped", self.name)
-            return True
-        if isinstance(event, Unknown):
-            return True
-        return self.pipeline.handle(event, self.render_later).status != UNAVAILABLE
+        return replay_through(self.pipeline, item, parse, self.render_later)
 
     def render_later(self, event: Event, reply: Reply, session: Session | None) -> Answer:
         """For a replayed event nobody waits on the HTTP answer: text and cards become messages."""

@@ -54,7 +54,7 @@ def cut_app(engine_name: str, server_databases: dict[str, str], tmp_path: Any) -
         members.bind(s, s.get(Employee, ids["A1"]), "wecom", "adm", now=db.clock(), actor_id=None, how="test")
         members.bind(s, s.get(Employee, ids["A1"]), "dingtalk", "adm", now=db.clock(), actor_id=None, how="test")
     yield app, relay
-    relay.restore() if relay._listener is None else None
+    relay.restore()
     wait_until(lambda: not bot.spool.pending(), 10)
     db.dispose()
     relay.cut()
