@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from flask import Flask, jsonify, request
 from sqlalchemy import text
 
-from bot.router import Router
+from bot.core.router import Router
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage.db import Database, utcnow
 from storage.migrate import schema_is_current
@@ -52,7 +52,7 @@ def _settings(config: Mapping[str, Any] | Settings | None) -> Settings:
 
 def build_router() -> Router:
     import handlers
-    from bot.middleware import default_chain
+    from bot.core.middleware import default_chain
 
     router = Router()
     router.middleware = default_chain()
@@ -64,7 +64,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
                clock: Callable[[], Any] | None = None) -> Flask:
     settings = _settings(config)
     logging.basicConfig(level=settings.server["log_level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from bot.pipeline import Pipeline
+    from bot.core.pipeline import Pipeline
     from bot.spool import Spool
     from bot.views import register_platforms
 
@@ -130,5 +130,5 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     from cli import register_cli
 
     register_cli(app)
-    from bot.playground import register_playground; register_playground(app, bot)  # noqa: E702
+    from playground import register_playground; register_playground(app, bot)  # noqa: E702
     return app

@@ -156,7 +156,7 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("demo-data", help="Load the demo company into an empty database (does nothing otherwise).")
     def demo_data() -> None:
-        from storage.demo import load_demo
+        from playground.demo import load_demo
 
         bot = _bot()
         with bot.db.session_scope() as s:

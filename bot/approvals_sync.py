@@ -16,10 +16,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 
 from bot.clients import get_clients
-from bot.context import Context
+from bot.core.context import Context
 from bot.dingtalk.parse import parse_failed_push, parse_instance_detail
 from bot.errors import ConfigurationError, MalformedPayload, PlatformApiError
-from bot.events import ApprovalChange, MemberLeft
+from bot.core.events import ApprovalChange, MemberLeft
 from bot.wecom.parse import parse_approval_detail
 from handlers.approvals import deliver
 from handlers.members import notify_leaver

@@ -25,8 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bot.events import Event, Unknown
-from bot.pipeline import Answer
+from bot.core.events import Event, Unknown
+from bot.core.pipeline import Answer
 
 log = logging.getLogger(__name__)
 EVENTS = "events.jsonl"

@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.errors import CallbackRejected
-from bot.pipeline import Answer
+from bot.core.pipeline import Answer
 from bot.spool import Spooler
 
 log = logging.getLogger(__name__)

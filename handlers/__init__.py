@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from bot.router import Router
+from bot.core.router import Router
 
 MODULES = (
     # employee self-service and orders

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import Reply, Text
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import Reply, Text
+from bot.core.router import Router
 from cards import builders_people as cards
-from handlers import messages as msg
+from cards import messages as msg
 from handlers.award import budget_left, parse_points
 from storage import appeals
 from storage.models import REASON_MAX, Employee, Txn

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from bot.context import Context
-from bot.events import ApprovalChange, Event
-from bot.replies import NoReply, Reply
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import ApprovalChange, Event
+from bot.core.replies import NoReply, Reply
+from bot.core.router import Router
 from cards.model import Card
 from storage import approvals, outbox
 from storage.approvals import Notice, Outcome

@@ -13,12 +13,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import Reply, Text
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import Reply, Text
+from bot.core.router import Router
 from cards import builders_people as cards
-from handlers import messages as msg
+from cards import messages as msg
 from storage import members
 from storage.errors import NotPermitted, UnknownEmployee
 from storage.ledger import MAX_POINTS

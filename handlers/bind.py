@@ -11,12 +11,12 @@ import re
 
 from sqlalchemy import select
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import CardReply, Reply, Text
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import CardReply, Reply, Text
+from bot.core.router import Router
 from cards import builders_people as cards
-from handlers import messages as msg
+from cards import messages as msg
 from handlers.appeal import parse_ref
 from handlers.award import find_target
 from storage import bindings, members

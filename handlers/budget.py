@@ -10,10 +10,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import Reply, Text
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import Reply, Text
+from bot.core.router import Router
 from storage.models import Account, Entry, Txn
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 import re
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import CardReply, Reply
-from bot.router import Route, Router, normalise
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import CardReply, Reply
+from bot.core.router import Route, Router, normalise
 from cards import builders
-from handlers import messages as msg
+from cards import messages as msg
 
 _CJK_HEAD = re.compile(r"([\u2e80-\u9fff\uf900-\ufaff]+)(.*)")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from bot.context import Context
-from bot.events import Event, MemberJoined, MemberLeft
-from bot.replies import NoReply, Reply
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event, MemberJoined, MemberLeft
+from bot.core.replies import NoReply, Reply
+from bot.core.router import Router
 from cards.model import Card
 from storage.leavers import LeaverReport, member_left
 

@@ -7,12 +7,12 @@ same transaction as the ledger change, so a crash cannot leave the change untold
 """
 from __future__ import annotations
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import Reply, Text
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import Reply, Text
+from bot.core.router import Router
 from cards import builders
-from handlers import messages as msg
+from cards import messages as msg
 from storage import orders
 from storage.models import REASON_MAX, Employee, Order
 

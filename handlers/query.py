@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import CardReply, Reply, Text
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import CardReply, Reply, Text
+from bot.core.router import Router
 from cards import builders
-from handlers import messages as msg
+from cards import messages as msg
 from handlers.rank import period_bounds
 from storage import queries
 from storage.models import Txn

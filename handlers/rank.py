@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import CardReply, Reply
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import CardReply, Reply
+from bot.core.router import Router
 from cards import builders
 from storage import queries
 

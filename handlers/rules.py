@@ -5,10 +5,10 @@ can never disagree with what the approval handler or the shop actually does.
 """
 from __future__ import annotations
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import CardReply, Reply
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import CardReply, Reply
+from bot.core.router import Router
 from cards import builders
 from settings import Rule, Settings
 

@@ -5,10 +5,10 @@ the list, so a number someone saw yesterday still means the same item today.
 """
 from __future__ import annotations
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import CardReply, Reply
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import CardReply, Reply
+from bot.core.router import Router
 from cards import builders
 from storage import catalog
 from storage.orders import available_points

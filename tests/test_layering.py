@@ -34,7 +34,7 @@ def test_package_does_not_import_the_edge(package: str) -> None:
 
 
 def test_importing_handlers_registers_nothing() -> None:
-    from bot.router import Router
+    from bot.core.router import Router
     import handlers
 
     router = Router()

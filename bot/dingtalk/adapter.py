@@ -19,10 +19,10 @@ from bot.crypto import CallbackCrypto
 from bot.dingtalk import crypto as dc
 from bot.dingtalk.parse import parse_card_callback, parse_event, parse_robot
 from bot.errors import MalformedPayload
-from bot.events import Event, Unknown, UrlCheck
-from bot.pipeline import Answer, Pipeline
+from bot.core.events import Event, Unknown, UrlCheck
+from bot.core.pipeline import Answer, Pipeline
 from bot.spool import UNAVAILABLE, Spooled, Spooler, replay_through
-from bot.replies import CardReply, NoReply, Reply, Text, Unavailable
+from bot.core.replies import CardReply, NoReply, Reply, Text, Unavailable
 from cards.render_dingtalk import render_markdown, render_text
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from bot.clockutil import platform_time
 from bot.errors import MalformedPayload
-from bot.events import (
+from bot.core.events import (
     APPROVAL_APPROVED,
     APPROVAL_OTHER,
     APPROVAL_REJECTED,

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from bot.clockutil import epoch_clock
 from bot.crypto import CallbackCrypto
-from bot.events import CardAction, Event, TextCommand, Unknown
-from bot.pipeline import Answer, Pipeline
-from bot.replies import CardReply, Failed, NoReply, Reply, Text, Unavailable
+from bot.core.events import CardAction, Event, TextCommand, Unknown
+from bot.core.pipeline import Answer, Pipeline
+from bot.core.replies import CardReply, Failed, NoReply, Reply, Text, Unavailable
 from bot.spool import UNAVAILABLE, Spooled, Spooler, replay_through
 from bot.wecom import crypto as wc
 from bot.wecom.parse import parse

@@ -18,7 +18,7 @@ from defusedxml import DefusedXmlException
 
 from bot.clockutil import platform_time
 from bot.errors import MalformedPayload
-from bot.events import (
+from bot.core.events import (
     APPROVAL_APPROVED,
     APPROVAL_OTHER,
     APPROVAL_REJECTED,

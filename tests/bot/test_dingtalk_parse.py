@@ -12,7 +12,7 @@ import pytest
 from bot.dingtalk.parse import (parse_card_callback, parse_event, parse_failed_push, parse_instance_detail,
                                 parse_robot)
 from bot.errors import MalformedPayload
-from bot.events import ApprovalChange, CardAction, MemberJoined, MemberLeft, TextCommand, Unknown, UrlCheck
+from bot.core.events import ApprovalChange, CardAction, MemberJoined, MemberLeft, TextCommand, Unknown, UrlCheck
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dingtalk"
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)

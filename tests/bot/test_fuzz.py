@@ -17,7 +17,7 @@ from bot.crypto import CallbackCrypto, check_timestamp, signature
 from bot.dingtalk.crypto import decrypt_event, verify_card_signature, verify_robot_sign
 from bot.dingtalk.parse import parse_card_callback, parse_event, parse_instance_detail, parse_robot
 from bot.errors import CallbackRejected
-from bot.events import Event
+from bot.core.events import Event
 from bot.wecom.crypto import decrypt_post, verify_url
 from bot.wecom.parse import parse, parse_approval_detail
 from tests.bot import vectors as v

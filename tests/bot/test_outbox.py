@@ -272,7 +272,7 @@ def test_wecom_untrusted_ip_holds_the_messages_until_fixed(bot: Any, fake: FakeP
 def test_wecom_duplicate_check_only_on_notices_about_one_event(bot: Any, fake: FakePlatforms,
                                                                 rsps: responses.RequestsMock) -> None:
     """A send answered after our timeout is retried; WeCom then drops the copy, but only of unique content."""
-    from bot.context import Context
+    from bot.core.context import Context
 
     emp = employee(bot.db, "E1", wecom="zs")
     with bot.db.session_scope() as s:
@@ -290,7 +290,7 @@ def test_a_late_answer_delivers_a_notice_once_and_a_reply_at_least_once(bot: Any
                                                                         clock: Any) -> None:
     """WeCom delivered, but answered after our timeout: the row is sent again. Its duplicate check keeps a notice
     about one event from arriving twice; a reply to a query has none (a repeated 积分 must not vanish)."""
-    from bot.context import Context
+    from bot.core.context import Context
 
     emp = employee(bot.db, "E1", wecom="zs")
     with bot.db.session_scope() as s:

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app import build_router
-from bot.context import Context
-from bot.events import Actor, TextCommand
-from bot.pipeline import Answer, Pipeline
-from bot.replies import CardReply, Text
+from bot.core.context import Context
+from bot.core.events import Actor, TextCommand
+from bot.core.pipeline import Answer, Pipeline
+from bot.core.replies import CardReply, Text
 from settings import build_settings
 from storage.ledger import Ledger
 from storage.members import bind

@@ -5,11 +5,11 @@ from datetime import datetime
 
 import pytest
 
-from bot.context import Context
-from bot.events import Actor, TextCommand
-from bot.middleware import default_chain
-from bot.replies import Text
-from bot.router import Router, normalise
+from bot.core.context import Context
+from bot.core.events import Actor, TextCommand
+from bot.core.middleware import default_chain
+from bot.core.replies import Text
+from bot.core.router import Router, normalise
 from settings import build_settings
 from storage.members import bind
 from tests.storage.factories import make_employee

@@ -11,7 +11,7 @@ import defusedxml.ElementTree as SafeET
 import pytest
 
 from bot.errors import MalformedPayload
-from bot.events import ApprovalChange, CardAction, MemberJoined, MemberLeft, TextCommand, Unknown
+from bot.core.events import ApprovalChange, CardAction, MemberJoined, MemberLeft, TextCommand, Unknown
 from bot.wecom.crypto import cdata, text_reply_xml, truncate_utf8, update_button_reply_xml
 from bot.wecom.parse import parse, parse_approval_detail
 

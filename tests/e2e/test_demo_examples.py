@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage.demo import FEATURED, load_demo
+from playground.demo import FEATURED, load_demo
 from tests.e2e.test_conversations import Chat, _latest_card_text
 
 

@@ -6,9 +6,9 @@ from datetime import datetime
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
-from bot.events import Actor, TextCommand
-from bot.pipeline import Answer
-from bot.replies import CardReply, NoReply, Text
+from bot.core.events import Actor, TextCommand
+from bot.core.pipeline import Answer
+from bot.core.replies import CardReply, NoReply, Text
 from storage.models import Entry, Employee, Txn
 from storage import members
 from storage.ledger import Ledger

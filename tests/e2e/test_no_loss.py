@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from handlers import messages as msg
+from cards import messages as msg
 from storage import members
 from storage.invariants import check_invariants
 from storage.ledger import Ledger

@@ -27,7 +27,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app import create_app
-from storage.demo import load_demo
+from playground.demo import load_demo
 from storage.models import ApprovalInstance, Employee, ProcessedEvent
 from tests.e2e import signing
 
@@ -52,7 +52,7 @@ def pg(tmp_path) -> Iterator[Any]:
 
 def _capture(monkeypatch) -> list[Any]:
     """Record the signed requests the playground forwards, still forwarding them."""
-    import bot.playground.views as views
+    import playground.views as views
 
     seen: list[Any] = []
     real = views._forward

@@ -21,9 +21,9 @@ from app import PointsBot
 from bot import approvals_sync
 from bot import outbox as delivery
 from bot.dingtalk.parse import parse_event
-from bot.events import Event
-from bot.pipeline import Answer, Pipeline
-from bot.router import Router
+from bot.core.events import Event
+from bot.core.pipeline import Answer, Pipeline
+from bot.core.router import Router
 from bot.wecom.parse import parse as parse_wecom
 from handlers import approvals as approval_handlers
 from handlers import members as member_handlers

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app import build_router
-from bot.context import Context
-from bot.events import Actor, TextCommand
-from bot.replies import CardReply, Text
+from bot.core.context import Context
+from bot.core.events import Actor, TextCommand
+from bot.core.replies import CardReply, Text
 from settings import build_settings
 from storage.members import bind
 from storage.models import Appeal, AuditLog, Binding, Entry, Order, Outbox, Txn, UnbindRequest

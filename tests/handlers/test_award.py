@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.context import Context
-from bot.events import Actor, TextCommand
-from bot.middleware import default_chain
-from bot.replies import CardReply, Text
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Actor, TextCommand
+from bot.core.middleware import default_chain
+from bot.core.replies import CardReply, Text
+from bot.core.router import Router
 from cards.model import Card
 from handlers import appeal, award, bind, budget, todo
 from settings import build_settings

@@ -80,7 +80,7 @@ def test_suggest_handles_empty_text(sbot: ShopBot) -> None:
 
 
 def test_every_command_here_documents_itself() -> None:
-    from bot.router import Router
+    from bot.core.router import Router
 
     router = Router()
     for module in (query, shop, redeem, orders_admin, rank, rules, help_module):

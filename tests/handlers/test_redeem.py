@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.context import Context
-from bot.events import Actor, TextCommand
-from bot.middleware import default_chain
-from bot.replies import CardReply, Text
-from bot.router import Router
+from bot.core.context import Context
+from bot.core.events import Actor, TextCommand
+from bot.core.middleware import default_chain
+from bot.core.replies import CardReply, Text
+from bot.core.router import Router
 from cards.model import Card
 from handlers import help as help_module
 from handlers import orders_admin, query, rank, redeem, rules, shop

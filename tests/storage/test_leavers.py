@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.dingtalk.parse import parse_event
-from bot.events import Actor, MemberJoined
-from bot.pipeline import Answer, Pipeline
-from bot.router import Router
+from bot.core.events import Actor, MemberJoined
+from bot.core.pipeline import Answer, Pipeline
+from bot.core.router import Router
 from bot.wecom.parse import parse as parse_wecom
 from handlers import members as member_handlers
 from settings import build_settings

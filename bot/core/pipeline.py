@@ -17,11 +17,11 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import Failed, Reply, Unavailable
-from bot.router import Router
-from handlers import messages as msg
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import Failed, Reply, Unavailable
+from bot.core.router import Router
+from cards import messages as msg
 from settings import Settings
 from storage.db import Database
 from storage.fastsql import Fast

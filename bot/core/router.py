@@ -11,9 +11,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from bot.context import Context
-from bot.events import CardAction, Event, TextCommand
-from bot.replies import Reply, Text
+from bot.core.context import Context
+from bot.core.events import CardAction, Event, TextCommand
+from bot.core.replies import Reply, Text
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Event, Context], Reply]
@@ -26,7 +26,7 @@ class Route:
     handler: Handler
     roles: frozenset[str] | None = None  # None = every bound member
     open: bool = False  # usable before binding
-    reads_only: bool = False  # writes nothing: SQLite runs it outside the write lock (bot/pipeline.py)
+    reads_only: bool = False  # writes nothing: SQLite runs it outside the write lock (bot/core/pipeline.py)
     usage: str = ""
     example: str = ""
     summary: str = ""
@@ -110,7 +110,7 @@ class Router:
         handler = self.event_handlers.get(type(event))
         if handler is None:
             log.info("no handler for %s event %s", event.platform, type(event).__name__)
-            from bot.replies import NoReply
+            from bot.core.replies import NoReply
             return NoReply()
         return handler(event, ctx)
 

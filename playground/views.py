@@ -15,8 +15,8 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from sqlalchemy import select
 
 from bot.clockutil import epoch_clock
-from bot.playground.fake_api import MessageLog
-from bot.playground.signer import DingTalkSigner, SignedRequest, WeComSigner
+from playground.fake_api import MessageLog
+from playground.signer import DingTalkSigner, SignedRequest, WeComSigner
 from storage.models import Binding, Employee
 
 MAX_TEXT = 2000

@@ -1,10 +1,10 @@
 """User-facing text, Chinese first, kept in one place (like bolt's logger/messages.py)."""
 from __future__ import annotations
 
+from datetime import datetime, timezone, tzinfo
+from typing import Any
+
 from cards.model import Button, Card
-from storage.errors import (AlreadyReversed, BudgetExhausted, DomainError, InsufficientPoints, InvalidAmount,
-                            InvalidState, NotPermitted, NotReversible, OutOfStock, UnknownAppeal, UnknownEmployee,
-                            UnknownItem, UnknownOrder, UnknownTxn, WalletFrozen, InvalidCode)
 
 INTERNAL_ERROR = "抱歉，系统暂时出了点问题，请稍后再试。如持续出现请联系 HR。"
 BUSY = "系统繁忙，这条消息没有处理，请稍后再发送一次。"
@@ -31,31 +31,38 @@ def not_permitted(command: str) -> str:
     return f"你没有权限使用「{COMMAND_NAMES.get(command, command)}」命令。如有疑问请联系 HR。"
 
 
-def domain_error(exc: DomainError) -> str:
-    if isinstance(exc, InsufficientPoints):
+# Keyed by ``DomainError.code`` (storage/errors.py): cards/ cannot import storage/, and a code is the
+# contract an edge (the console's JSON, say) can show as well.
+DOMAIN_ERRORS = {
+    "invalid_amount": "积分数量需为正整数。",
+    "unknown_employee": "找不到这位员工，请使用工号、@提及或完整姓名。",
+    "unknown_txn": "找不到这条积分记录，请检查 E 开头的编号（发送「明细」查看）。",
+    "unknown_item": "找不到这个商品，请发送「商城」查看商品编号。",
+    "unknown_order": "找不到这个订单，请检查 R 开头的订单号（发送「我的订单」查看）。",
+    "unknown_appeal": "找不到这条申诉，请检查 A 开头的编号。",
+    "out_of_stock": "这个商品库存不足。",
+    "wallet_frozen": "该账户已冻结（员工已离职），暂不能进行此操作。",
+    "not_reversible": "这条记录不能撤销。",
+    "already_reversed": "这条记录已经处理过了。",
+    "invalid_state": "当前状态下不能进行此操作。",
+    "not_permitted": "你没有权限进行此操作。",
+    "invalid_code": "绑定码无效或已过期，请向 HR 重新获取。",
+}
+SPECIFIC = ("invalid_state", "not_permitted", "invalid_code")  # a Chinese message of the raiser's wins
+
+
+def domain_error(exc: Any) -> str:
+    """The friendly text of a ``DomainError``, by its ``code``; unknown codes get a generic line."""
+    code = getattr(exc, "code", "")
+    if code == "insufficient_points":
         return f"积分不足: 可用 {exc.available} 积分，需要 {exc.needed} 积分。"
-    if isinstance(exc, BudgetExhausted):
+    if code == "budget_exhausted":
         return f"本月奖励额度不足: 剩余 {exc.available} 积分，需要 {exc.needed} 积分。"
-    texts: dict[type, str] = {
-        InvalidAmount: "积分数量需为正整数。",
-        UnknownEmployee: "找不到这位员工，请使用工号、@提及或完整姓名。",
-        UnknownTxn: "找不到这条积分记录，请检查 E 开头的编号（发送「明细」查看）。",
-        UnknownItem: "找不到这个商品，请发送「商城」查看商品编号。",
-        UnknownOrder: "找不到这个订单，请检查 R 开头的订单号（发送「我的订单」查看）。",
-        UnknownAppeal: "找不到这条申诉，请检查 A 开头的编号。",
-        OutOfStock: "这个商品库存不足。",
-        WalletFrozen: "该账户已冻结（员工已离职），暂不能进行此操作。",
-        NotReversible: "这条记录不能撤销。",
-        AlreadyReversed: "这条记录已经处理过了。",
-        InvalidState: "当前状态下不能进行此操作。",
-        NotPermitted: "你没有权限进行此操作。",
-        InvalidCode: "绑定码无效或已过期，请向 HR 重新获取。",
-    }
-    for cls, text in texts.items():
-        if isinstance(exc, cls):
-            detail = str(exc.args[0]) if exc.args and isinstance(exc, (InvalidState, NotPermitted, InvalidCode)) else ""
-            return text if not detail or detail.isascii() else detail
-    return "操作未完成，请检查输入后重试。"
+    text = DOMAIN_ERRORS.get(code)
+    if text is None:
+        return "操作未完成，请检查输入后重试。"
+    detail = str(exc.args[0]) if exc.args and code in SPECIFIC else ""
+    return text if not detail or detail.isascii() else detail
 
 
 # ---- people: award, budget, appeal, todo, bind (handlers/award.py … handlers/bind.py) ----
@@ -91,9 +98,6 @@ ALREADY_CONFIRMED = "订单 R{id} 已确认，等待发放。"
 ALREADY_CANCELLED = "订单 R{id} 已取消。"
 DID_YOU_MEAN = "你是不是想输入: {suggestion}"
 NOT_UNDERSTOOD = "没看懂「{text}」。"
-
-
-from datetime import datetime, timezone, tzinfo  # noqa: E402  (kept beside the one helper that needs it)
 
 
 def local_time(dt: datetime, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:

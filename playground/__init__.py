@@ -15,8 +15,8 @@ from typing import Any
 
 from flask import Flask
 
-from bot.playground.fake_api import MessageLog, fake_blueprints
-from bot.playground.views import playground_blueprint
+from playground.fake_api import MessageLog, fake_blueprints
+from playground.views import playground_blueprint
 
 __all__ = ["register_playground", "MessageLog"]
 

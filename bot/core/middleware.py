@@ -1,6 +1,6 @@
 """Cross-cutting steps, one concern each, run in the order the factory lists them.
 
-Dedupe happens before this chain (bot/pipeline.py), because its stored answer is the rendered
+Dedupe happens before this chain (bot/core/pipeline.py), because its stored answer is the rendered
 platform response, which only the adapter knows.
 """
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from bot.context import Context
-from bot.events import Event
-from bot.replies import CardReply, Reply, Text
-from bot.router import Route
-from handlers import messages as msg
+from bot.core.context import Context
+from bot.core.events import Event
+from bot.core.replies import CardReply, Reply, Text
+from bot.core.router import Route
+from cards import messages as msg
 from storage import members
 from storage.errors import DomainError
 
