@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Iterator
 
 from sqlalchemy import bindparam, insert, select
@@ -19,13 +20,14 @@ from sqlalchemy.orm import Session
 
 from bot.core.context import Context
 from bot.core.events import Event
-from bot.core.replies import Failed, Reply, Unavailable
+from bot.core.replies import Failed, Outgoing, Reply, Unavailable
 from bot.core.router import Router
 from cards import messages as msg
 from settings import Settings
 from storage.db import Database
 from storage.fastsql import Fast
 from storage.models import ProcessedEvent
+from storage.outbox import enqueue
 from storage.transient import is_transient, is_unreachable
 from storage.standings import Standings
 
@@ -40,8 +42,9 @@ class Answer:
     content_type: str = "text/plain; charset=utf-8"
 
 
-Render = Callable[[Event, Reply, "Session | None"], Answer]
-"""The adapter's renderer; the session (None for ``Unavailable``) is for the outbox rows a reply needs."""
+Rendered = tuple[Answer, tuple[Outgoing, ...]]
+Render = Callable[[Event, Reply], Rendered]
+"""The adapter's converter: the HTTP answer and the messages to send after the commit (queued here)."""
 RETRY_SECONDS = 1.0  # DingTalk waits 1.5–2.5 s for an answer (docs/protocols.md)
 
 
@@ -73,6 +76,15 @@ def _record(s: Session, event: Event, answer: Answer) -> None:
     _RECORD.run(s.connection(), {"platform": event.platform, "event_id": event.event_id[:128],
                                  "created_at": event.received_at, "status": answer.status, "body": answer.body,
                                  "type": answer.content_type})
+
+
+def _answer(s: Session, now: datetime, rendered: Rendered) -> Answer:
+    """Queue the rendered messages in the event's transaction and return the answer."""
+    answer, messages = rendered
+    for m in messages:
+        enqueue(s, m.kind, m.payload, now=now, idem_key=m.idem_key, platform=m.platform,
+                destination=m.destination)
+    return answer
 
 
 def _earlier(s: Session, event: Event) -> Answer | None:
@@ -107,7 +119,7 @@ class Pipeline:
                 if delay is None:
                     log.warning("database unavailable platform=%s event=%s: not applied (%s)",
                                 event.platform, event.event_id, type(exc).__name__)
-                    return render(event, Unavailable(msg.BUSY), None)
+                    return render(event, Unavailable(msg.BUSY))[0]
                 log.info("transient database error platform=%s event=%s (%s), retrying", event.platform,
                          event.event_id, type(exc).__name__)
                 time.sleep(delay)
@@ -135,7 +147,7 @@ class Pipeline:
                 return earlier
             ctx = self._context(s, event)
             reply = self.router.dispatch(event, ctx)
-            answer = render(event, reply, s)
+            answer = _answer(s, self.db.clock(), render(event, reply))
             # Written last, with the answer, in the transaction of the effects: a concurrent twin of
             # this delivery fails on the unique (platform, event_id) at commit and all it did is
             # rolled back (one INSERT where claiming first took an INSERT and an UPDATE).
@@ -174,7 +186,7 @@ class Pipeline:
                 raise
             return None
         with self.db.session_scope() as s:  # a twin recorded meanwhile fails the insert: see handle()
-            answer = render(event, reply, s)
+            answer = _answer(s, self.db.clock(), render(event, reply))
             _record(s, event, answer)
         self._log_handled(event, ctx, reply)
         return answer
@@ -184,7 +196,7 @@ class Pipeline:
         event is not recorded."""
         try:
             with self.db.session_scope() as s:
-                return render(event, Failed(msg.INTERNAL_ERROR), s)
+                return _answer(s, self.db.clock(), render(event, Failed(msg.INTERNAL_ERROR)))
         except Exception:
             log.exception("could not answer failed event platform=%s event=%s", event.platform, event.event_id)
             return Answer(200, "")

@@ -1,7 +1,8 @@
 """Neutral replies a handler returns; adapters render them per platform."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from cards.model import Card
 
@@ -32,3 +33,16 @@ class NoReply:
 
 
 Reply = Text | CardReply | NoReply
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message an adapter's render wants sent once the event commits (a card a passive reply cannot
+    carry, say). The pipeline writes it to the outbox in the event's transaction, so the edge writes
+    no storage and the message goes out exactly when the event's effects do."""
+
+    kind: str  # an outbox kind: platform_message | session_reply | notice | group | task
+    payload: dict[str, Any] = field(default_factory=dict)
+    idem_key: str | None = None
+    platform: str = ""
+    destination: str = ""

@@ -12,15 +12,13 @@ import logging
 import secrets
 from typing import Callable, Mapping
 
-from sqlalchemy.orm import Session
-
 from bot.clockutil import epoch_clock
 from bot.crypto import CallbackCrypto
 from bot.dingtalk import crypto as dc
 from bot.dingtalk.parse import parse_card_callback, parse_event, parse_robot
 from bot.errors import MalformedPayload
 from bot.core.events import Event, Unknown, UrlCheck
-from bot.core.pipeline import Answer, Pipeline
+from bot.core.pipeline import Answer, Pipeline, Rendered
 from bot.spool import UNAVAILABLE, Spooled, Spooler, replay_through
 from bot.core.replies import CardReply, NoReply, Reply, Text, Unavailable
 from cards.render_dingtalk import render_markdown, render_text
@@ -33,8 +31,8 @@ def _json(data: object) -> Answer:
     return Answer(200, json.dumps(data, ensure_ascii=False), JSON)
 
 
-def _acknowledge(reply: Reply, ack: Answer) -> Answer:
-    return Answer(UNAVAILABLE, "") if isinstance(reply, Unavailable) else ack
+def _acknowledge(reply: Reply, ack: Answer) -> Rendered:
+    return (Answer(UNAVAILABLE, "") if isinstance(reply, Unavailable) else ack), ()
 
 
 class DingTalkAdapter:
@@ -63,7 +61,7 @@ class DingTalkAdapter:
         if isinstance(event, Unknown):
             log.info("dingtalk: ignored event kind=%s id=%s", event.kind, event.event_id)
             return ack
-        answer = self.pipeline.handle(event, lambda e, r, s: _acknowledge(r, ack))
+        answer = self.pipeline.handle(event, lambda e, r: _acknowledge(r, ack))
         if answer.status == UNAVAILABLE:
             return self.spooler.keep("dingtalk", plaintext, event, ack)
         self.spooler.kick()  # the database answered: replay what waits, if anything
@@ -72,7 +70,7 @@ class DingTalkAdapter:
     def replay(self, item: Spooled) -> bool:
         """A spooled event through the pipeline again (events have no reply to send)."""
         ack = Answer(200, "")
-        return replay_through(self.pipeline, item, parse_event, lambda e, r, s: _acknowledge(r, ack),
+        return replay_through(self.pipeline, item, parse_event, lambda e, r: _acknowledge(r, ack),
                               skip=(Unknown, UrlCheck))
 
     # ---- robot messages ---------------------------------------------------------------------
@@ -90,14 +88,14 @@ class DingTalkAdapter:
             return _json({"msgtype": "empty"})
         return self.pipeline.handle(event, self.render_robot)
 
-    def render_robot(self, event: Event, reply: Reply, session: Session | None) -> Answer:
+    def render_robot(self, event: Event, reply: Reply) -> Rendered:
         if isinstance(reply, NoReply):
-            return _json({"msgtype": "empty"})
+            return _json({"msgtype": "empty"}), ()
         if isinstance(reply, Text):
-            return _json({"msgtype": "text", "text": {"content": reply.text}})
+            return _json({"msgtype": "text", "text": {"content": reply.text}}), ()
         if isinstance(reply, CardReply) and not reply.card.buttons and not reply.card.fields and len(reply.card.lines) <= 1:
-            return _json(render_text(reply.card))
-        return _json(render_markdown(reply.card))
+            return _json(render_text(reply.card)), ()
+        return _json(render_markdown(reply.card)), ()
 
     # ---- interactive-card clicks ------------------------------------------------------------
     def handle_card(self, headers: Mapping[str, str], body: bytes) -> Answer:
@@ -112,7 +110,7 @@ class DingTalkAdapter:
             return _json({})
         return self.pipeline.handle(event, self.render_card)
 
-    def render_card(self, event: Event, reply: Reply, session: Session | None) -> Answer:
+    def render_card(self, event: Event, reply: Reply) -> Rendered:
         status = reply.text if isinstance(reply, Text) else (reply.card.title if isinstance(reply, CardReply) else "")
         return _json({"cardUpdateOptions": {"updateCardDataByKey": True, "updatePrivateDataByKey": True},
-                      "cardData": {"cardParamMap": {"status": status[:200]}}})
+                      "cardData": {"cardParamMap": {"status": status[:200]}}}), ()

@@ -42,9 +42,9 @@ def test_a_read_only_route_writes_nothing(sqlite_db, clock, route, role) -> None
     assert isinstance(reply, (Text, CardReply))
 
 
-def _render(event, reply, s) -> Answer:  # type: ignore[no-untyped-def]
+def _render(event, reply):  # type: ignore[no-untyped-def]
     body = reply.text if isinstance(reply, Text) else reply.card.as_text()
-    return Answer(200, body)
+    return Answer(200, body), ()
 
 
 def _points(event_id: str, at: datetime) -> TextCommand:

@@ -37,9 +37,9 @@ def test_arbitrary_text_never_fails(app, engine_name) -> None:
     counter = iter(range(10**9))
     replies: list[object] = []
 
-    def render(event, reply, session):  # type: ignore[no-untyped-def]
+    def render(event, reply):  # type: ignore[no-untyped-def]
         replies.append(reply)
-        return Answer(200, "x")
+        return Answer(200, "x"), ()
 
     @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.one_of(st.text(max_size=3000), NASTY))

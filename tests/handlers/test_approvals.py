@@ -82,8 +82,8 @@ def dingtalk_event(*args: Any, **kw: Any) -> Event:
     return parse_event(json.dumps(dingtalk_payload(*args, **kw), ensure_ascii=False), datetime(2026, 3, 10, 2))
 
 
-def ok(event: Event, reply: Any, s: Any) -> Answer:
-    return Answer(200, "success")
+def ok(event: Event, reply: Any) -> tuple[Answer, tuple]:
+    return Answer(200, "success"), ()
 
 
 class Harness:

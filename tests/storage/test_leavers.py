@@ -63,7 +63,7 @@ class Company:
                         status="awaiting_fulfilment", created_at=clock(), hold_txn_id=hold.id))
 
     def send(self, event: Any) -> None:
-        assert self.pipeline.handle(event, lambda e, r, s: Answer(200, "success")).status == 200
+        assert self.pipeline.handle(event, lambda e, r: (Answer(200, "success"), ())).status == 200
 
     def emp(self, no: str = "E1") -> Employee:
         with self.db.session_scope() as s:
