@@ -47,12 +47,3 @@ class Card:
             footer=data.get("footer", ""),
             task_id=data.get("task_id", ""),
         )
-
-    def as_text(self) -> str:
-        """Plain-text rendering, used where a platform cannot show a card (e.g. WeCom passive replies)."""
-        parts = [self.title, *self.lines, *(f"{k}: {v}" for k, v in self.fields)]
-        if self.buttons:
-            parts.append("可回复: " + " / ".join(b.command for b in self.buttons))
-        if self.footer:
-            parts.append(self.footer)
-        return "\n".join(p for p in parts if p)

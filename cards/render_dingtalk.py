@@ -32,8 +32,7 @@ from cards.text import (
     ELLIPSIS,
     escape_link_label,
     escape_markdown,
-    fit_with_tail,
-    kept_tail,
+    plain_text,
     truncate_bytes,
     truncate_chars,
     utf8_len,
@@ -75,9 +74,7 @@ def render_markdown(card: Card, max_bytes: int = WEBHOOK_MAX_BYTES) -> dict[str,
 
 def render_text(card: Card, max_bytes: int = WEBHOOK_MAX_BYTES) -> dict[str, Any]:
     """A webhook-style ``text`` message (B.2). ``dtmd`` links do not work in text, so buttons are typed commands."""
-    parts = [card.title, *card.lines, *(f"{k}: {v}" for k, v in card.fields)]
-    content = fit_with_tail("\n".join(p for p in parts if p), kept_tail(card), max_bytes)
-    return {"msgtype": "text", "text": {"content": content}}
+    return {"msgtype": "text", "text": {"content": plain_text(card, max_bytes)}}
 
 
 def to_robot_api(message: dict[str, Any]) -> tuple[str, dict[str, str]]:

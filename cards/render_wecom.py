@@ -25,7 +25,7 @@ from cards.text import (
     escape_markdown,
     escape_wecom_text,
     fit_with_tail,
-    kept_tail,
+    plain_text,
     reply_hint,
     safe_task_id,
     truncate_chars,
@@ -110,9 +110,7 @@ def passive_text(card: Card) -> str:
     user can type instead. When the card is too long the body is cut, never the command list. XML/CDATA escaping
     is the reply builder's job.
     """
-    parts = [card.title, *card.lines, *(f"{k}: {v}" for k, v in card.fields)]
-    body = escape_wecom_text("\n".join(p for p in parts if p))
-    return fit_with_tail(body, escape_wecom_text(kept_tail(card)), TEXT_MAX_BYTES)
+    return plain_text(card, TEXT_MAX_BYTES, escape_wecom_text)
 
 
 def _button(button: Button) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 ELLIPSIS = "…"
 
 _ZWJ = "\u200d"
-# Shown before the typed equivalents of a card's buttons. Kept identical to ``Card.as_text`` in cards/model.py.
+# Shown before the typed equivalents of a card's buttons.
 REPLY_HINT = "可回复: "
 
 _TASK_ID_OK = re.compile(r"[0-9A-Za-z_\-@]{1,128}")
@@ -196,6 +196,17 @@ def reply_hint(commands: Iterable[str]) -> str:
 def kept_tail(card: "Card") -> str:
     """What a cut never removes from a plain-text card: its footer (a page's next-page hint) and typed commands."""
     return "\n".join(p for p in (card.footer, reply_hint(b.command for b in card.buttons)) if p)
+
+
+def plain_text(card: "Card", max_bytes: int | None = None, escape: Callable[[str], str] = str) -> str:
+    """The one card-to-text rendering (WeCom passive replies and text messages, DingTalk text, logs, tests):
+    title, lines and ``key: value`` fields, then the footer and the typed commands, which a cut never shortens.
+    ``escape`` is the target format's (WeCom renders HTML tags in text)."""
+    parts = [card.title, *card.lines, *(f"{k}: {v}" for k, v in card.fields)]
+    body, tail = escape("\n".join(p for p in parts if p)), escape(kept_tail(card))
+    if max_bytes is None:
+        return "\n".join(p for p in (body, tail) if p)
+    return fit_with_tail(body, tail, max_bytes)
 
 
 def fit_with_tail(body: str, tail: str, max_bytes: int, sep: str = "\n") -> str:

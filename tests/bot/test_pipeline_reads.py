@@ -16,6 +16,7 @@ from storage.ledger import Ledger
 from storage.members import bind
 from storage.models import Binding, ProcessedEvent
 from tests.storage.factories import make_employee
+from cards.text import plain_text
 
 ROUTER = build_router()
 READ_ONLY = [r for r in ROUTER.routes if r.reads_only]
@@ -43,7 +44,7 @@ def test_a_read_only_route_writes_nothing(sqlite_db, clock, route, role) -> None
 
 
 def _render(event, reply):  # type: ignore[no-untyped-def]
-    body = reply.text if isinstance(reply, Text) else reply.card.as_text()
+    body = reply.text if isinstance(reply, Text) else plain_text(reply.card)
     return Answer(200, body), ()
 
 

@@ -171,3 +171,19 @@ def test_a_long_page_keeps_its_footer_on_every_text_format() -> None:
                         (render_wecom.render_markdown(card, 1)["markdown"]["content"], 2048),
                         (render_dingtalk.render_text(card, 2000)["text"]["content"], 2000)):
         assert utf8_len(text) <= limit and "明细 2" in text and "共 30 条" in text
+
+
+def test_every_text_format_is_the_one_plain_text_rendering() -> None:
+    """Card-to-text once existed three times and drifted (the footer and the commands swapped places)."""
+    from cards import render_dingtalk, render_wecom
+    from cards.model import Button, Card
+    from cards.text import escape_wecom_text, plain_text
+
+    card = Card(title="确认兑换：<b>咖啡券</b>", lines=("兑换后余额 80 分",), fields=(("商品", "咖啡券"),),
+                buttons=(Button("确认", "确认兑换 R7"), Button("取消", "取消兑换 R7")), footer="30 分钟内有效")
+    whole = plain_text(card)
+    assert whole.splitlines() == ["确认兑换：<b>咖啡券</b>", "兑换后余额 80 分", "商品: 咖啡券", "30 分钟内有效",
+                                  "可回复: 确认兑换 R7 / 取消兑换 R7"]
+    assert render_dingtalk.render_text(card)["text"]["content"] == whole
+    assert render_wecom.passive_text(card) == plain_text(card, 2048, escape_wecom_text) != whole
+    assert "＜b＞" in render_wecom.passive_text(card)

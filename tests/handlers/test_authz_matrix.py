@@ -18,6 +18,7 @@ from settings import build_settings
 from storage.members import bind
 from storage.models import Appeal, AuditLog, Binding, Entry, Order, Outbox, Txn, UnbindRequest
 from tests.storage.factories import make_employee
+from cards.text import plain_text
 
 ROLES = ("employee", "manager", "hr", "admin")
 ROUTER = build_router()
@@ -49,7 +50,7 @@ def test_role_matrix(sqlite_db, clock, route, role: str) -> None:
         reply = ROUTER.dispatch(event, ctx)
         s.flush()
         after = _counts(s)
-    body = reply.text if isinstance(reply, Text) else reply.card.as_text() if isinstance(reply, CardReply) else ""
+    body = reply.text if isinstance(reply, Text) else plain_text(reply.card) if isinstance(reply, CardReply) else ""
     denied = "没有权限使用" in body
     if route.roles is not None and role not in route.roles:
         assert denied, f"{role} must not use {route.name}: {body}"

@@ -25,6 +25,7 @@ from storage.invariants import check_invariants
 from storage.ledger import Ledger
 from storage.models import Account, Appeal, AuditLog, Binding, Outbox, Txn, UnbindRequest
 from tests.storage.factories import make_employee
+from cards.text import plain_text
 
 POINTS = {"manager_monthly_budget": 1000, "max_award": 500, "manager_award_scope": "all"}
 # employee_no: (role, name, manager_no, chat user id on wecom)
@@ -43,9 +44,9 @@ def as_text(reply: Any) -> str:
     if isinstance(reply, Text):
         return reply.text
     if isinstance(reply, CardReply):
-        return reply.card.as_text()
+        return plain_text(reply.card)
     if isinstance(reply, Card):  # the middleware's not-bound answer
-        return reply.as_text()
+        return plain_text(reply)
     return ""
 
 
@@ -123,7 +124,7 @@ def test_manager_award_uses_budget_and_notifies_receiver(pbot: PeopleBot) -> Non
     assert (txn.kind, txn.amount, txn.reason, txn.idem_key) == ("award", 50, "帮忙排查线上故障", "award:wecom:ev1")
     assert pbot.balance("E1") == 50 and pbot.balance("M1", "budget") == 950
     [card] = pbot.notices_to("E1")
-    text = Card.from_dict(card).as_text()
+    text = plain_text(Card.from_dict(card))
     assert "50" in card["title"] and "经理丙" in text and "帮忙排查线上故障" in text and "当前可用积分: 50" in text
     assert pbot.invariants() == []
 

@@ -10,6 +10,7 @@ from storage import bindings, members
 from storage.models import BindCode, Binding, Employee, UnbindRequest
 from tests.handlers.test_award import PeopleBot, pbot  # noqa: F401  (fixture)
 from tests.storage.factories import make_employee
+from cards.text import plain_text
 
 
 def new_employee(bot: PeopleBot, no: str = "E9", **kw) -> str:
@@ -80,7 +81,7 @@ def test_self_unbind_needs_confirmation(pbot: PeopleBot) -> None:  # noqa: F811
     card = pbot.last_reply.card
     u = int(re.search(r"U(\d+)", card.title).group(1))
     assert [b.command for b in card.buttons] == [f"确认解绑 U{u}"] and card.task_id == f"U{u}-confirm"
-    assert "企业微信 u_e1" in card.as_text() and "d_e1" not in card.as_text()  # only this platform's account
+    assert "企业微信 u_e1" in plain_text(card) and "d_e1" not in plain_text(card)  # only this platform's account
     assert len(bound_ids(pbot, "E1")) == 2  # nothing removed yet
     assert "只有被解绑的员工本人" in pbot.send("u_hr", f"确认解绑 U{u}")
     assert "已解绑 1 个" in pbot.send("u_e1", f"confirm-unbind U{u}")

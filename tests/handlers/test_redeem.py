@@ -27,6 +27,7 @@ from storage.invariants import check_invariants
 from storage.ledger import Ledger
 from storage.models import Account, Item, Lot, Order, Outbox, Txn
 from tests.storage.factories import make_employee
+from cards.text import plain_text
 
 CATALOG = [
     {"sku": "card100", "name": "100元购物卡", "cost": 1000, "stock": 2},
@@ -55,9 +56,9 @@ def as_text(reply: Any) -> str:
     if isinstance(reply, Text):
         return reply.text
     if isinstance(reply, CardReply):
-        return reply.card.as_text()
+        return plain_text(reply.card)
     if isinstance(reply, Card):  # the middleware's not-bound answer
-        return reply.as_text()
+        return plain_text(reply)
     return ""
 
 
