@@ -9,12 +9,15 @@ import hmac
 import logging
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from flask import Flask, jsonify, request
 from sqlalchemy import text
 
+from bot import approvals_sync
 from bot.core.router import Router
+from bot.outbox import DeliveryStats, drain
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage.db import Database, utcnow
 from storage.migrate import schema_is_current
@@ -26,7 +29,12 @@ LOOPBACK = ("127.0.0.1", "::1")
 
 @dataclass
 class PointsBot:
-    """The shared objects of one app, kept in ``app.extensions['pointsbot']``."""
+    """The shared objects of one app, kept in ``app.extensions['pointsbot']``.
+
+    Its methods are the wiring the layers below cannot do themselves: the scheduler runs jobs that
+    need the platform clients (delivery, reconcile) and the outbox runs tasks, without importing
+    ``bot/`` (tests/test_layering.py).
+    """
 
     settings: Settings
     db: Database
@@ -36,6 +44,15 @@ class PointsBot:
     adapters: dict[str, Any] = field(default_factory=dict)
     spool: Any = None  # bot.spool.Spool: callbacks kept while the database is unreachable
     clock: Callable[[], float] | None = None
+    tasks: dict[str, Any] = field(default_factory=lambda: {"approval_detail": approvals_sync.fetch_detail_task})
+
+    def deliver(self, **kw: Any) -> DeliveryStats:
+        """Send what the outbox holds (the ``deliver-outbox`` job and the scheduler's loop)."""
+        return drain(self, **kw)
+
+    def reconcile(self, now: datetime) -> int:
+        """Award what approval callbacks missed (the ``reconcile-approvals`` job)."""
+        return approvals_sync.reconcile(self, now)
 
 
 def _settings(config: Mapping[str, Any] | Settings | None) -> Settings:

@@ -5,26 +5,26 @@ answer within 2.5–5 s, so the live path only queues ``{"task": "approval_detai
 runs :func:`fetch_detail_task` with retries. Reconcile catches what an outage lost (DingTalk retries
 twice, then parks events in its failed-callback list; WeCom retries three times). Both end in
 ``storage.approvals.on_approval`` with the live path's keys, so nothing is awarded twice whichever
-path comes first.
+path comes first. Their events go through the pipeline as a callback's do (inbox, middleware,
+handler), so no path here decides or notifies on its own.
 """
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from sqlalchemy import select
 
 from bot.clients import get_clients
-from bot.core.context import Context
+from bot.core.events import Actor, ApprovalChange, Event
+from bot.core.pipeline import Answer, Rendered
+from bot.core.replies import Failed, NoReply, Reply, Unavailable
 from bot.dingtalk.parse import parse_failed_push, parse_instance_detail
 from bot.errors import ConfigurationError, MalformedPayload, PlatformApiError
-from bot.core.events import ApprovalChange, MemberLeft
+from bot.spool import UNAVAILABLE
 from bot.wecom.parse import parse_approval_detail
-from handlers.approvals import deliver
-from handlers.members import notify_leaver
 from storage import approvals
-from storage.leavers import member_left
 from storage.models import ApprovalInstance
 
 log = logging.getLogger(__name__)
@@ -58,22 +58,47 @@ def fetch_detail(bot: Any, platform: str, instance_id: str) -> Detail:
         raise PlatformApiError(platform, "bad_response", f"approval detail: {exc}", retryable=True) from None
 
 
-def _context(bot: Any, s: Any, platform: str) -> Context:
-    return Context(session=s, settings=bot.settings, clock=bot.db.clock, platform=platform)
+def _render(notes: list[str]) -> Callable[[Event, Reply], Rendered]:
+    """Nobody waits on an answer here: 200 when applied (the handler's note kept), else not."""
+    def render(event: Event, reply: Reply) -> Rendered:
+        if isinstance(reply, Unavailable):
+            return Answer(UNAVAILABLE, ""), ()
+        if isinstance(reply, Failed):
+            return Answer(500, ""), ()
+        notes.append(reply.note if isinstance(reply, NoReply) else "")
+        return Answer(200, ""), ()
+    return render
+
+
+def apply_event(bot: Any, event: Event) -> str:
+    """One event through the pipeline; the handler's note ("awarded", …), "" for a redelivery.
+
+    Raises PlatformApiError (retryable) when it was not applied, so the outbox task runs again.
+    """
+    notes: list[str] = []
+    answer = bot.pipeline.handle(event, _render(notes))
+    if answer.status != 200:
+        raise PlatformApiError(event.platform, "not_applied", f"approval sync: {event.event_id} not applied",
+                               retryable=True)
+    return notes[0] if notes else ""
 
 
 def apply_change(bot: Any, *, platform: str, instance_id: str, template: str, status: str, applicant: str,
-                 title: str, form: dict[str, str] | None, finished_at: datetime | None) -> approvals.Outcome:
-    """One transaction: decide, record and queue the notices (the same as the live handler)."""
-    with bot.db.session_scope() as s:
-        ctx = _context(bot, s, platform)
-        outcome = approvals.on_approval(s, ctx.ledger, bot.settings, platform=platform, instance_id=instance_id,
-                                        template=template, status=status, applicant_user_id=applicant, title=title,
-                                        form=form, now=ctx.now(), finished_at=finished_at)
-        deliver(ctx, outcome, platform=platform, instance_id=instance_id)
-    log.info("approval %s:%s (%s) status=%s → %s %s", platform, instance_id, "sync", status, outcome.action,
-             outcome.detail)
-    return outcome
+                 title: str, form: dict[str, str] | None, finished_at: datetime | None) -> str:
+    """What the detail API reported, as the approval event the live path would have had.
+
+    Its id names this run: an instance that came to nothing earlier (an applicant missing from the
+    roster) must be decided again; the approval's own keys keep it from awarding twice.
+    """
+    now = bot.db.clock()
+    event = ApprovalChange(platform=platform, event_id=f"sync:{platform}:{instance_id}:{now:%Y%m%d%H%M%S%f}"[:128],
+                           actor=Actor(applicant), received_at=now, instance_id=instance_id, template=template,
+                           status=status, applicant_user_id=applicant, title=title,
+                           form=tuple((form or {}).items()), form_complete=form is not None,
+                           finished_at=finished_at)
+    note = apply_event(bot, event)
+    log.info("approval %s:%s (sync) status=%s → %s", platform, instance_id, status, note or "already applied")
+    return note
 
 
 def _known(bot: Any, platform: str, instance_id: str) -> ApprovalInstance | None:
@@ -82,7 +107,7 @@ def _known(bot: Any, platform: str, instance_id: str) -> ApprovalInstance | None
                                                        ApprovalInstance.instance_id == instance_id))
 
 
-def _process_detail(bot: Any, platform: str, instance_id: str, detail: Detail) -> approvals.Outcome:
+def _process_detail(bot: Any, platform: str, instance_id: str, detail: Detail) -> str:
     template = detail.template
     if not template:  # DingTalk's detail has no processCode: the row (or nothing) names the rule
         row = _known(bot, platform, instance_id)
@@ -125,19 +150,7 @@ def _replay_dingtalk(bot: Any, item: Any, now: datetime) -> int:
     except MalformedPayload as exc:
         log.warning("reconcile: dingtalk failed callback skipped: %s", exc)
         return 0
-    if isinstance(event, ApprovalChange):
-        outcome = apply_change(bot, platform="dingtalk", instance_id=event.instance_id, template=event.template,
-                               status=event.status, applicant=event.applicant_user_id, title=event.title, form=None,
-                               finished_at=event.finished_at)
-        return int(outcome.action == "awarded")
-    if isinstance(event, MemberLeft):
-        with bot.db.session_scope() as s:
-            ctx = _context(bot, s, "dingtalk")
-            for uid in event.user_ids:
-                report = member_left(s, ctx.ledger, "dingtalk", uid, now=now)
-                if report is not None and report.changed:
-                    notify_leaver(ctx, report, "dingtalk")
-    return 0
+    return int(apply_event(bot, event) == "awarded")
 
 
 def _sp_numbers(client: Any, template: str, start: int, end: int) -> list[str]:
@@ -169,8 +182,8 @@ def _reconcile_wecom(bot: Any, client: Any, now: datetime, days: int) -> int:
             except PlatformApiError as exc:
                 log.warning("reconcile: wecom approval %s: %s", sp_no, exc.code)
                 continue
-            outcome = _process_detail(bot, "wecom", sp_no, detail._replace(template=detail.template or rule.template))
-            awarded += int(outcome.action == "awarded")
+            note = _process_detail(bot, "wecom", sp_no, detail._replace(template=detail.template or rule.template))
+            awarded += int(note == "awarded")
     return awarded
 
 
@@ -188,7 +201,7 @@ def _retry_pending(bot: Any, platforms: set[str], now: datetime) -> int:
         except (PlatformApiError, ConfigurationError) as exc:
             log.warning("reconcile: %s approval %s detail: %s", platform, instance_id, exc)
             continue
-        awarded += int(_process_detail(bot, platform, instance_id, detail).action == "awarded")
+        awarded += int(_process_detail(bot, platform, instance_id, detail) == "awarded")
     return awarded
 
 

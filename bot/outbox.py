@@ -20,13 +20,9 @@ Why it is built this way:
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
-import os
 import random
-import socket
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -51,13 +47,8 @@ DUPLICATE_CHECK_SECONDS = 1800
 GROUP_PER_MINUTE, MEMBER_PER_MINUTE = 20, 30
 API_MAX_BYTES = 12000  # robot API msgParam ≤ 15000 bytes; leave room for JSON escaping
 TaskFn = Callable[[Any, dict[str, Any]], None]
-TASKS: dict[str, TaskFn] = {}
-LAZY_TASKS = {"approval_detail": ("bot.approvals_sync", "fetch_detail_task")}
-
-
-def register_task(name: str, fn: TaskFn) -> None:
-    """Make ``{"task": name, ...}`` rows run ``fn(bot, payload)`` (raise PlatformApiError to retry)."""
-    TASKS[name] = fn
+"""A ``{"task": name, ...}`` row runs ``bot.tasks[name](bot, payload)`` (the factory fills ``tasks``);
+it raises PlatformApiError to be tried again."""
 
 
 @dataclass
@@ -95,10 +86,6 @@ class Outcome:
     status: str  # sent | retry | dead | config
     error: str = ""
     payload: dict[str, Any] | None = None  # progress to keep when part of a row was delivered
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:64]
 
 
 def backoff_seconds(attempts: int, rand: Callable[[], float] = random.random) -> float:
@@ -198,23 +185,18 @@ def _plan(bot: Any, s: Session, row: Outbox, payload: dict[str, Any], t: datetim
 
 
 # ---- sending (outside any transaction) ----------------------------------------------------------
-def _task_fn(name: str) -> TaskFn:
-    if name not in TASKS and name in LAZY_TASKS:
-        module, attr = LAZY_TASKS[name]
-        try:
-            register_task(name, getattr(importlib.import_module(module), attr))
-        except (ImportError, AttributeError):
-            raise ConfigurationError(f"task {name}: {module}.{attr} is not available in this version") from None
-    if name not in TASKS:
+def _task_fn(bot: Any, name: str) -> TaskFn:
+    fn: TaskFn | None = bot.tasks.get(name)
+    if fn is None:
         raise PlatformApiError("outbox", "unknown_task", f"no task registered as {name!r}", retryable=False)
-    return TASKS[name]
+    return fn
 
 
 def _send_target(bot: Any, plan: Plan, target: Target) -> list[str]:
     """Send one target; returns the users still owed (DingTalk flow control), usually []."""
     clients, payload = get_clients(bot), plan.payload
     if target.platform == "task":
-        _task_fn(str(payload.get("task")))(bot, payload)
+        _task_fn(bot, str(payload.get("task")))(bot, payload)
         return []
     if target.platform == "session":
         clients["dingtalk"].session_webhook_send(payload["url"], payload["message"])

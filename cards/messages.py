@@ -8,6 +8,7 @@ from cards.model import Button, Card
 
 INTERNAL_ERROR = "抱歉，系统暂时出了点问题，请稍后再试。如持续出现请联系 HR。"
 BUSY = "系统繁忙，这条消息没有处理，请稍后再发送一次。"
+UNKNOWN_COMMAND = "未知命令，发送「帮助」查看可用命令。"
 
 COMMAND_NAMES = {
     "points": "积分", "history": "明细", "shop": "商城", "redeem": "兑换", "confirm": "确认兑换", "cancel": "取消兑换",

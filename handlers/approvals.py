@@ -3,8 +3,8 @@
 The handler is thin on purpose: ``storage.approvals.on_approval`` decides, this module only turns
 its notices into cards and queues the approval-detail fetch when a rule needs form values the
 event does not carry (fetched outside the callback request, by the outbox, with retries).
-``deliver`` is shared with ``bot.approvals_sync`` so the detail fetch and reconcile tell people
-exactly what the live path would.
+The detail fetch and reconcile (bot/approvals_sync.py) send their events through the same pipeline,
+so they tell people exactly what the live path would.
 """
 from __future__ import annotations
 
@@ -81,8 +81,8 @@ def handle_approval(event: Event, ctx: Context) -> Reply:
     deliver(ctx, outcome, platform=event.platform, instance_id=event.instance_id)
     log.info("approval %s:%s status=%s → %s %s", event.platform, event.instance_id, event.status, outcome.action,
              outcome.detail)
-    return NoReply()
+    return NoReply(outcome.action)
 
 
 def register(router: Router) -> None:
-    router.on(ApprovalChange)(handle_approval)
+    router.on(ApprovalChange, name="approval")(handle_approval)

@@ -63,5 +63,5 @@ def handle_joined(event: Event, ctx: Context) -> Reply:
 
 
 def register(router: Router) -> None:
-    router.on(MemberLeft)(handle_left)
-    router.on(MemberJoined)(handle_joined)
+    router.on(MemberLeft, name="member-left")(handle_left)
+    router.on(MemberJoined, name="member-joined")(handle_joined)

@@ -107,10 +107,8 @@ def _start(bot: Any, owner: str, stopping: threading.Event) -> None:
 
 
 def _deliver(bot: Any, worker_id: str) -> None:
-    from bot.outbox import drain
-
     try:
-        drain(bot, worker_id=worker_id, max_rounds=20)
+        bot.deliver(worker_id=worker_id, max_rounds=20)
     except Exception:  # a database hiccup must not stop the interval job
         log.exception("outbox delivery failed")
 
@@ -121,7 +119,7 @@ def build_scheduler(app: Any, stopping: threading.Event | None = None) -> Blocki
     ``stopping``, once set (by SIGTERM or SIGINT, see ``serve``), makes it claim nothing more and
     makes running jobs stop at their next batch boundary and release their claim.
     """
-    from bot.outbox import worker_name
+    from scheduler.claims import worker_name
 
     bot = app.extensions["pointsbot"]
     settings, stopping = bot.settings, stopping or threading.Event()

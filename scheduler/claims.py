@@ -9,6 +9,8 @@ period is never run again unless forced.
 """
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +40,11 @@ GRANULARITY: dict[str, Granularity] = {
     "prune": "day",
     "deliver-outbox": "none",
 }
+
+
+def worker_name() -> str:
+    """Who holds a claim or an outbox lease: host, process and thread, so an operator can find it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"[:64]
 
 
 def local(now: datetime, tz: ZoneInfo) -> datetime:

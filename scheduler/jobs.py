@@ -8,7 +8,6 @@ the outbox delivers them within the platforms' limits.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import threading
@@ -18,12 +17,12 @@ from typing import Any, Callable
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.outbox import drain, worker_name
 from scheduler import cards
 from scheduler.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
-                              period_key, release, to_utc)
+                              period_key, release, to_utc, worker_name)
 from scheduler.digests import hr_digest, manager_digests
 from storage.expiry import expire_due
+from storage.leavers import apply_leaver_policy
 from storage.ledger import Ledger
 from storage.models import Account, Employee, Lot, Outbox, Txn
 from storage.outbox import enqueue
@@ -34,10 +33,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 EXPIRY_BATCH = 1000  # lots per expiry transaction: ~2000 took > 500 ms on SQLite with a million lots
 Job = Callable[[Any, str, datetime, "Lease"], str]  # long jobs call lease.keep() between batches
-
-
-class JobUnavailable(RuntimeError):
-    """A job whose implementation lives in a module this installation does not have (yet)."""
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -73,13 +68,6 @@ def day_bounds(day: date, tz: Any) -> tuple[datetime, datetime]:
     """[start, end) of a local day as naive UTC."""
     start = datetime.combine(day, time(), tz)
     return to_utc(start), to_utc(datetime.combine(day + timedelta(days=1), time(), tz))
-
-
-def _lazy(module: str, attr: str) -> Callable[..., Any]:
-    try:
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        raise JobUnavailable(f"{module}.{attr} is not available in this installation") from None
 
 
 # ---- jobs ----------------------------------------------------------------------------------------
@@ -211,11 +199,13 @@ def budget_grant(bot: Any, period: str, now: datetime, lease: Lease) -> str:
 
 
 def leaver_policy(bot: Any, period: str, now: datetime, lease: Lease) -> str:
-    return str(_lazy("storage.leavers", "apply_leaver_policy")(bot.db, bot.settings, now))
+    return str(apply_leaver_policy(bot.db, bot.settings, now))
 
 
 def reconcile_approvals(bot: Any, period: str, now: datetime, lease: Lease) -> str:
-    return str(_lazy("bot.approvals_sync", "reconcile")(bot, now))
+    """Asks the platforms what the callbacks may have missed: ``bot.reconcile``, wired by the factory
+    (the platform clients live above the scheduler, app.py)."""
+    return f"{bot.reconcile(now)} award(s) made by reconcile"
 
 
 def prune_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
@@ -224,7 +214,7 @@ def prune_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
 
 
 def deliver_outbox(bot: Any, period: str, now: datetime, lease: Lease) -> str:
-    stats = drain(bot, worker_id=worker_name())
+    stats = bot.deliver(worker_id=worker_name())  # the outbox relay, wired by the factory (app.py)
     return f"outbox: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead, {stats.deferred} deferred"
 
 

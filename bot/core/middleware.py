@@ -21,11 +21,17 @@ Next = Callable[[], Reply]
 
 
 class ResolveMember:
-    """Map the platform user to an employee; unbound users only reach routes marked open."""
+    """Map the platform user to an employee; unbound users only reach routes marked open.
+
+    A platform event (an approval, a member leaving) has no chat user behind it: resolving its
+    applicant would bind them from the roster and mark their binding used, which they did not do.
+    """
 
     name = "resolve_member"
 
     def process(self, event: Event, ctx: Context, route: Route, next: Next) -> Reply:
+        if route.system:
+            return next()
         ctx.member = members.by_platform_id(ctx.session, event.platform, event.actor.platform_user_id, ctx.now())
         if ctx.member is not None and ctx.member.status != "active":
             ctx.member = None
@@ -57,6 +63,8 @@ class DomainErrors:
             with ctx.session.begin_nested():
                 return next()
         except DomainError as exc:
+            log.info("%s: %s (%s) platform=%s event=%s", route.name, exc.code, type(exc).__name__, event.platform,
+                     event.event_id)
             return Text(msg.domain_error(exc))
 
 

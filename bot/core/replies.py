@@ -29,7 +29,10 @@ class CardReply:
 
 @dataclass(frozen=True, slots=True)
 class NoReply:
-    """Nothing to say (e.g. an approval event): the platform gets its bare acknowledgement."""
+    """Nothing to say (e.g. an approval event): the platform gets its bare acknowledgement.
+    ``note`` is for whoever sent the event without a user (approval reconcile counts awards by it)."""
+
+    note: str = ""
 
 
 Reply = Text | CardReply | NoReply

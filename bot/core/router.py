@@ -13,7 +13,8 @@ from typing import Callable, Iterable
 
 from bot.core.context import Context
 from bot.core.events import CardAction, Event, TextCommand
-from bot.core.replies import Reply, Text
+from bot.core.replies import NoReply, Reply, Text
+from cards import messages as msg
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Event, Context], Reply]
@@ -27,6 +28,7 @@ class Route:
     roles: frozenset[str] | None = None  # None = every bound member
     open: bool = False  # usable before binding
     reads_only: bool = False  # writes nothing: SQLite runs it outside the write lock (bot/core/pipeline.py)
+    system: bool = False  # a platform event (approval, member change): nobody in chat to resolve
     usage: str = ""
     example: str = ""
     summary: str = ""
@@ -46,7 +48,7 @@ def _is_cjk(s: str) -> bool:
 @dataclass
 class Router:
     routes: list[Route] = field(default_factory=list)
-    event_handlers: dict[type, Handler] = field(default_factory=dict)
+    event_routes: dict[type, Route] = field(default_factory=dict)
     fallback: Handler | None = None
     middleware: list = field(default_factory=list)
 
@@ -60,9 +62,10 @@ class Router:
             return fn
         return deco
 
-    def on(self, event_type: type) -> Callable[[Handler], Handler]:
+    def on(self, event_type: type, *, name: str) -> Callable[[Handler], Handler]:
+        """A platform event's handler; it runs through the same middleware as a command."""
         def deco(fn: Handler) -> Handler:
-            self.event_handlers[event_type] = fn
+            self.event_routes[event_type] = Route(name=name, aliases=(), handler=fn, open=True, system=True)
             return fn
         return deco
 
@@ -105,14 +108,14 @@ class Router:
                 route = Route(name="unknown", aliases=(), handler=self.fallback or _no_fallback, open=True)
             else:
                 route, ctx.args = found
-            ctx.command = route.name
-            return self._run(route, event, ctx, 0)
-        handler = self.event_handlers.get(type(event))
-        if handler is None:
-            log.info("no handler for %s event %s", event.platform, type(event).__name__)
-            from bot.core.replies import NoReply
-            return NoReply()
-        return handler(event, ctx)
+        else:
+            found_route = self.event_routes.get(type(event))
+            if found_route is None:
+                log.info("no handler for %s event %s", event.platform, type(event).__name__)
+                return NoReply()
+            route = found_route
+        ctx.command = route.name
+        return self._run(route, event, ctx, 0)
 
     def _run(self, route: Route, event: Event, ctx: Context, i: int) -> Reply:
         if i < len(self.middleware):
@@ -121,4 +124,4 @@ class Router:
 
 
 def _no_fallback(event: Event, ctx: Context) -> Reply:
-    return Text("未知命令，发送「帮助」查看可用命令。")
+    return Text(msg.UNKNOWN_COMMAND)

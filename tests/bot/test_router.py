@@ -4,14 +4,16 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from sqlalchemy import func, select
 
 from bot.core.context import Context
-from bot.core.events import Actor, TextCommand
+from bot.core.events import Actor, MemberJoined, TextCommand
 from bot.core.middleware import default_chain
-from bot.core.replies import Text
+from bot.core.replies import NoReply, Text
 from bot.core.router import Router, normalise
 from settings import build_settings
 from storage.members import bind
+from storage.models import Binding
 from tests.storage.factories import make_employee
 
 
@@ -82,3 +84,30 @@ def test_role_is_checked_per_route(sqlite_db, clock) -> None:
     assert _dispatch(sqlite_db, clock, "扣除 E1 5 x", "h1").text == "deducted"
     assert _dispatch(sqlite_db, clock, "积分", "u1").text == "points"
     assert _dispatch(sqlite_db, clock, "blah", "u1").text == "unknown"
+
+
+def test_platform_events_run_through_the_middleware_as_nobody(sqlite_db, clock) -> None:
+    """Approval and member events once skipped the chain; resolving their applicant would bind them
+    from the roster and mark a binding used that nobody used."""
+    r = _router()
+    seen: list[tuple[str, bool]] = []
+
+    class Spy:
+        def process(self, event, ctx, route, next):  # type: ignore[no-untyped-def]
+            seen.append((route.name, route.system))
+            return next()
+
+    r.middleware.insert(0, Spy())
+    r.on(MemberJoined, name="member-joined")(lambda event, ctx: NoReply(f"member={ctx.member}"))
+    with sqlite_db.session_scope() as s:
+        make_employee(s, "E7", wecom="roster_only")  # in the roster, not bound yet
+        ctx = Context(session=s, settings=build_settings({}), clock=clock, platform="wecom")
+        event = MemberJoined(platform="wecom", event_id="j1", actor=Actor("roster_only"), received_at=clock(),
+                             user_ids=("roster_only",))
+        assert r.dispatch(event, ctx) == NoReply("member=None")
+        assert ctx.command == "member-joined" and seen == [("member-joined", True)]
+        assert s.scalar(select(func.count()).select_from(Binding)) == 0
+        # the same account typing a command is resolved (and bound from the roster) as before
+        assert r.dispatch(TextCommand(platform="wecom", event_id="m1", actor=Actor("roster_only"), text="积分",
+                                      received_at=clock()), ctx) == Text("points")
+        assert s.scalar(select(func.count()).select_from(Binding)) == 1

@@ -29,7 +29,8 @@ from handlers import approvals as approval_handlers
 from handlers import members as member_handlers
 from settings import build_settings
 from storage.invariants import check_invariants
-from storage.models import ApprovalInstance, Outbox, Txn
+from storage import approvals as storage_approvals
+from storage.models import ApprovalInstance, Outbox, ProcessedEvent, Txn
 from tests.e2e.conftest import DINGTALK, WECOM
 from tests.storage.factories import make_employee
 
@@ -252,6 +253,29 @@ def test_dingtalk_tiers_from_the_detail_api_after_two_failures(h: Harness, api: 
     assert [(t.amount, t.idem_key) for t in h.txns()] == [(300, "approval:dingtalk:C1")]
     (task,) = h.outbox("task")
     assert (task["_status"], task["_attempts"]) == ("sent", 2)
+
+
+def test_a_detail_the_pipeline_could_not_apply_is_fetched_again(h: Harness, api: responses.RequestsMock,
+                                                                 monkeypatch: Any) -> None:
+    """The fetched form goes through the pipeline like a callback; a failure there is not the task's success."""
+    api.post(f"{WC}/oa/getapprovaldetail", json=wecom_detail("P3", "86"))
+    h.send(wecom_event("P3", "approved", template="TPL-PERF"))
+    real, calls = storage_approvals.on_approval, []
+
+    def failing_once(*args: Any, **kw: Any) -> Any:
+        calls.append(kw["form"])
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the first run")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(storage_approvals, "on_approval", failing_once)
+    h.drain()
+    (task,) = h.outbox("task")
+    assert (task["_status"], task["_attempts"]) == ("sent", 1) and len(calls) == 2 and calls[0] is not None
+    assert [(t.amount, t.idem_key) for t in h.txns()] == [(300, "approval:wecom:P3")]
+    with h.db.session_scope() as s:  # the applied run is in the inbox, the failed one is not
+        ids = list(s.scalars(select(ProcessedEvent.event_id).where(ProcessedEvent.event_id.like("sync:%"))))
+    assert len(ids) == 1 and ids[0].startswith("sync:wecom:P3:")
 
 
 def test_revoked_while_the_detail_fetch_waits(h: Harness, api: responses.RequestsMock) -> None:

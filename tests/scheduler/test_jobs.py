@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import types
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 import app as app_module
+from bot import outbox
 from cards import render_dingtalk, render_wecom
 from cards.model import Card
 from scheduler import cards, claims, jobs
@@ -176,19 +176,15 @@ def test_budget_grant_once_per_month(bot: Any, company: dict[str, int], clock: A
         assert s.scalar(select(func.count()).select_from(Account).where(Account.kind == "budget")) == 1
 
 
-def test_lazy_jobs_fail_clearly_when_their_module_is_missing(bot: Any, clock: Any, monkeypatch: Any) -> None:
-    monkeypatch.setitem(sys.modules, "storage.leavers", None)
-    out = run(bot, "leaver-policy", clock())
-    assert "failed" in out and "storage.leavers.apply_leaver_policy is not available" in out
+def test_platform_jobs_run_what_the_factory_wired(bot: Any, clock: Any, monkeypatch: Any) -> None:
+    """The scheduler imports nothing of bot/: delivery and reconcile are the bot object's (app.py)."""
     seen: list[Any] = []
-    fake = types.ModuleType("storage.leavers")
-    fake.apply_leaver_policy = lambda db, settings, now: seen.append(now) or "2 wallets frozen"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "storage.leavers", fake)
-    assert run(bot, "leaver-policy", clock()).endswith("2 wallets frozen")  # a failed run may run again
-    sync = types.ModuleType("bot.approvals_sync")
-    sync.reconcile = lambda b, now: "0 instances"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bot.approvals_sync", sync)
-    assert run(bot, "reconcile-approvals", clock()).endswith("0 instances")
+    monkeypatch.setattr(bot, "reconcile", lambda now: seen.append(now) or 2, raising=False)
+    assert run(bot, "reconcile-approvals", clock()).endswith("2 award(s) made by reconcile")
+    assert seen == [clock()]
+    monkeypatch.setattr(bot, "deliver", lambda **kw: seen.append(kw) or outbox.DeliveryStats(sent=3), raising=False)
+    assert "outbox: 3 sent" in run(bot, "deliver-outbox", clock())
+    assert sorted(seen[-1]) == ["worker_id"]
 
 
 def test_run_job_now_claims_the_period_and_force_reruns(bot: Any, company: dict[str, int], clock: Any) -> None:
