@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from bot import approvals_sync
 from bot.core.router import Router
-from bot.outbox import DeliveryStats, drain
+from bot.delivery import DeliveryStats, drain
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage.db import Database, utcnow
 from storage.migrate import schema_is_current
@@ -83,7 +83,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     logging.basicConfig(level=settings.server["log_level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from bot.core.pipeline import Pipeline
     from bot.spool import Spool
-    from bot.views import register_platforms
+    from bot.web import register_platforms
 
     from bot.http import install_log_scrubber
 

@@ -1,6 +1,6 @@
 """The transactional outbox: rows written in the same transaction as the change that caused them.
 
-Storage knows only JSON payloads; what they mean (a card, a task) is decided by ``bot/outbox.py``,
+Storage knows only JSON payloads; what they mean (a card, a task) is decided by ``bot/delivery.py``,
 the single delivery path, which runs in the scheduler process.
 """
 from __future__ import annotations

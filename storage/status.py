@@ -2,7 +2,7 @@
 
 Read by ``GET /status``. Configuration problems are the outbox rows that wait for a fix: a
 configuration error (a wrong secret, WeCom 60020) keeps its row pending without counting an attempt
-(bot/outbox.py), so pending rows with an error and no attempt are exactly those.
+(bot/delivery.py), so pending rows with an error and no attempt are exactly those.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
-    "handlers": ("flask", "requests", "bot.wecom", "bot.dingtalk", "bot.views", "bot.outbox"),
+    "handlers": ("flask", "requests", "bot.wecom", "bot.dingtalk", "bot.web", "bot.delivery"),
     "cards": ("flask", "requests", "bot", "storage", "handlers"),
     "storage": ("flask", "requests", "bot", "cards", "handlers"),
 }

@@ -44,7 +44,7 @@ class Context:
         """Queue a message to an employee on every platform they are bound on (resolved at send time).
 
         A keyed notice is about one event (its key names it), so its content is unique and WeCom may
-        drop a duplicate of it (bot/outbox.py).
+        drop a duplicate of it (bot/delivery.py).
         """
         payload = {"employee_id": employee_id, "card": card.to_dict()} | ({"duplicate_check": True} if key else {})
         outbox.enqueue(self.session, "notice", payload, now=self.clock(), idem_key=key)

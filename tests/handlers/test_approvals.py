@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from app import PointsBot
 from bot import approvals_sync
-from bot import outbox as delivery
+from bot import delivery
 from bot.dingtalk.parse import parse_event
 from bot.core.events import Event
 from bot.core.pipeline import Answer, Pipeline

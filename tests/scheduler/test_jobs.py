@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 import app as app_module
-from bot import outbox
+from bot import delivery
 from cards import render_dingtalk, render_wecom
 from cards.model import Card
 from scheduler import cards, claims, jobs
@@ -182,7 +182,7 @@ def test_platform_jobs_run_what_the_factory_wired(bot: Any, clock: Any, monkeypa
     monkeypatch.setattr(bot, "reconcile", lambda now: seen.append(now) or 2, raising=False)
     assert run(bot, "reconcile-approvals", clock()).endswith("2 award(s) made by reconcile")
     assert seen == [clock()]
-    monkeypatch.setattr(bot, "deliver", lambda **kw: seen.append(kw) or outbox.DeliveryStats(sent=3), raising=False)
+    monkeypatch.setattr(bot, "deliver", lambda **kw: seen.append(kw) or delivery.DeliveryStats(sent=3), raising=False)
     assert "outbox: 3 sent" in run(bot, "deliver-outbox", clock())
     assert sorted(seen[-1]) == ["worker_id"]
 

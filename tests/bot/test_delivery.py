@@ -13,7 +13,7 @@ import responses
 from sqlalchemy import select
 
 import app as app_module
-from bot import outbox
+from bot import delivery
 from bot.clients import DINGTALK_CALLS, build_clients, call_counter, get_clients
 from bot.http import make_session
 from cards.model import Button, Card
@@ -74,10 +74,10 @@ def rows(db: Any) -> list[Outbox]:
         return list(s.scalars(select(Outbox).order_by(Outbox.id)))
 
 
-def run_until_quiet(bot: Any, clock: Any, rounds: int = 30, step: float = 301.0) -> outbox.DeliveryStats:
-    total = outbox.DeliveryStats()
+def run_until_quiet(bot: Any, clock: Any, rounds: int = 30, step: float = 301.0) -> delivery.DeliveryStats:
+    total = delivery.DeliveryStats()
     for _ in range(rounds):
-        total.add(outbox.deliver_once(bot, worker_id="w1", rand=lambda: 1.0))
+        total.add(delivery.deliver_once(bot, worker_id="w1", rand=lambda: 1.0))
         if all(r.status != "pending" for r in rows(bot.db)):
             break
         clock.advance(seconds=step)
@@ -88,7 +88,7 @@ def run_until_quiet(bot: Any, clock: Any, rounds: int = 30, step: float = 301.0)
 def test_notice_goes_to_every_bound_platform(bot: Any, fake: FakePlatforms) -> None:
     emp = employee(bot.db, "E1", wecom="zhangsan", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("您获得 10 积分")})
-    stats = outbox.deliver_once(bot, worker_id="w1")
+    stats = delivery.deliver_once(bot, worker_id="w1")
     assert stats.sent == 1
     assert [(d.platform, d.to) for d in fake.delivered] == [("wecom", "zhangsan"), ("dingtalk", "dt-zs")]
     assert "您获得 10 积分" in fake.delivered[0].text and "sampleMarkdown" not in fake.delivered[1].text
@@ -98,7 +98,7 @@ def test_notice_goes_to_every_bound_platform(bot: Any, fake: FakePlatforms) -> N
 def test_unbound_employee_is_marked_sent_without_a_call(bot: Any, fake: FakePlatforms) -> None:
     emp = employee(bot.db, "E1")
     add(bot.db, "notice", {"employee_id": emp, "card": card("x")})
-    outbox.deliver_once(bot, worker_id="w1")
+    delivery.deliver_once(bot, worker_id="w1")
     row = rows(bot.db)[0]
     assert row.status == "sent" and "no bound chat account" in row.last_error and fake.send_requests == 0
 
@@ -107,7 +107,7 @@ def test_dingtalk_personal_notices_off_skips_dingtalk(sqlite_db: Any, fake: Fake
     bot = make_bot(sqlite_db, dingtalk__personal_notices=False)
     emp = employee(bot.db, "E1", wecom="zs", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("x")})
-    outbox.deliver_once(bot, worker_id="w1")
+    delivery.deliver_once(bot, worker_id="w1")
     assert [d.platform for d in fake.delivered] == ["wecom"]
     assert "personal notices off" in rows(bot.db)[0].last_error
 
@@ -118,7 +118,7 @@ def test_template_card_platform_message_group_and_session(bot: Any, fake: FakePl
     add(bot.db, "group", {"platform": "wecom", "chat_id": "wrk-1", "card": card("榜单")})
     add(bot.db, "group", {"platform": "wecom", "chat_id": "robot", "webhook_key": "hook-KEY", "card": card("榜单")})
     add(bot.db, "session_reply", {"url": SESSION_URL, "message": {"msgtype": "text", "text": {"content": "好"}}})
-    assert outbox.deliver_once(bot, worker_id="w1").sent == 5
+    assert delivery.deliver_once(bot, worker_id="w1").sent == 5
     assert "button_interaction" in fake.delivered[0].text
     assert [d.to for d in fake.delivered] == ["lisi", "cid-1", "wrk-1", "webhook", "session"]
     with bot.db.session_scope() as s:  # the webhook key never becomes a bucket name
@@ -129,7 +129,7 @@ def test_expired_session_webhook_is_dead(bot: Any, fake: FakePlatforms) -> None:
     past = (bot.db.clock() - timedelta(minutes=1)).timestamp()
     add(bot.db, "session_reply", {"url": SESSION_URL, "message": {"msgtype": "text", "text": {"content": "x"}},
                                   "expires_at": past - 8 * 3600 - 1e6})
-    outbox.deliver_once(bot, worker_id="w1")
+    delivery.deliver_once(bot, worker_id="w1")
     assert rows(bot.db)[0].status == "dead" and fake.send_requests == 0
 
 
@@ -138,7 +138,7 @@ def test_tasks_run_and_an_unknown_task_is_dead(bot: Any, fake: FakePlatforms, mo
     monkeypatch.setitem(bot.tasks, "ping", lambda b, p: seen.append(p))
     add(bot.db, "task", {"task": "ping", "n": 1})
     add(bot.db, "task", {"task": "nobody-registered-this"})
-    stats = outbox.deliver_once(bot, worker_id="w1")
+    stats = delivery.deliver_once(bot, worker_id="w1")
     assert seen == [{"task": "ping", "n": 1}]
     assert [r.status for r in rows(bot.db)] == ["sent", "dead"] and stats.dead == 1
     assert "approval_detail" in bot.tasks  # the factory's wiring: the approval form fetch
@@ -161,10 +161,10 @@ def test_token_expiry_mid_run_refreshes_once_and_loses_nothing(bot: Any, fake: F
     emp = employee(bot.db, "E1", wecom="zs", dingtalk="dt-zs")
     for i in range(4):
         add(bot.db, "notice", {"employee_id": emp, "card": card(f"m{i}")})
-    outbox.deliver_once(bot, worker_id="w1", limit=2)
+    delivery.deliver_once(bot, worker_id="w1", limit=2)
     fetched = fake.token_fetches
     fake.rotate()
-    outbox.deliver_once(bot, worker_id="w1")
+    delivery.deliver_once(bot, worker_id="w1")
     assert all(r.status == "sent" for r in rows(bot.db))
     assert fake.token_fetches == fetched + 2  # one refresh per platform
     assert len(fake.delivered) == 8
@@ -173,38 +173,38 @@ def test_token_expiry_mid_run_refreshes_once_and_loses_nothing(bot: Any, fake: F
 def test_wrong_secret_is_a_configuration_error_and_the_row_waits(bot: Any, fake: FakePlatforms) -> None:
     fake.wrong_secret = True
     add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("x")})
-    stats = outbox.deliver_once(bot, worker_id="w1")
+    stats = delivery.deliver_once(bot, worker_id="w1")
     row = rows(bot.db)[0]
     assert stats.waiting == 1 and row.status == "pending" and row.attempts == 0
-    assert row.next_attempt_at == bot.db.clock() + outbox.CONFIG_WAIT
+    assert row.next_attempt_at == bot.db.clock() + delivery.CONFIG_WAIT
     assert "S3CRET" not in row.last_error
 
 
 def test_non_retryable_error_is_dead_at_once(bot: Any, fake: FakePlatforms) -> None:
     add(bot.db, "platform_message", {"platform": "wecom", "user_id": "ghost", "card": card("x")})
     fake.script = ["bad_user"]
-    assert outbox.deliver_once(bot, worker_id="w1").dead == 1
+    assert delivery.deliver_once(bot, worker_id="w1").dead == 1
     assert rows(bot.db)[0].status == "dead" and rows(bot.db)[0].attempts == 1
 
 
 def test_dead_letter_after_ten_attempts(bot: Any, fake: FakePlatforms, clock: Any, caplog: Any) -> None:
     add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("秘密内容")})
     fake.script = ["500"] * 50
-    with caplog.at_level(logging.INFO, logger="bot.outbox"):
+    with caplog.at_level(logging.INFO, logger="bot.delivery"):
         run_until_quiet(bot, clock)
     row = rows(bot.db)[0]
-    assert row.status == "dead" and row.attempts == outbox.MAX_ATTEMPTS
-    assert fake.send_requests == outbox.MAX_ATTEMPTS
+    assert row.status == "dead" and row.attempts == delivery.MAX_ATTEMPTS
+    assert fake.send_requests == delivery.MAX_ATTEMPTS
     assert "dead-lettered after 10 attempt(s)" in caplog.text
     assert "秘密内容" not in caplog.text  # no message bodies in the logs
 
 
 def test_backoff_is_full_jitter_with_base_1s_and_cap_5min(bot: Any, fake: FakePlatforms) -> None:
-    assert [outbox.backoff_seconds(n, lambda: 1.0) for n in (1, 2, 3, 9, 10, 30)] == [1, 2, 4, 256, 300, 300]
-    assert outbox.backoff_seconds(5, lambda: 0.0) == 0 and outbox.backoff_seconds(5, lambda: 0.5) == 8
+    assert [delivery.backoff_seconds(n, lambda: 1.0) for n in (1, 2, 3, 9, 10, 30)] == [1, 2, 4, 256, 300, 300]
+    assert delivery.backoff_seconds(5, lambda: 0.0) == 0 and delivery.backoff_seconds(5, lambda: 0.5) == 8
     add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("x")})
     fake.script = ["500"]
-    outbox.deliver_once(bot, worker_id="w1", rand=lambda: 0.25)
+    delivery.deliver_once(bot, worker_id="w1", rand=lambda: 0.25)
     assert rows(bot.db)[0].next_attempt_at == bot.db.clock() + timedelta(seconds=0.25)
 
 
@@ -212,18 +212,18 @@ def test_backoff_is_full_jitter_with_base_1s_and_cap_5min(bot: Any, fake: FakePl
 def test_group_robot_never_gets_more_than_20_a_minute(bot: Any, fake: FakePlatforms, clock: Any) -> None:
     for i in range(25):
         add(bot.db, "group", {"platform": "dingtalk", "chat_id": "cid-1", "card": card(f"g{i}")})
-    first = outbox.deliver_once(bot, worker_id="w1", limit=100)
+    first = delivery.deliver_once(bot, worker_id="w1", limit=100)
     assert first.sent == 20 and first.deferred == 5 and len(fake.delivered) == 20
     assert all(r.attempts == 0 for r in rows(bot.db))
     clock.advance(seconds=30)  # same minute window for the deferred rows? they wait for the next minute
     clock.now = clock.now.replace(second=0) + timedelta(minutes=1)
-    assert outbox.deliver_once(bot, worker_id="w2", limit=100).sent == 5
+    assert delivery.deliver_once(bot, worker_id="w2", limit=100).sent == 5
 
 
 def test_wecom_member_limit_30_a_minute(bot: Any, fake: FakePlatforms) -> None:
     for i in range(33):
         add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card(f"p{i}")})
-    stats = outbox.deliver_once(bot, worker_id="w1", limit=100)
+    stats = delivery.deliver_once(bot, worker_id="w1", limit=100)
     assert stats.sent == 30 and stats.deferred == 3
 
 
@@ -231,9 +231,9 @@ def test_platform_rate_limit_answers_are_retried(bot: Any, fake: FakePlatforms, 
     emp = employee(bot.db, "E1", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("限流")})
     fake.flow_users = {"dt-zs"}
-    assert outbox.deliver_once(bot, worker_id="w1", rand=lambda: 1.0).retried == 1
+    assert delivery.deliver_once(bot, worker_id="w1", rand=lambda: 1.0).retried == 1
     clock.advance(seconds=2)
-    assert outbox.deliver_once(bot, worker_id="w1").sent == 1
+    assert delivery.deliver_once(bot, worker_id="w1").sent == 1
     assert len(fake.delivered) == 1
 
 
@@ -242,10 +242,10 @@ def test_dingtalk_throttling_is_retried_not_dead(bot: Any, fake: FakePlatforms, 
     emp = employee(bot.db, "E1", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("排行榜")})
     fake.script = [code]
-    stats = outbox.deliver_once(bot, worker_id="w1", rand=lambda: 1.0)
+    stats = delivery.deliver_once(bot, worker_id="w1", rand=lambda: 1.0)
     assert (stats.retried, stats.dead) == (1, 0)
     clock.advance(seconds=2)
-    assert outbox.deliver_once(bot, worker_id="w1").sent == 1 and len(fake.delivered) == 1
+    assert delivery.deliver_once(bot, worker_id="w1").sent == 1 and len(fake.delivered) == 1
 
 
 def test_wecom_untrusted_ip_holds_the_messages_until_fixed(bot: Any, fake: FakePlatforms, clock: Any,
@@ -255,11 +255,11 @@ def test_wecom_untrusted_ip_holds_the_messages_until_fixed(bot: Any, fake: FakeP
     add(bot.db, "notice", {"employee_id": emp, "card": card("可信IP")})
     fake.script = ["untrusted_ip"] * 12  # more failures than MAX_ATTEMPTS: none of them counts
     for _ in range(12):
-        stats = outbox.deliver_once(bot, worker_id="w1")
+        stats = delivery.deliver_once(bot, worker_id="w1")
         assert (stats.waiting, stats.dead, stats.sent) == (1, 0, 0)
         clock.advance(hours=1)
     assert "企业可信IP" in caplog.text
-    assert outbox.deliver_once(bot, worker_id="w1").sent == 1 and len(fake.delivered) == 1  # fixed: it goes out
+    assert delivery.deliver_once(bot, worker_id="w1").sent == 1 and len(fake.delivered) == 1  # fixed: it goes out
 
 
 def test_wecom_duplicate_check_only_on_notices_about_one_event(bot: Any, fake: FakePlatforms,
@@ -273,7 +273,7 @@ def test_wecom_duplicate_check_only_on_notices_about_one_event(bot: Any, fake: F
         ctx.notify(emp, Card.from_dict(card("E12 奖励 50")), key="E12:notice")
         ctx.notify(emp, Card.from_dict(card("R3 待确认", buttons=True)), key="R3:confirm")
     add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("可用积分 50")})  # a reply
-    assert outbox.deliver_once(bot, worker_id="w1").sent == 3
+    assert delivery.deliver_once(bot, worker_id="w1").sent == 3
     sent = [json.loads(c.request.body) for c in rsps.calls if "message/send" in c.request.url]
     checks = [(b["msgtype"], b.get("enable_duplicate_check"), b.get("duplicate_check_interval")) for b in sent]
     assert checks == [("text", 1, 1800), ("template_card", 1, 1800), ("text", None, None)]
@@ -291,9 +291,9 @@ def test_a_late_answer_delivers_a_notice_once_and_a_reply_at_least_once(bot: Any
             emp, Card.from_dict(card("E7 奖励 30")), key="E7:notice")
     add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("可用积分 30")})
     fake.script = ["late", "late"]
-    assert outbox.deliver_once(bot, worker_id="w1", rand=lambda: 1.0).retried == 2
+    assert delivery.deliver_once(bot, worker_id="w1", rand=lambda: 1.0).retried == 2
     clock.advance(seconds=5)
-    assert outbox.deliver_once(bot, worker_id="w1").sent == 2
+    assert delivery.deliver_once(bot, worker_id="w1").sent == 2
     assert sorted(t.split("\n")[1] for t in fake.texts()) == ["E7 奖励 30", "可用积分 30", "可用积分 30"]
 
 
@@ -301,9 +301,9 @@ def test_partial_delivery_is_not_repeated(bot: Any, fake: FakePlatforms, clock: 
     emp = employee(bot.db, "E1", wecom="zs", dingtalk="dt-zs")
     add(bot.db, "notice", {"employee_id": emp, "card": card("一次")})
     fake.script = [None, "500"]  # type: ignore[list-item]  # WeCom ok, DingTalk fails
-    outbox.deliver_once(bot, worker_id="w1", rand=lambda: 1.0)
+    delivery.deliver_once(bot, worker_id="w1", rand=lambda: 1.0)
     clock.advance(seconds=2)
-    outbox.deliver_once(bot, worker_id="w1")
+    delivery.deliver_once(bot, worker_id="w1")
     assert sorted(d.platform for d in fake.delivered) == ["dingtalk", "wecom"]
 
 
@@ -314,7 +314,7 @@ def test_dingtalk_monthly_quota_stops_personal_notices(sqlite_db: Any, fake: Fak
         add(bot.db, "notice", {"employee_id": emp, "card": card(f"q{i}")})
     add(bot.db, "group", {"platform": "dingtalk", "chat_id": "cid-1", "card": card("group still goes")})
     with caplog.at_level(logging.ERROR):
-        outbox.deliver_once(bot, worker_id="w1")
+        delivery.deliver_once(bot, worker_id="w1")
     assert len([d for d in fake.delivered if d.to == "dt-zs"]) == 2
     assert caplog.text.count("monthly API quota reached") == 1
     assert "quota" in rows(bot.db)[3].last_error and rows(bot.db)[4].status == "sent"
@@ -327,7 +327,7 @@ def test_platform_quota_answer_sets_the_counter(bot: Any, fake: FakePlatforms) -
     add(bot.db, "notice", {"employee_id": emp, "card": card("a")})
     add(bot.db, "notice", {"employee_id": emp, "card": card("b")})
     fake.script = ["quota"]
-    outbox.deliver_once(bot, worker_id="w1")
+    delivery.deliver_once(bot, worker_id="w1")
     assert [r.status for r in rows(bot.db)] == ["dead", "sent"]
     assert "quota" in rows(bot.db)[1].last_error and fake.send_requests == 1
 
@@ -336,21 +336,21 @@ def test_platform_quota_answer_sets_the_counter(bot: Any, fake: FakePlatforms) -
 def test_crash_between_commit_and_send_is_delivered_after_restart(bot: Any, fake: FakePlatforms, clock: Any) -> None:
     ids = [add(bot.db, "platform_message", {"platform": "wecom", "user_id": f"u{i}", "card": card(f"c{i}")})
            for i in range(100)]  # 100 trials
-    stats = outbox.DeliveryStats()
+    stats = delivery.DeliveryStats()
     for row_id in ids:  # a worker claims each row (committed) and "dies" before sending
-        assert isinstance(outbox._claim(bot, row_id, "dead-worker", clock(), stats), outbox.Plan)
-    assert outbox.deliver_once(bot, worker_id="new", limit=200).claimed == 0  # leases still held
-    clock.advance(seconds=outbox.LEASE.total_seconds() + 1)  # restart: delivered once the 60 s lease ends
-    assert outbox.deliver_once(bot, worker_id="new", limit=200).sent == 100
+        assert isinstance(delivery._claim(bot, row_id, "dead-worker", clock(), stats), delivery.Plan)
+    assert delivery.deliver_once(bot, worker_id="new", limit=200).claimed == 0  # leases still held
+    clock.advance(seconds=delivery.LEASE.total_seconds() + 1)  # restart: delivered once the 60 s lease ends
+    assert delivery.deliver_once(bot, worker_id="new", limit=200).sent == 100
     assert len(fake.texts()) == 100 and Counter(fake.texts()).most_common(1)[0][1] == 1
 
 
 def test_crash_after_send_before_mark_resends_once_at_least_once(bot: Any, fake: FakePlatforms, clock: Any) -> None:
     row_id = add(bot.db, "platform_message", {"platform": "wecom", "user_id": "zs", "card": card("dup")})
-    plan = outbox._claim(bot, row_id, "dead-worker", clock(), outbox.DeliveryStats())
-    assert isinstance(plan, outbox.Plan) and outbox._send(bot, plan).status == "sent"  # then the process dies
+    plan = delivery._claim(bot, row_id, "dead-worker", clock(), delivery.DeliveryStats())
+    assert isinstance(plan, delivery.Plan) and delivery._send(bot, plan).status == "sent"  # then the process dies
     clock.advance(seconds=61)
-    outbox.deliver_once(bot, worker_id="new")
+    delivery.deliver_once(bot, worker_id="new")
     assert fake.texts().count(fake.texts()[0]) == 2  # documented: at-least-once
 
 
@@ -366,7 +366,7 @@ def test_two_workers_at_once_send_each_row_once(engine_db: Any, fake: FakePlatfo
         try:
             barrier.wait()
             for _ in range(5):
-                outbox.deliver_once(bot, worker_id=name, limit=100)
+                delivery.deliver_once(bot, worker_id=name, limit=100)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
