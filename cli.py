@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from storage.models import Employee
 
@@ -153,18 +153,6 @@ def register_cli(app: Flask) -> None:
             click.echo(f"{title}: {len(rows)}")
             for row in rows:
                 click.echo(f"  {row}")
-
-    @app.cli.command("demo-data", help="Load the demo company into an empty database (does nothing otherwise).")
-    def demo_data() -> None:
-        from playground.demo import load_demo
-
-        bot = _bot()
-        with bot.db.session_scope() as s:
-            if (s.scalar(select(func.count(Employee.id))) or 0) > 0:
-                click.echo("database is not empty; demo data not loaded")
-                return
-        load_demo(bot.db, bot.settings)
-        click.echo("demo company loaded")
 
     @app.cli.command("scheduler", help="Run the scheduled jobs and the outbox loop in the foreground.")
     def scheduler_cmd() -> None:
