@@ -135,7 +135,3 @@ class TokenCache:
                 return
             if token is None or cached.value == token:
                 self._store.delete(key)
-
-    def peek(self, platform: str, app_key: str) -> CachedToken | None:
-        """The cached entry, fresh or not (for diagnostics and tests)."""
-        return self._store.load((platform, app_key))

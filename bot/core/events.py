@@ -14,15 +14,13 @@ class Actor:
     """Who caused the event, by platform user id (WeCom UserID, DingTalk userId/staffId)."""
 
     platform_user_id: str
-    display_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
-    """Where a reply belongs. ``reply_url`` is DingTalk's sessionWebhook (empty elsewhere)."""
+    """Where a reply belongs. ``reply_url`` is DingTalk's sessionWebhook (empty elsewhere), kept for the
+    Stream edge, which answers through it (docs/protocols.md)."""
 
-    id: str = ""
-    is_group: bool = False
     reply_url: str = ""
     reply_url_expires_at: float | None = None
 

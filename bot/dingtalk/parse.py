@@ -218,8 +218,6 @@ def parse_robot(body: Mapping[str, Any], received_at: datetime) -> TextCommand |
     event_id = _str(body.get("msgId")) or _hash_obj(body)
     expires = body.get("sessionWebhookExpiredTime")
     conversation = Conversation(
-        id=_str(body.get("conversationId")),
-        is_group=_str(body.get("conversationType")) == "2",
         reply_url=_str(body.get("sessionWebhook")),
         reply_url_expires_at=expires / 1000
         if isinstance(expires, (int, float)) and not isinstance(expires, bool)
@@ -228,7 +226,7 @@ def parse_robot(body: Mapping[str, Any], received_at: datetime) -> TextCommand |
     base: dict[str, Any] = {
         "platform": PLATFORM,
         "event_id": event_id,
-        "actor": Actor(sender, _str(body.get("senderNick"))),
+        "actor": Actor(sender),
         "conversation": conversation,
         "received_at": received_at,
     }

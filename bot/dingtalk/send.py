@@ -48,31 +48,7 @@ LEGACY_QUOTA = frozenset({90020})
 LEGACY_CREDENTIAL_CODES = frozenset({40001, 40013, 40089})
 
 
-# ---------------------------------------------------------------------- message builders
-@dataclass(frozen=True)
-class DingTalkMessage:
-    """One message in both shapes DingTalk needs.
-
-    ``webhook``: body for a sessionWebhook / synchronous reply (B.2);
-    ``msg_key`` + ``msg_param``: for the robot OpenAPI sends (B.7.2).
-    """
-
-    webhook: dict[str, Any]
-    msg_key: str
-    msg_param: dict[str, Any]
-
-
-def text_message(content: str) -> DingTalkMessage:
-    """Plain text (``sampleText``)."""
-    return DingTalkMessage({"msgtype": "text", "text": {"content": content}}, "sampleText", {"content": content})
-
-
-def markdown_message(title: str, text: str) -> DingTalkMessage:
-    """Markdown (``sampleMarkdown``); ``title`` is what the conversation list shows."""
-    param = {"title": title, "text": text}
-    return DingTalkMessage({"msgtype": "markdown", "markdown": dict(param)}, "sampleMarkdown", param)
-
-
+# ---------------------------------------------------------------------- message parameters
 def encode_msg_param(msg_param: Mapping[str, Any]) -> str:
     """``msgParam`` must be a JSON *string*, ≤ 15000 bytes (rejected otherwise, wasting quota)."""
     encoded = json.dumps(dict(msg_param), ensure_ascii=False, separators=(",", ":"))

@@ -28,7 +28,6 @@ from bot.core.events import (
     Actor,
     ApprovalChange,
     CardAction,
-    Conversation,
     Event,
     MemberJoined,
     MemberLeft,
@@ -72,7 +71,6 @@ class _Ctx(NamedTuple):
             "platform": PLATFORM,
             "event_id": self.text("MsgId") or hash_id(self.xml_text),
             "actor": Actor(sender),
-            "conversation": Conversation(id=sender, is_group=False),
             "received_at": self.received_at,
         }
 

@@ -209,10 +209,6 @@ class WeComClient:
         """
         return self._send(touser, "text", {"content": content}, **_duplicate_check(duplicate_check_seconds))
 
-    def send_markdown(self, touser: str | Sequence[str], content: str) -> dict[str, Any]:
-        """Send markdown (rendered only in the WeCom client, not in WeChat)."""
-        return self._send(touser, "markdown", {"content": content})
-
     def send_template_card(self, touser: str | Sequence[str], template_card: Mapping[str, Any], *,
                            duplicate_check_seconds: int | None = None) -> str | None:
         """Send a template card; returns the single-use, 72-hour ``response_code`` (interaction cards).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import json
 from typing import Any
 
@@ -9,7 +11,7 @@ import pytest
 import responses
 from responses import matchers
 
-from bot.dingtalk.send import DingTalkClient, markdown_message
+from bot.dingtalk.send import DingTalkClient
 from bot.http import make_session
 from tests.bot.conftest import EpochClock
 
@@ -75,4 +77,6 @@ def count(rsps: responses.RequestsMock, fragment: str) -> int:
     return sum(1 for c in rsps.calls if fragment in c.request.url)
 
 
-MD = markdown_message("hello title", "hello text")
+MD = SimpleNamespace(  # one markdown message as the robot API and a sessionWebhook take it (B.2, B.7.2)
+    msg_key="sampleMarkdown", msg_param={"title": "hello title", "text": "hello text"},
+    webhook={"msgtype": "markdown", "markdown": {"title": "hello title", "text": "hello text"}})

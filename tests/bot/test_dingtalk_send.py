@@ -7,21 +7,10 @@ import pytest
 import responses
 from responses import matchers
 
-from bot.dingtalk.send import DingTalkClient, OtoSendResult, text_message
+from bot.dingtalk.send import DingTalkClient, OtoSendResult
 from bot.errors import PlatformApiError
 from tests.bot.dingtalk_fakes import (  # noqa: F401 (fixtures; SENSITIVE feeds the leak check)
     API, OAPI, SECRET, ROBOT, TOKEN1, LEGACY1, SESSION, SENSITIVE, clock, client, add_token, add_legacy_token, add_oto, sent_json, count, MD)
-
-
-# ---------------------------------------------------------------- messages
-
-
-def test_message_builders() -> None:
-    assert MD.webhook == {"msgtype": "markdown", "markdown": {"title": "hello title", "text": "hello text"}}
-    assert (MD.msg_key, MD.msg_param) == ("sampleMarkdown", {"title": "hello title", "text": "hello text"})
-    t = text_message("hi")
-    assert t.webhook == {"msgtype": "text", "text": {"content": "hi"}}
-    assert (t.msg_key, t.msg_param) == ("sampleText", {"content": "hi"})
 
 
 # ---------------------------------------------------------------- request bodies

@@ -34,7 +34,6 @@ def test_text_message():
     assert event.text == "加分 @lisi 5 帮忙修复线上问题"
     assert event.event_id == "1234567890123456"
     assert event.actor.platform_user_id == "fromUser"
-    assert event.conversation.id == "fromUser" and not event.conversation.is_group
     assert event.mentions == ()
     assert event.received_at == NOW
 

@@ -216,18 +216,6 @@ def test_send_text_duplicate_check(rsps: responses.RequestsMock, client: WeComCl
         client.send_text("u1", "x", duplicate_check_seconds=5 * 3600)
 
 
-def test_send_markdown_body(rsps: responses.RequestsMock, client: WeComClient) -> None:
-    add_token(rsps)
-    add_send(rsps)
-    client.send_markdown("zhangsan", "**+10** points")
-    assert sent_json(rsps) == {
-        "touser": "zhangsan",
-        "msgtype": "markdown",
-        "agentid": AGENT,
-        "markdown": {"content": "**+10** points"},
-    }
-
-
 def test_send_template_card_returns_response_code(rsps: responses.RequestsMock, client: WeComClient) -> None:
     add_token(rsps)
     add_send(rsps, {"errcode": 0, "errmsg": "ok", "msgid": "m", "response_code": "RC-1"})
