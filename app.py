@@ -5,26 +5,31 @@ the outbox in a process of its own (never inside a web worker, see docs/reliabil
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from flask import Flask, jsonify, request
-from sqlalchemy import text
+from flask import Flask
 
+import handlers
 from bot import approvals_sync
+from bot.core.middleware import default_chain
+from bot.core.pipeline import Pipeline
 from bot.core.router import Router
 from bot.delivery import DeliveryStats, drain
+from bot.dingtalk.adapter import DingTalkAdapter
+from bot.http import install_log_scrubber
+from bot.spool import Spool, Spooler
+from bot.web import dingtalk_blueprint, probes_blueprint, wecom_blueprint
+from bot.wecom.adapter import WeComAdapter
+from cli import register_cli
+from playground import register_playground
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage.db import Database, utcnow
-from storage.migrate import schema_is_current
-from storage.status import status as storage_status
 
 MAX_BODY = 64 * 1024
-LOOPBACK = ("127.0.0.1", "::1")
 
 
 @dataclass
@@ -68,25 +73,41 @@ def _settings(config: Mapping[str, Any] | Settings | None) -> Settings:
 
 
 def build_router() -> Router:
-    import handlers
-    from bot.core.middleware import default_chain
-
+    """The one place handlers meet the router (importing a handler module registers nothing)."""
     router = Router()
     router.middleware = default_chain()
     handlers.register_all(router)
     return router
 
 
+def register_platforms(app: Flask, bot: PointsBot) -> None:
+    """One adapter per enabled platform (and WeCom's contacts app), its blueprint, and the spool's replay."""
+    s, window, clock = bot.settings, bot.settings.server["signature_window_seconds"], bot.db.clock
+    spooler = Spooler(bot.spool, bot.adapters)
+    if s.wecom["enabled"]:
+        wecom = WeComAdapter(token=s.wecom["token"], aes_key=s.wecom["encoding_aes_key"], corp_id=s.wecom["corp_id"],
+                             window=window, pipeline=bot.pipeline, clock=clock, spooler=spooler)
+        app.register_blueprint(wecom_blueprint("wecom", "/callback/wecom", wecom))
+        bot.adapters["wecom"] = wecom
+        if s.wecom["contacts_token"] and s.wecom["contacts_encoding_aes_key"]:
+            contacts = WeComAdapter(token=s.wecom["contacts_token"], aes_key=s.wecom["contacts_encoding_aes_key"],
+                                    corp_id=s.wecom["corp_id"], window=window, pipeline=bot.pipeline, clock=clock,
+                                    spooler=spooler, name="wecom_contacts")
+            app.register_blueprint(wecom_blueprint("wecom_contacts", "/callback/wecom/contacts", contacts))
+            bot.adapters["wecom_contacts"] = contacts
+    if s.dingtalk["enabled"]:
+        dingtalk = DingTalkAdapter(settings=s.dingtalk, window=window, pipeline=bot.pipeline, clock=clock,
+                                   spooler=spooler)
+        cards = bool(s.dingtalk["card_template_id"] and s.dingtalk["card_api_secret"])
+        app.register_blueprint(dingtalk_blueprint(dingtalk, cards))
+        bot.adapters["dingtalk"] = dingtalk
+    spooler.kick()  # events left in the spool by a process that stopped before replaying them
+
+
 def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Database | None = None,
                clock: Callable[[], Any] | None = None) -> Flask:
     settings = _settings(config)
     logging.basicConfig(level=settings.server["log_level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from bot.core.pipeline import Pipeline
-    from bot.spool import Spool
-    from bot.web import register_platforms
-
-    from bot.http import install_log_scrubber
-
     install_log_scrubber("werkzeug", "gunicorn.access")  # access logs would show ?access_token=… otherwise
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
@@ -99,53 +120,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
                     spool=spool)
     app.extensions["pointsbot"] = bot
     register_platforms(app, bot)
-
-    @app.get("/healthz")
-    def healthz():  # type: ignore[no-untyped-def]
-        try:
-            with database.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            return jsonify(status="unavailable"), 503
-        return jsonify(status="ok")
-
-    schema_ok: dict[str, bool] = {}
-
-    @app.get("/readyz")
-    def readyz():  # type: ignore[no-untyped-def]
-        """For load balancers: can this process take callbacks? Yes while the database answers and its
-        schema is current, and also while the database is away but the spool has room (so an outage
-        does not take every web host out of rotation at once)."""
-        size, events = spool.usage()
-        spool_info = {"events": events, "bytes": size, "full": spool.full()}
-        try:  # once current, the schema stays current for this process (a probe a second would log each check)
-            current = schema_ok.setdefault("current", False) or schema_is_current(database)
-            schema_ok["current"] = current
-        except Exception:
-            ready = not spool_info["full"]
-            return jsonify(ready=ready, database="unavailable", spool=spool_info), 200 if ready else 503
-        if not current:
-            return jsonify(ready=False, database="migrations pending", spool=spool_info), 503
-        return jsonify(ready=True, database="ok", spool=spool_info)
-
-    @app.get("/status")
-    def status():  # type: ignore[no-untyped-def]
-        """For operators: configuration errors, the outbox, each job's last success, heartbeats. Off (404)
-        unless ``[server] status_token`` is set (then required as a bearer token) or asked from loopback."""
-        token = settings.server["status_token"]
-        if token:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return jsonify(error="a bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
-        elif request.remote_addr not in LOOPBACK:
-            return jsonify(error="not found"), 404
-        try:
-            return jsonify(storage_status(database, database.clock()))
-        except Exception:
-            return jsonify(error="database unavailable"), 503
-
-    from cli import register_cli
-
+    app.register_blueprint(probes_blueprint(bot))
     register_cli(app)
-    from playground import register_playground; register_playground(app, bot)  # noqa: E702
+    register_playground(app, bot)
     return app

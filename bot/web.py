@@ -4,17 +4,21 @@ Anything that cannot be verified or decrypted is 403 (413 over 64 KiB) before an
 """
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any, Callable
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import text
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.errors import CallbackRejected
 from bot.core.pipeline import Answer
-from bot.spool import Spooler
+from storage.migrate import schema_is_current
+from storage.status import status as storage_status
 
 log = logging.getLogger(__name__)
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 def _respond(platform: str, action: Callable[[], Answer]) -> Response:
@@ -70,27 +74,52 @@ def dingtalk_blueprint(adapter: Any, cards_enabled: bool) -> Blueprint:
     return bp
 
 
-def register_platforms(app: Flask, bot: Any) -> None:
-    from bot.dingtalk.adapter import DingTalkAdapter
-    from bot.wecom.adapter import WeComAdapter
+def probes_blueprint(bot: Any) -> Blueprint:
+    """``/healthz``, ``/readyz`` and ``/status``: what load balancers and operators ask of a web process."""
+    bp = Blueprint("probes", __name__)
 
-    s, window, clock = bot.settings, bot.settings.server["signature_window_seconds"], bot.db.clock
-    spooler = Spooler(bot.spool, bot.adapters)
-    if s.wecom["enabled"]:
-        wecom = WeComAdapter(token=s.wecom["token"], aes_key=s.wecom["encoding_aes_key"], corp_id=s.wecom["corp_id"],
-                             window=window, pipeline=bot.pipeline, clock=clock, spooler=spooler)
-        app.register_blueprint(wecom_blueprint("wecom", "/callback/wecom", wecom))
-        bot.adapters["wecom"] = wecom
-        if s.wecom["contacts_token"] and s.wecom["contacts_encoding_aes_key"]:
-            contacts = WeComAdapter(token=s.wecom["contacts_token"], aes_key=s.wecom["contacts_encoding_aes_key"],
-                                    corp_id=s.wecom["corp_id"], window=window, pipeline=bot.pipeline, clock=clock,
-                                    spooler=spooler, name="wecom_contacts")
-            app.register_blueprint(wecom_blueprint("wecom_contacts", "/callback/wecom/contacts", contacts))
-            bot.adapters["wecom_contacts"] = contacts
-    if s.dingtalk["enabled"]:
-        dingtalk = DingTalkAdapter(settings=s.dingtalk, window=window, pipeline=bot.pipeline, clock=clock,
-                                   spooler=spooler)
-        cards = bool(s.dingtalk["card_template_id"] and s.dingtalk["card_api_secret"])
-        app.register_blueprint(dingtalk_blueprint(dingtalk, cards))
-        bot.adapters["dingtalk"] = dingtalk
-    spooler.kick()  # events left in the spool by a process that stopped before replaying them
+    @bp.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        try:
+            with bot.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return jsonify(status="unavailable"), 503
+        return jsonify(status="ok")
+
+    schema_ok: dict[str, bool] = {}
+
+    @bp.get("/readyz")
+    def readyz():  # type: ignore[no-untyped-def]
+        """For load balancers: can this process take callbacks? Yes while the database answers and its
+        schema is current, and also while the database is away but the spool has room (so an outage
+        does not take every web host out of rotation at once)."""
+        size, events = bot.spool.usage()
+        spool_info = {"events": events, "bytes": size, "full": bot.spool.full()}
+        try:  # once current, the schema stays current for this process (a probe a second would log each check)
+            current = schema_ok.setdefault("current", False) or schema_is_current(bot.db)
+            schema_ok["current"] = current
+        except Exception:
+            ready = not spool_info["full"]
+            return jsonify(ready=ready, database="unavailable", spool=spool_info), 200 if ready else 503
+        if not current:
+            return jsonify(ready=False, database="migrations pending", spool=spool_info), 503
+        return jsonify(ready=True, database="ok", spool=spool_info)
+
+    @bp.get("/status")
+    def status():  # type: ignore[no-untyped-def]
+        """For operators: configuration errors, the outbox, each job's last success, heartbeats. Off (404)
+        unless ``[server] status_token`` is set (then required as a bearer token) or asked from loopback."""
+        token = bot.settings.server["status_token"]
+        if token:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return jsonify(error="a bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
+        elif request.remote_addr not in LOOPBACK:
+            return jsonify(error="not found"), 404
+        try:
+            return jsonify(storage_status(bot.db, bot.db.clock()))
+        except Exception:
+            return jsonify(error="database unavailable"), 503
+
+    return bp
