@@ -31,6 +31,7 @@ from bot.core.pipeline import Answer
 log = logging.getLogger(__name__)
 EVENTS = "events.jsonl"
 UNAVAILABLE = 503  # what a render answers for ``Unavailable``: the adapter then spools the callback
+FAILED = 500  # a bug stopped a platform event: not acknowledged, so the platform sends it again
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from bot.dingtalk.parse import parse_card_callback, parse_event, parse_robot
 from bot.errors import MalformedPayload
 from bot.core.events import Event, Unknown, UrlCheck
 from bot.core.pipeline import Answer, Pipeline, Rendered
-from bot.spool import UNAVAILABLE, Spooled, Spooler, replay_through
-from bot.core.replies import CardReply, NoReply, Reply, Text, Unavailable
+from bot.spool import FAILED, UNAVAILABLE, Spooled, Spooler, replay_through
+from bot.core.replies import CardReply, Failed, NoReply, Reply, Text, Unavailable
 from cards.render_dingtalk import render_markdown, render_text
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,10 @@ def _json(data: object) -> Answer:
 
 
 def _acknowledge(reply: Reply, ack: Answer) -> Rendered:
-    return (Answer(UNAVAILABLE, "") if isinstance(reply, Unavailable) else ack), ()
+    """``success`` once applied; a bug is not acknowledged, so DingTalk retries, then lists it for reconcile."""
+    if isinstance(reply, Unavailable):
+        return Answer(UNAVAILABLE, ""), ()
+    return (Answer(FAILED, "") if isinstance(reply, Failed) else ack), ()
 
 
 class DingTalkAdapter:

@@ -14,7 +14,7 @@ from bot.crypto import CallbackCrypto
 from bot.core.events import CardAction, Event, TextCommand, Unknown
 from bot.core.pipeline import Answer, Pipeline, Rendered
 from bot.core.replies import CardReply, Failed, NoReply, Outgoing, Reply, Text, Unavailable
-from bot.spool import UNAVAILABLE, Spooled, Spooler, replay_through
+from bot.spool import FAILED, UNAVAILABLE, Spooled, Spooler, replay_through
 from bot.wecom import crypto as wc
 from bot.wecom.parse import parse
 from cards.render_wecom import passive_text
@@ -78,9 +78,10 @@ class WeComAdapter:
         return Answer(200, wc.encrypt_reply(inner_xml, self.crypto, self.corp_id, ts, nonce), XML)
 
     def _failed(self, event: Event, reply: Failed) -> Rendered:
-        """An empty 200 and the apology as a message of its own, sent once per event."""
+        """To a person: an empty 200 and the apology as a message of its own, sent once per event. A platform
+        event (approval, leaver) is not acknowledged, so WeCom sends it again."""
         if not isinstance(event, (TextCommand, CardAction)):
-            return Answer(200, ""), ()
+            return Answer(FAILED, ""), ()
         return Answer(200, ""), (self._message(event.actor.platform_user_id, _card(reply),
                                                idem_key=f"failed:wecom:{event.event_id}"[:191]),)
 

@@ -133,6 +133,37 @@ def test_a_bug_is_answered_but_never_recorded(company, client, monkeypatch) -> N
     clean(company)
 
 
+def wecom_left(client, user: str, ts: int) -> int:  # type: ignore[no-untyped-def]
+    xml = (f"<xml><ToUserName><![CDATA[{WECOM['corp_id']}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+           f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event>"
+           f"<ChangeType><![CDATA[delete_user]]></ChangeType><UserID><![CDATA[{user}]]></UserID></xml>")
+    params, body = signing.wecom_post(WECOM["token"], WECOM["encoding_aes_key"], WECOM["corp_id"], xml, int(time.time()))
+    return int(client.post("/callback/wecom", query_string=params, data=body).status_code)
+
+
+def test_a_bug_in_a_platform_event_is_not_acknowledged(company, client, monkeypatch) -> None:
+    """Acknowledged, an approval or a leaver is never sent again and is lost; not acknowledged, the platform
+    sends it again (DingTalk then lists it for reconcile), and it is applied once the fix is deployed."""
+    import handlers.members
+    from storage import approvals
+
+    before, ts = recorded(company), int(time.time())
+    monkeypatch.setattr(approvals, "on_approval", _boom)
+    monkeypatch.setattr(handlers.members, "member_left", _boom)
+    assert post_approval(client, "inst-bug", "zhang") == 500
+    assert wecom_left(client, "zhang", ts) == 500
+    assert recorded(company) == before and awards_to_e1(company) == []
+
+    monkeypatch.undo()
+    assert post_approval(client, "inst-bug", "zhang") == 200
+    assert wecom_left(client, "zhang", ts) == 200
+    assert post_approval(client, "inst-bug", "zhang") == 200  # a redelivery: answered from the inbox
+    assert awards_to_e1(company) == [100] and recorded(company) == before + 2
+    with company.db.session_scope() as s:
+        assert s.scalar(select(Employee.status).where(Employee.employee_no == "E1")) == "left"
+    clean(company)
+
+
 class FakeDeadlock(Exception):
     """What PyMySQL raises for InnoDB's deadlock (error 1213)."""
 
