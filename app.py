@@ -5,7 +5,6 @@ the outbox in a process of its own (never inside a web worker, see docs/reliabil
 """
 from __future__ import annotations
 
-import logging
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +27,7 @@ from cli import register_cli
 from playground import register_playground
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage.db import Database, utcnow
+from telemetry import configure_logging
 
 MAX_BODY = 64 * 1024
 
@@ -107,7 +107,7 @@ def register_platforms(app: Flask, bot: PointsBot) -> None:
 def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Database | None = None,
                clock: Callable[[], Any] | None = None) -> Flask:
     settings = _settings(config)
-    logging.basicConfig(level=settings.server["log_level"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.server["log_level"], settings.server["log_format"])
     install_log_scrubber("werkzeug", "gunicorn.access")  # access logs would show ?access_token=… otherwise
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY

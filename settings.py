@@ -27,7 +27,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "timezone": "Asia/Shanghai",
         "signature_window_seconds": 300,
         "log_level": "INFO",
+        "log_format": "text",
         "status_token": "",
+        "metrics_token": "",
     },
     "database": {"url": "sqlite:///var/pointsbot.db", "sqlite_synchronous": "FULL"},
     "wecom": {
@@ -92,6 +94,7 @@ CHOICES = {
     ("leavers", "policy"): ("freeze", "expire", "transfer"),
     ("leaderboard", "period"): ("week", "month", "quarter", "year"),
     ("database", "sqlite_synchronous"): ("FULL", "NORMAL"),
+    ("server", "log_format"): ("text", "json"),
 }
 
 

@@ -293,7 +293,8 @@ def _claim(bot: Any, row_id: int, worker_id: str, t: datetime, stats: DeliverySt
         try:
             plan = _plan(bot, s, row, json.loads(row.payload), t)
         except (PlatformApiError, KeyError, TypeError, ValueError) as exc:
-            return Outcome("dead", f"cannot deliver: {type(exc).__name__} {getattr(exc, 'code', '')}".strip())
+            why = f"{exc.platform} {exc.code}" if isinstance(exc, PlatformApiError) else type(exc).__name__
+            return Outcome("dead", f"cannot deliver: {why}")  # "<platform> <code>": the metrics' error label
         buckets = [b for target in plan.targets for b in target.buckets]
         if buckets and not _take_tokens(s, buckets, f"{t:%Y-%m-%dT%H:%M}"):
             next_window = t.replace(second=0, microsecond=0) + timedelta(minutes=1)

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -225,12 +225,13 @@ class Spooler:
 
     def keep(self, source: str, plaintext: str, event: Event, received: Answer) -> Answer:
         """``received`` when the event is safely on disk; 503 once the spool is full."""
+        kind = type(event).__name__
         if self.spool.append(Spooled(source, plaintext, event.received_at)):
             log.warning("database unavailable: spooled platform=%s event=%s", event.platform, event.event_id)
             self.kick()
-            return received
+            return replace(received, kind=kind, outcome="spooled")
         log.error("database unavailable and spool full: refused platform=%s event=%s", event.platform, event.event_id)
-        return Answer(UNAVAILABLE, "")
+        return Answer(UNAVAILABLE, "", kind=kind, outcome="refused")
 
     def kick(self) -> None:
         if self.spool.pending():

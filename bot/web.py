@@ -1,20 +1,29 @@
-"""Flask blueprints per platform: a few lines each, no logic (bolt's SlackRequestHandler style).
+"""Flask blueprints per platform: a few lines each, no logic (bolt's SlackRequestHandler style); and the
+probes an operator's tools ask (/healthz, /readyz, /status, /metrics; docs/operations.md).
 
-Anything that cannot be verified or decrypted is 403 (413 over 64 KiB) before any database write.
+Anything that cannot be verified or decrypted is 403 (413 over 64 KiB) before any database write. Every
+callback gets a request id (the caller's ``X-Request-ID`` when safe), logged on each line and returned.
 """
 from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any, Callable
+import os
+import time
+from typing import Any, Callable, Iterator, Mapping
 
 from flask import Blueprint, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 from werkzeug.exceptions import RequestEntityTooLarge
 
+import telemetry
+from bot.clients import DINGTALK_CALLS, month_window
 from bot.errors import CallbackRejected
 from bot.core.pipeline import Answer
 from storage.migrate import schema_is_current
+from storage.status import gauges
 from storage.status import status as storage_status
 
 log = logging.getLogger(__name__)
@@ -22,17 +31,29 @@ LOOPBACK = ("127.0.0.1", "::1")
 
 
 def _respond(platform: str, action: Callable[[], Answer]) -> Response:
+    """One callback: its request id in every log line and in the response, counted and timed."""
+    rid = telemetry.request_id(request.headers.get("X-Request-ID"))
+    started = time.perf_counter()
+    with telemetry.scope(request_id=rid, platform=platform):
+        answer = _answer(platform, action)
+    telemetry.CALLBACKS.labels(platform, answer.kind or "-", answer.outcome or "ignored").inc()
+    telemetry.CALLBACK_SECONDS.labels(platform).observe(time.perf_counter() - started)
+    response = Response(answer.body, answer.status, content_type=answer.content_type)
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
+def _answer(platform: str, action: Callable[[], Answer]) -> Answer:
     try:
-        answer = action()
+        return action()
     except RequestEntityTooLarge:
-        return Response("request body too large", 413)
+        return Answer(413, "request body too large", outcome="too_large")
     except CallbackRejected as exc:
         log.warning("%s: rejected callback (%s) from %s", platform, type(exc).__name__, request.remote_addr)
-        return Response("forbidden", 403)
+        return Answer(403, "forbidden", outcome="rejected")
     except Exception:  # a bug at the edge: not acknowledged (the platform may deliver it again), never a 500
         log.exception("%s: callback failed before it could be handled", platform)
-        return Response("unavailable", 503)
-    return Response(answer.body, answer.status, content_type=answer.content_type)
+        return Answer(503, "unavailable", outcome="error")
 
 
 def _body() -> bytes:
@@ -46,11 +67,11 @@ def wecom_blueprint(name: str, path: str, adapter: Any) -> Blueprint:
 
     @bp.get(path)
     def verify() -> Response:
-        return _respond(name, lambda: adapter.verify_url(request.args))
+        return _respond(adapter.platform, lambda: adapter.verify_url(request.args))
 
     @bp.post(path)
     def callback() -> Response:
-        return _respond(name, lambda: adapter.handle(request.args, _body()))
+        return _respond(adapter.platform, lambda: adapter.handle(request.args, _body()))
 
     return bp
 
@@ -110,16 +131,90 @@ def probes_blueprint(bot: Any) -> Blueprint:
     def status():  # type: ignore[no-untyped-def]
         """For operators: configuration errors, the outbox, each job's last success, heartbeats. Off (404)
         unless ``[server] status_token`` is set (then required as a bearer token) or asked from loopback."""
-        token = bot.settings.server["status_token"]
-        if token:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return jsonify(error="a bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
-        elif request.remote_addr not in LOOPBACK:
-            return jsonify(error="not found"), 404
+        refused = _refused(bot.settings.server["status_token"])
+        if refused is not None:
+            return refused
         try:
             return jsonify(storage_status(bot.db, bot.db.clock()))
         except Exception:
             return jsonify(error="database unavailable"), 503
 
+    stored = CollectorRegistry(auto_describe=False)
+    stored.register(StorageCollector(bot))
+
+    @bp.get("/metrics")
+    def metrics():  # type: ignore[no-untyped-def]
+        """Prometheus text format: this host's counters (every worker's, in multiprocess mode) and the
+        database's gauges. Off (404) unless ``[server] metrics_token`` is set (then a bearer token) or loopback."""
+        refused = _refused(bot.settings.server["metrics_token"])
+        if refused is not None:
+            return refused
+        return Response(generate_latest(_process_registry()) + generate_latest(stored), 200,
+                        content_type=CONTENT_TYPE_LATEST)
+
     return bp
+
+
+def _refused(token: str) -> Any:
+    """None when the caller may read an operator endpoint; else the refusal (401, or 404 off loopback)."""
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return jsonify(error="a bearer token is required"), 401, {"WWW-Authenticate": "Bearer"}
+        return None
+    if request.remote_addr not in LOOPBACK:
+        return jsonify(error="not found"), 404
+    return None
+
+
+def _process_registry() -> Any:
+    """The counters of this process, or of every process on the host in multiprocess mode."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+class StorageCollector:
+    """Gauges read from the database at scrape time: the work of the scheduler, the outbox and every host."""
+
+    def __init__(self, bot: Any) -> None:
+        self.bot = bot
+
+    def collect(self) -> Iterator[Any]:
+        settings, now = self.bot.settings, self.bot.db.clock()
+        up = GaugeMetricFamily("pointsbot_database_up", "1 when the database answered this scrape.")
+        window = month_window(settings, now)
+        try:
+            g = gauges(self.bot.db, now, [(DINGTALK_CALLS, window)])
+        except Exception:
+            log.warning("metrics: database unavailable")
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield _family("pointsbot_outbox_rows", "Outbox rows waiting (pending) or given up (dead).",
+                      ["platform", "status"], g.outbox)
+        yield _family("pointsbot_outbox_oldest_pending_seconds", "Age of the oldest pending outbox row.", [],
+                      {(): g.oldest_pending_seconds})
+        yield _family("pointsbot_delivery_errors", "Pending or dead outbox rows by the platform error they last got.",
+                      ["platform", "code"], g.errors)
+        yield _family("pointsbot_job_last_success_timestamp_seconds", "When each job last finished well.", ["job"],
+                      {(job,): at for job, (at, _) in g.job_success.items()})
+        yield _family("pointsbot_job_last_duration_seconds", "How long each job's last successful run took.",
+                      ["job"], {(job,): took for job, (_, took) in g.job_success.items()})
+        yield _family("pointsbot_heartbeat_age_seconds", "Seconds since each scheduler or Stream client beat.",
+                      ["kind", "instance"], g.heartbeats)
+        yield _family("pointsbot_dingtalk_api_calls", "DingTalk API calls counted this quota month.", ["month"],
+                      {(window,): g.counters.get((DINGTALK_CALLS, window), 0)})
+        yield _family("pointsbot_dingtalk_api_quota", "The configured DingTalk monthly API quota.", [],
+                      {(): settings.dingtalk["monthly_api_quota"]})
+
+
+def _family(name: str, doc: str, labels: list[str], values: Mapping[tuple[str, ...], float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family

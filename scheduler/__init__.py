@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+
+import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,8 @@ def _start(bot: Any, owner: str, stopping: threading.Event) -> None:
 
 def _deliver(bot: Any, worker_id: str) -> None:
     try:
-        bot.deliver(worker_id=worker_id, max_rounds=20)
+        with telemetry.scope(job="deliver-outbox", run_id=uuid.uuid4().hex[:16]):
+            bot.deliver(worker_id=worker_id, max_rounds=20)
     except Exception:  # a database hiccup must not stop the interval job
         log.exception("outbox delivery failed")
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+import telemetry
 from scheduler import cards
 from scheduler.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
                               period_key, release, to_utc, worker_name)
@@ -231,8 +233,15 @@ def run_claimed(bot: Any, name: str, period: str, now: datetime, owner: str, *, 
     """Run ``name`` for ``period`` if this process wins the claim; the outcome as one line.
 
     A run stopped at a batch boundary (``stopping`` set, or the lease lost) is not finished: a
-    released or lapsed run is taken over by ``take_over`` and completed, its notices sent once.
+    released or lapsed run is taken over by ``take_over`` and completed, its notices sent once. Every
+    line it logs carries the job and a run id (telemetry.py).
     """
+    with telemetry.scope(job=name, run_id=uuid.uuid4().hex[:16]):
+        return _run_claimed(bot, name, period, now, owner, force=force, stopping=stopping)
+
+
+def _run_claimed(bot: Any, name: str, period: str, now: datetime, owner: str, *, force: bool,
+                 stopping: threading.Event | None) -> str:
     lease = Lease(bot.db, name, period, owner, float(bot.settings.scheduler["lease_seconds"]),
                   stopping or threading.Event())
     if GRANULARITY.get(name) == "none":

@@ -20,12 +20,44 @@ from typing import Callable, Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from telemetry import LEDGER_TXNS
 
 Clock = Callable[[], datetime]
 BUSY_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_S = 2
 READ_ONLY = "pointsbot_read_only"  # execution option of Database.read_scope's sessions
+
+
+_TXNS = "pointsbot_txns"  # session.info: (transaction, kind, n) of ledger transactions written in this session
+
+
+def count_txns(s: Session, kind: str, n: int = 1) -> None:
+    """Count ``n`` ledger transactions of ``kind`` in the metrics when, and only if, the session commits them:
+    a savepoint rolled back (a domain error) or a rolled-back session counts nothing."""
+    s.info.setdefault(_TXNS, []).append((s.get_nested_transaction() or s.get_transaction(), kind, n))
+
+
+def _inside(trans: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while trans is not None:
+        if trans is outer:
+            return True
+        trans = trans.parent
+    return False
+
+
+def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    noted = session.info.get(_TXNS)
+    if noted:
+        session.info[_TXNS] = [n for n in noted if not _inside(n[0], previous)] if previous.nested else []
+
+
+def _count_committed(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: its work is not committed yet
+        return
+    for _, kind, n in session.info.pop(_TXNS, []):
+        LEDGER_TXNS.labels(kind).inc(n)
 
 
 def utcnow() -> datetime:
@@ -174,6 +206,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.sessions, "after_soft_rollback", _forget_rolled_back)
+        event.listen(self.sessions, "after_commit", _count_committed)
         self._read_engine = self.engine.execution_options(**{READ_ONLY: True})
         self.clock = clock
 

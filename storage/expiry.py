@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.db import Database
+from storage.db import Database, count_txns
 from storage.ledger import EXPIRED, Ledger
 from storage.ledger_lots import LIVE
 from storage.manyrows import among, insert_returning_ids, insert_rows, subtract_from
@@ -96,6 +96,7 @@ def _write_expiry(s: Session, lots: list[tuple[int, int, int, int | None]], cuto
                 for acc, rows in by_account.items()]
     conn = s.connection()
     txn_ids = insert_returning_ids(conn, Txn.__table__, txn_rows, "idem_key")
+    count_txns(s, "expire", len(txn_ids))
     entries: list[dict] = []
     allocations: list[dict] = []
     balances: dict[int, int] = {}

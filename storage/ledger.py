@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import count_txns
 from storage.errors import AlreadyReversed, NotReversible, UnknownEmployee, UnknownTxn, WalletFrozen
 from storage.ledger_debit import MAX_POINTS, DebitMixin, check_amount, check_key  # noqa: F401 (re-exported)
 from storage.ledger_lots import EXPIRED, HOLD, ISSUANCE, REDEEMED, LotsMixin, Slice  # noqa: F401 (re-exported)
@@ -107,6 +108,7 @@ class Ledger(DebitMixin, LotsMixin):
                   reverses_txn_id=reverses, related_txn_id=related)
         self.s.add(txn)
         self.s.flush()  # a duplicate key raises here, inside the operation's savepoint
+        count_txns(self.s, kind)
         return txn
 
     def _entry(self, txn: Txn, account: Account, amount: int) -> None:

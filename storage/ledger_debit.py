@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import count_txns
 from storage.fastsql import Fast, as_persistent
 from storage.errors import BudgetExhausted, InsufficientPoints, InvalidAmount, UnknownEmployee, WalletFrozen
 from storage.models import Account, Employee, Entry, Txn
@@ -141,4 +142,5 @@ class DebitMixin:
         self._consume_lots(pre.wallet_id, points, txn_id)
         _ENTRIES.run(conn, [{"txn_id": txn_id, "account_id": pre.wallet_id, "amount": -points},
                                 {"txn_id": txn_id, "account_id": pre.target_id, "amount": points}])
+        count_txns(self.s, kind)
         return as_persistent(self.s, Txn, {"id": txn_id, **row})

@@ -131,9 +131,15 @@ LEAK_PATTERNS = [
 
 
 class _Capture(logging.Handler):
+    """Keeps each record as the JSON log line it would be (``[server] log_format = "json"``: the context
+    fields included), with the text format's traceback when there is one."""
+
     def emit(self, record: logging.LogRecord) -> None:
+        from telemetry import JsonFormatter
+
         try:
-            _LOG_RECORDS.append(record.getMessage() + (self.format(record) if record.exc_info else ""))
+            _LOG_RECORDS.append(JsonFormatter().format(record)
+                                + (logging.Formatter().format(record) if record.exc_info else ""))
         except Exception:
             pass
 
@@ -147,7 +153,10 @@ def known_secrets() -> list[str]:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    from telemetry import ContextFilter
+
     handler = _Capture(level=logging.INFO)
+    handler.addFilter(ContextFilter())
     logging.getLogger().addHandler(handler)
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)

@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ("architecture", "protocols", "reliability", "commands")
+DOCS = ("architecture", "protocols", "reliability", "commands", "operations")
 OUTSIDE = re.compile(r"\.\./shared|/work/(?:shared|main)|shared/(?:protocols|reliability|architecture|interfaces)\.md")
-BARE = re.compile(r"(?<![\w/.-])(architecture|protocols|reliability|interfaces|commands)\.md")
+BARE = re.compile(r"(?<![\w/.-])(architecture|protocols|reliability|interfaces|commands|operations)\.md")
 SECTION = re.compile(r"docs/(reliability|architecture)\.md`? §(\d+(?:\.\d+)*)")
 PROTOCOL_IDS = re.compile(r"docs/protocols\.md`?((?:[ ,/]*(?:and )?§?(?:[AB]\.\d+(?:\.\d+)?|Part C))+)")
 

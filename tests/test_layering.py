@@ -22,7 +22,7 @@ FORBIDDEN = {
     "scheduler": (*EDGES, "bot", "handlers"),
 }
 TOP = ("bot", "handlers", "cards", "storage", "scheduler", "playground", "console", "settings", "settings_rules",
-       "app", "cli")
+       "telemetry", "app", "cli")
 
 
 def _imports(path: Path) -> list[str]:
@@ -84,6 +84,11 @@ def test_no_cycle_between_top_level_packages() -> None:
     for top in TOP:
         visit(top, [])
     assert order.index("storage") < order.index("handlers") < order.index("app")
+
+
+def test_telemetry_imports_nothing_of_ours() -> None:
+    """Every layer logs and counts through it, so it must sit below all of them."""
+    assert [n for n in _imports(ROOT / "telemetry.py") if n.split(".")[0] in TOP] == []
 
 
 def test_the_rules_see_a_violation(tmp_path: Path) -> None:

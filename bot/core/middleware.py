@@ -12,6 +12,7 @@ from bot.core.context import Context
 from bot.core.events import Event
 from bot.core.replies import CardReply, Reply, Text
 from bot.core.router import Route
+import telemetry
 from cards import messages as msg
 from storage import members
 from storage.errors import DomainError
@@ -35,6 +36,8 @@ class ResolveMember:
         ctx.member = members.by_platform_id(ctx.session, event.platform, event.actor.platform_user_id, ctx.now())
         if ctx.member is not None and ctx.member.status != "active":
             ctx.member = None
+        if ctx.member is not None:
+            telemetry.note(employee=ctx.member.employee_no)
         if ctx.member is None and not route.open:
             return CardReply(msg.not_bound_card(event.actor.platform_user_id))
         return next()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable, Iterator
 
@@ -23,6 +23,7 @@ from bot.core.events import Event
 from bot.core.replies import Failed, Outgoing, Reply, Unavailable
 from bot.core.router import Router
 from cards import messages as msg
+import telemetry
 from settings import Settings
 from storage.db import Database
 from storage.fastsql import Fast
@@ -40,6 +41,10 @@ class Answer:
     status: int
     body: str
     content_type: str = "text/plain; charset=utf-8"
+    # For the metrics, not the platform: what the event was and what became of it
+    # (applied | redelivery | failed | unavailable; the edge adds spooled, ignored, rejected).
+    kind: str = ""
+    outcome: str = ""
 
 
 Rendered = tuple[Answer, tuple[Outgoing, ...]]
@@ -90,7 +95,7 @@ def _answer(s: Session, now: datetime, rendered: Rendered) -> Answer:
 def _earlier(s: Session, event: Event) -> Answer | None:
     """The answer stored for this delivery, if an earlier one was handled."""
     rows = _EARLIER.run(s.connection(), {"platform": event.platform, "event_id": event.event_id[:128]}).rows
-    return Answer(int(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
+    return Answer(int(rows[0][0]), rows[0][1], rows[0][2], outcome="redelivery") if rows else None
 
 
 class Pipeline:
@@ -99,7 +104,14 @@ class Pipeline:
         self.standings = Standings(ttl_seconds=STANDINGS_TTL_SECONDS)
 
     def handle(self, event: Event, render: Render) -> Answer:
-        """Handle one delivery; what could not be applied is never recorded as the event's answer.
+        """Handle one delivery (every line it logs names the platform, the event and, once known, the
+        employee); the answer says what became of it."""
+        with telemetry.scope(platform=event.platform, event_id=event.event_id):
+            answer = self._handle_retrying(event, render)
+        return replace(answer, kind=type(event).__name__, outcome=answer.outcome or "applied")
+
+    def _handle_retrying(self, event: Event, render: Render) -> Answer:
+        """What could not be applied is never recorded as the event's answer.
 
         Transient database errors (deadlock, lock timeout) are tried again inside the request, for
         about a second in all; then, or at once when the database cannot be reached at all, the
@@ -119,7 +131,7 @@ class Pipeline:
                 if delay is None:
                     log.warning("database unavailable platform=%s event=%s: not applied (%s)",
                                 event.platform, event.event_id, type(exc).__name__)
-                    return render(event, Unavailable(msg.BUSY))[0]
+                    return replace(render(event, Unavailable(msg.BUSY))[0], outcome="unavailable")
                 log.info("transient database error platform=%s event=%s (%s), retrying", event.platform,
                          event.event_id, type(exc).__name__)
                 time.sleep(delay)
@@ -196,7 +208,7 @@ class Pipeline:
         event is not recorded."""
         try:
             with self.db.session_scope() as s:
-                return _answer(s, self.db.clock(), render(event, Failed(msg.INTERNAL_ERROR)))
+                return replace(_answer(s, self.db.clock(), render(event, Failed(msg.INTERNAL_ERROR))), outcome="failed")
         except Exception:
             log.exception("could not answer failed event platform=%s event=%s", event.platform, event.event_id)
-            return Answer(200, "")
+            return Answer(200, "", outcome="failed")
