@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from dataclasses import replace
 from typing import Callable, Mapping
 
 from bot.clockutil import epoch_clock
@@ -60,7 +61,7 @@ class DingTalkAdapter:
             log.warning("dingtalk: unparseable decrypted event (%s)", type(exc).__name__)
             return ack
         if isinstance(event, UrlCheck):
-            return ack
+            return replace(ack, kind="UrlCheck", outcome="verified")
         if isinstance(event, Unknown):
             log.info("dingtalk: ignored event kind=%s id=%s", event.kind, event.event_id)
             return ack

@@ -36,7 +36,8 @@ class WeComAdapter:
         self.now = epoch_clock(clock)
 
     def verify_url(self, params: Mapping[str, str]) -> Answer:
-        return Answer(200, wc.verify_url(params, self.crypto, self.now, self.window))
+        return Answer(200, wc.verify_url(params, self.crypto, self.now, self.window), kind="UrlCheck",
+                      outcome="verified")
 
     def handle(self, params: Mapping[str, str], body: bytes) -> Answer:
         plaintext = wc.decrypt_post(params, body, self.crypto, self.now, self.window)  # raises → 403
