@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterator
 
@@ -43,8 +43,8 @@ class Answer:
     content_type: str = "text/plain; charset=utf-8"
     # For the metrics, not the platform: what the event was and what became of it
     # (applied | redelivery | failed | unavailable; the edge adds spooled, ignored, rejected).
-    kind: str = ""
-    outcome: str = ""
+    kind: str = field(default="", compare=False)
+    outcome: str = field(default="", compare=False)
 
 
 Rendered = tuple[Answer, tuple[Outgoing, ...]]

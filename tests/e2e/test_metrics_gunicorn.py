@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,6 +49,7 @@ dir = "{tmp_path / 'spool'}"
 [wecom]
 enabled = true
 corp_id = "wwmetrics"
+agent_id = 1000002
 secret = "s"
 token = "metricsToken"
 encoding_aes_key = "pointsbotMetricsWeComEncodingAesKey0123456A"
@@ -72,8 +72,14 @@ api_base = "http://127.0.0.1:9/unused"
             assert time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.1)
         query = f"/callback/wecom?msg_signature=bad&timestamp={int(time.time())}&nonce=n"
-        with ThreadPoolExecutor(8) as pool:  # concurrent, so both sync workers answer some
-            assert set(pool.map(lambda _: _get(port, query, "POST")[0], range(CALLS))) == {403}
+        # One request sends half its body and holds a sync worker, so the others go to the second worker.
+        slow = socket.create_connection(("127.0.0.1", port), timeout=5)
+        slow.sendall(f"POST {query} HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n<xm".encode())
+        time.sleep(0.3)
+        assert {_get(port, query, "POST")[0] for _ in range(CALLS - 1)} == {403}
+        slow.sendall(b"l/>")
+        assert slow.recv(64).startswith(b"HTTP/1.1 403")
+        slow.close()
         assert len(list(prom.glob("counter_*.db"))) == 2  # each worker counted into a file of its own
         counts = {_rejected(_get(port, "/metrics")[1]) for _ in range(6)}
         assert counts == {CALLS}  # whichever worker answers the scrape reports both workers' callbacks
