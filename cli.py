@@ -127,7 +127,11 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("award-csv", help="Bulk awards from a CSV (employee_no,points,reason,key); idempotent per key.")
     @click.argument("file", type=click.Path(dir_okay=False))
     def award_csv(file: str) -> None:
+        from cards.builders_people import award_notice
         from storage.bulk import award_rows
+
+        def notice(points: int, reason: str, balance: int, txn_id: int) -> dict:
+            return award_notice(points=points, giver="HR", reason=reason, balance=balance, txn_id=txn_id).to_dict()
 
         bot = _bot()
         reader = csv.DictReader(io.StringIO(_read_text(file)))
@@ -135,7 +139,7 @@ def register_cli(app: Flask) -> None:
         if missing:
             click.echo(f"rejected: missing column(s) {', '.join(sorted(missing))}", err=True)
             sys.exit(1)
-        results = award_rows(bot.db, bot.settings, [(reader.line_num, r) for r in reader])
+        results = award_rows(bot.db, bot.settings, [(reader.line_num, r) for r in reader], notice=notice)
         for line, status, detail in results:
             click.echo(f"line {line}: {status} {detail}")
         sys.exit(1 if any(st == "rejected" for _, st, _ in results) else 0)

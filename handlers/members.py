@@ -13,31 +13,17 @@ from bot.core.context import Context
 from bot.core.events import Event, MemberJoined, MemberLeft
 from bot.core.replies import NoReply, Reply
 from bot.core.router import Router
-from cards.model import Card
+from cards.builders_events import leaver_card
 from storage.leavers import LeaverReport, member_left
 
 log = logging.getLogger(__name__)
-SHOW_ORDERS = 10
-
-
-def leaver_card(r: LeaverReport, platform: str) -> Card:
-    lines = [f"{r.name}（{r.employee_no}）已离职：聊天账号已全部解绑，积分账户已冻结。"]
-    if r.pending_orders:
-        lines.append(f"待处理订单 {len(r.pending_orders)} 个，请决定发放或拒绝：")
-        lines += [f"R{oid} {item} {cost} 积分  →  发放 R{oid} / 拒绝订单 R{oid}"
-                  for oid, item, cost in r.pending_orders[:SHOW_ORDERS]]
-        if len(r.pending_orders) > SHOW_ORDERS:
-            lines.append(f"…… 另有 {len(r.pending_orders) - SHOW_ORDERS} 个")
-    lines.append(f"剩余积分将按离职政策处理；如属误操作，请管理员在服务器上执行: "
-                 f"flask --app app reactivate {r.employee_no}")
-    return Card(title=f"员工离职：{r.name}", lines=tuple(lines),
-                fields=(("剩余积分", str(r.balance)), ("待处理订单", str(len(r.pending_orders))),
-                        ("来源", {"wecom": "企业微信", "dingtalk": "钉钉"}.get(platform, platform))))
 
 
 def notify_leaver(ctx: Context, report: LeaverReport, platform: str) -> None:
     """Keyed by the time of leaving too, so a re-hired and again departed employee is reported again."""
-    card, when = leaver_card(report, platform), f"{ctx.now():%Y%m%d%H%M%S}"
+    card = leaver_card(name=report.name, employee_no=report.employee_no, balance=report.balance,
+                       pending_orders=report.pending_orders, platform=platform)
+    when = f"{ctx.now():%Y%m%d%H%M%S}"
     for staff in report.staff_ids:
         ctx.notify(staff, card, key=f"leaver:{report.employee_id}:left-notice:{when}:{staff}")
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
-from scheduler.cards import HrDigest, ManagerDigest
+from cards.builders_jobs import HrDigest, ManagerDigest
 from storage import appeals
 from storage.db import Database
 from storage.models import Account, Appeal, Employee, Entry, Lot, Order, Txn

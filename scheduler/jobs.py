@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 import telemetry
-from scheduler import cards
+from cards import builders_jobs as cards
 from scheduler.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
                               period_key, release, to_utc, worker_name)
 from scheduler.digests import hr_digest, manager_digests

@@ -9,7 +9,7 @@ rather than silently reported as done.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 
@@ -46,14 +46,13 @@ def _check(row: dict[str, Any]) -> tuple[str, int, str, str] | str:
     return no, points, reason[:500], key
 
 
-def _notice_card(points: int, reason: str, balance: int, txn_id: int) -> dict[str, Any]:
-    """The card as the outbox stores it (storage may not import cards; same shape as Card.to_dict)."""
-    return {"title": f"你获得了 {points} 积分", "lines": [],
-            "fields": [["发放人", "HR"], ["原因", reason], ["当前可用积分", str(balance)], ["记录编号", f"E{txn_id}"]],
-            "buttons": [], "footer": f"如有疑问可发送: 申诉 E{txn_id} <原因>", "task_id": ""}
+NoticeCard = Callable[[int, str, int, int], dict[str, Any]]
+"""(points, reason, balance, txn id) → the card the receiver is sent, as the outbox stores it; the caller
+passes it (cli.py: cards/builders_people.py ``award_notice``), since storage/ words no card."""
 
 
-def award_rows(db: Database, settings: Settings, rows: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, str, str]]:
+def award_rows(db: Database, settings: Settings, rows: list[tuple[int, dict[str, Any]]], *,
+               notice: NoticeCard) -> list[tuple[int, str, str]]:
     """Award each row; returns (line, "awarded"|"already"|"rejected", detail) in file order."""
     results: list[tuple[int, str, str]] = []
     for line, row in rows:
@@ -79,7 +78,7 @@ def award_rows(db: Database, settings: Settings, rows: list[tuple[int, dict[str,
                     continue
                 txn = ledger.award(emp.id, points, idem_key=idem, reason=reason, category="bulk")
                 balance = ledger.balance(ledger.wallet(emp.id).id)
-                outbox.enqueue(s, "notice", {"employee_id": emp.id, "card": _notice_card(points, reason, balance, txn.id)},
+                outbox.enqueue(s, "notice", {"employee_id": emp.id, "card": notice(points, reason, balance, txn.id)},
                                now=db.clock(), idem_key=f"csv-notice:{key}")
                 results.append((line, "awarded", f"E{txn.id} {no} {points}"))
         except DomainError as exc:

@@ -86,6 +86,20 @@ def test_no_cycle_between_top_level_packages() -> None:
     assert order.index("storage") < order.index("handlers") < order.index("app")
 
 
+def test_cards_are_built_only_in_cards() -> None:
+    """One place words every card (cards/builders*.py, cards/messages.py): no Card(...) or Button(...) elsewhere."""
+    built = []
+    for path in _modules():
+        if path.startswith("cards/"):
+            continue
+        for node in ast.walk(ast.parse((ROOT / path).read_text(encoding="utf-8"))):
+            func = node.func if isinstance(node, ast.Call) else None
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in ("Card", "Button"):
+                built.append(f"{path}:{node.lineno} {name}(...)")
+    assert built == []
+
+
 def test_telemetry_imports_nothing_of_ours() -> None:
     """Every layer logs and counts through it, so it must sit below all of them."""
     assert [n for n in _imports(ROOT / "telemetry.py") if n.split(".")[0] in TOP] == []

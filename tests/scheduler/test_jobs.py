@@ -14,7 +14,8 @@ import app as app_module
 from bot import delivery
 from cards import render_dingtalk, render_wecom
 from cards.model import Card
-from scheduler import cards, claims, jobs
+from cards import builders_jobs as cards
+from scheduler import claims, jobs
 from scheduler.claims import Lease, LeaseLost, period_key
 from settings import build_settings
 from storage.ledger import Ledger

@@ -7,6 +7,7 @@ import json
 
 from sqlalchemy import select
 
+from cards.builders_people import award_notice
 from settings import build_settings
 from storage.bulk import award_rows
 from storage.employees import mark_left
@@ -30,6 +31,10 @@ E2,99,同键不同奖励,2026-annual-E1
 """
 
 
+def notice(points: int, reason: str, balance: int, txn_id: int) -> dict:
+    return award_notice(points=points, giver="HR", reason=reason, balance=balance, txn_id=txn_id).to_dict()
+
+
 def rows(text: str) -> list[tuple[int, dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text))
     return [(reader.line_num, r) for r in reader]
@@ -46,7 +51,7 @@ def setup(db, clock) -> None:
 def test_rows_are_awarded_rejected_and_idempotent(sqlite_db, clock) -> None:
     setup(sqlite_db, clock)
     settings = build_settings({})
-    first = award_rows(sqlite_db, settings, rows(CSV))
+    first = award_rows(sqlite_db, settings, rows(CSV), notice=notice)
     status = [(line, st) for line, st, _ in first]
     assert status == [(2, "awarded"), (3, "awarded"), (4, "rejected"), (5, "rejected"), (6, "rejected"),
                       (7, "rejected"), (8, "rejected"), (9, "rejected"), (10, "rejected"), (11, "rejected"),
@@ -64,7 +69,7 @@ def test_rows_are_awarded_rejected_and_idempotent(sqlite_db, clock) -> None:
         assert [n["card"]["title"] for n in notices] == ["你获得了 50 积分", "你获得了 30 积分"]
         assert check_invariants(s) == []
 
-    second = award_rows(sqlite_db, settings, rows(CSV))
+    second = award_rows(sqlite_db, settings, rows(CSV), notice=notice)
     again = [(line, st) for line, st, _ in second]
     assert again[:2] == [(2, "already"), (3, "already")]
     assert all(st == "rejected" for _, st in again[2:])
@@ -76,8 +81,8 @@ def test_rows_are_awarded_rejected_and_idempotent(sqlite_db, clock) -> None:
 def test_a_good_file_run_twice_is_all_already(sqlite_db, clock) -> None:
     setup(sqlite_db, clock)
     text = "employee_no,points,reason,key\nE1,5,a,k1\nE2,6,b,k2\nE1,7,c,k3\n"
-    assert [st for _, st, _ in award_rows(sqlite_db, build_settings({}), rows(text))] == ["awarded"] * 3
-    assert [st for _, st, _ in award_rows(sqlite_db, build_settings({}), rows(text))] == ["already"] * 3
+    assert [st for _, st, _ in award_rows(sqlite_db, build_settings({}), rows(text), notice=notice)] == ["awarded"] * 3
+    assert [st for _, st, _ in award_rows(sqlite_db, build_settings({}), rows(text), notice=notice)] == ["already"] * 3
     with sqlite_db.session_scope() as s:
         ledger = Ledger(s, sqlite_db.clock)
         e1 = s.scalar(select(Employee).where(Employee.employee_no == "E1"))
