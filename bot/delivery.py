@@ -82,7 +82,7 @@ class Plan:
 
 
 @dataclass
-class Outcome:
+class SendResult:
     status: str  # sent | retry | dead | config
     error: str = ""
     payload: dict[str, Any] | None = None  # progress to keep when part of a row was delivered
@@ -234,7 +234,7 @@ def _send_target(bot: Any, plan: Plan, target: Target) -> list[str]:
     return result.retry_user_ids
 
 
-def _send(bot: Any, plan: Plan) -> Outcome:
+def _send(bot: Any, plan: Plan) -> SendResult:
     """Send every target; a retry later owes only the users that did not get the message yet."""
     owed: dict[str, list[str]] = {}
     problems: list[str] = []
@@ -243,7 +243,7 @@ def _send(bot: Any, plan: Plan) -> Outcome:
         try:
             left = _send_target(bot, plan, target)
         except ConfigurationError as exc:
-            return Outcome("config", str(exc)[:500])
+            return SendResult("config", str(exc)[:500])
         except PlatformApiError as exc:
             if exc.code == "quota" and exc.platform == "dingtalk":
                 exhaust_quota(bot.db, bot.settings, bot.db.clock())
@@ -262,11 +262,11 @@ def _send(bot: Any, plan: Plan) -> Outcome:
             problems.append(f"{target.platform}: {len(left)} owed")
     text = "; ".join(dict.fromkeys(problems))[:500]
     if plan.targets and gave_up == len(plan.targets):
-        return Outcome("dead", text)
+        return SendResult("dead", text)
     if not owed:
-        return Outcome("sent", "; ".join(x for x in (plan.note, text) if x)[:500])
+        return SendResult("sent", "; ".join(x for x in (plan.note, text) if x)[:500])
     progress = dict(plan.payload, _pending=owed) if plan.kind in ("notice", "platform_message") else None
-    return Outcome("retry", text, progress)
+    return SendResult("retry", text, progress)
 
 
 # ---- claim / mark -------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def _due_ids(db: Any, t: datetime, limit: int) -> list[int]:
             .limit(limit)))
 
 
-def _claim(bot: Any, row_id: int, worker_id: str, t: datetime, stats: DeliveryStats) -> Plan | Outcome | None:
+def _claim(bot: Any, row_id: int, worker_id: str, t: datetime, stats: DeliveryStats) -> Plan | SendResult | None:
     """Claim one row and plan its sends in one short transaction; None when another worker has it."""
     with bot.db.session_scope() as s:
         won = s.execute(update(Outbox).where(
@@ -294,7 +294,7 @@ def _claim(bot: Any, row_id: int, worker_id: str, t: datetime, stats: DeliverySt
             plan = _plan(bot, s, row, json.loads(row.payload), t)
         except (PlatformApiError, KeyError, TypeError, ValueError) as exc:
             why = f"{exc.platform} {exc.code}" if isinstance(exc, PlatformApiError) else type(exc).__name__
-            return Outcome("dead", f"cannot deliver: {why}")  # "<platform> <code>": the metrics' error label
+            return SendResult("dead", f"cannot deliver: {why}")  # "<platform> <code>": the metrics' error label
         buckets = [b for target in plan.targets for b in target.buckets]
         if buckets and not _take_tokens(s, buckets, f"{t:%Y-%m-%dT%H:%M}"):
             next_window = t.replace(second=0, microsecond=0) + timedelta(minutes=1)
@@ -304,7 +304,7 @@ def _claim(bot: Any, row_id: int, worker_id: str, t: datetime, stats: DeliverySt
         return plan
 
 
-def _mark(bot: Any, row_id: int, worker_id: str, outcome: Outcome, t: datetime, rand: Callable[[], float],
+def _mark(bot: Any, row_id: int, worker_id: str, outcome: SendResult, t: datetime, rand: Callable[[], float],
           stats: DeliveryStats) -> None:
     with bot.db.session_scope() as s:
         row = s.scalar(select(Outbox).where(Outbox.id == row_id, Outbox.locked_by == worker_id))
@@ -343,7 +343,7 @@ def deliver_once(bot: Any, *, worker_id: str, now: datetime | None = None, limit
         planned = _claim(bot, row_id, worker_id, now or bot.db.clock(), stats)
         if planned is None:
             continue
-        outcome = planned if isinstance(planned, Outcome) else _send(bot, planned)
+        outcome = planned if isinstance(planned, SendResult) else _send(bot, planned)
         _mark(bot, row_id, worker_id, outcome, now or bot.db.clock(), rand, stats)
     return stats
 

@@ -16,7 +16,7 @@ from bot.core.replies import NoReply, Reply
 from bot.core.router import Router
 from cards.builders_events import approval_notice
 from storage import approvals, outbox
-from storage.approvals import Outcome
+from storage.approvals import Decision
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def detail_key(platform: str, instance_id: str) -> str:
     return f"approval-detail:{platform}:{instance_id}"
 
 
-def deliver(ctx: Context, outcome: Outcome, *, platform: str, instance_id: str) -> None:
+def deliver(ctx: Context, outcome: Decision, *, platform: str, instance_id: str) -> None:
     """Queue the notices (each once, by key) and, if needed, the approval-detail fetch."""
     for n in outcome.notices:
         ctx.notify(n.employee_id, approval_notice(n.kind, n.data), key=n.key)

@@ -24,7 +24,7 @@ from settings import Rule, Settings
 from storage import approval_slots as slots
 from storage.errors import AlreadyReversed, DomainError, WalletFrozen
 from storage.ledger import Ledger
-from storage.members import PLATFORM_COLUMNS, by_platform_id
+from storage.members import PLATFORM_COLUMNS, resolve_member
 from storage.models import ApprovalInstance, Employee, Shortfall
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Notice:
 
 
 @dataclass
-class Outcome:
+class Decision:
     """What happened to one approval change; ``fetch_detail`` asks the caller to queue a detail fetch."""
 
     action: str  # ignored | awarded | already | reversed | recorded | skipped | pending_detail | unknown
@@ -91,7 +91,7 @@ def parse_number(value: str | None) -> float | None:
 
 def find_applicant(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
     """By binding or roster id; a leaver (no bindings left) is still found by the roster column."""
-    emp = by_platform_id(s, platform, user_id, now)
+    emp = resolve_member(s, platform, user_id, now)
     if emp is None and user_id and (column := PLATFORM_COLUMNS.get(platform)) is not None:
         emp = s.scalar(select(Employee).where(column == user_id).limit(1))
     return emp
@@ -119,7 +119,7 @@ def _row(s: Session, platform: str, instance_id: str, rule: str, now: datetime) 
 
 def on_approval(s: Session, ledger: Ledger, settings: Settings, *, platform: str, instance_id: str, template: str,
                 status: str, applicant_user_id: str, title: str, form: dict[str, str] | None,
-                now: datetime, finished_at: datetime | None = None) -> Outcome:
+                now: datetime, finished_at: datetime | None = None) -> Decision:
     """Apply one approval state change (see the module docstring for why it may arrive many times).
 
     ``finished_at`` is when the approval finished, as the platform says; a cap counts the award
@@ -131,21 +131,21 @@ def on_approval(s: Session, ledger: Ledger, settings: Settings, *, platform: str
                                                            ApprovalInstance.instance_id == instance_id[:128]))
         rule = rule_by_name(settings, existing.rule) if existing is not None else None
     if rule is None:
-        return Outcome("ignored", detail="no rule for this template")
+        return Decision("ignored", detail="no rule for this template")
     if status == "revoked":
         return _revoke(s, ledger, rule, platform, instance_id, title, now)
     if status != "approved":  # running, rejected, withdrawn while running, deleted…: nothing to do
-        return Outcome("ignored", rule, detail=f"status {status}")
+        return Decision("ignored", rule, detail=f"status {status}")
     return _approve(s, ledger, settings, rule, platform, instance_id, applicant_user_id, title, form, now,
                     finished_at)
 
 
 def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platform: str, instance_id: str,
              applicant: str, title: str, form: dict[str, str] | None, now: datetime,
-             finished_at: datetime | None) -> Outcome:
+             finished_at: datetime | None) -> Decision:
     row, _ = _row(s, platform, instance_id, rule.name, now)
     if row.status in FINAL:  # a redelivery, or a revoke that overtook this approval
-        return Outcome("already", rule, detail=f"instance already {row.status}")
+        return Decision("already", rule, detail=f"instance already {row.status}")
     row.finished_at = row.finished_at or finished_at
     row.title = (title or row.title)[:255]
     title = row.title
@@ -155,7 +155,7 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
         notices = [Notice(hr, "unknown_applicant", f"approval-unknown:{platform}:{instance_id}:{hr}",
                           {"rule": rule.name, "title": title, "user_id": applicant, "platform": platform,
                            "instance_id": instance_id}) for hr in staff_ids(s)]
-        return Outcome("unknown", rule, notices, detail=row.note)
+        return Decision("unknown", rule, notices, detail=row.note)
     row.employee_id = emp.id
     info = {"rule": rule.name, "title": title, "instance_id": instance_id, "platform": platform,
             "employee": emp.name, "employee_no": emp.employee_no}
@@ -163,18 +163,18 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
     if rule.points is None:
         if form is None:
             row.status, row.updated_at, row.note = PENDING_DETAIL, now, "等待获取表单"
-            return Outcome("pending_detail", rule, fetch_detail=True)
+            return Decision("pending_detail", rule, fetch_detail=True)
         value = parse_number(form.get(rule.field))
         if value is None:
             return _skip(s, row, rule, now, f"表单字段「{rule.field}」缺失或不是数字", "no_field", info)
     points = rule.points_for(value)
     if points <= 0:
         row.status, row.updated_at, row.note = SKIPPED, now, f"「{rule.field}」为 {value:g}，低于最低档"[:255]
-        return Outcome("skipped", rule, detail=row.note)
+        return Decision("skipped", rule, detail=row.note)
     if rule.max_count is not None and not slots.claim(s, settings, rule, emp.id, row, row.finished_at or now, now):
         note = f"超出上限：每{PERIOD_NAMES[rule.max_period]}最多 {rule.max_count} 次"
         row.status, row.updated_at, row.note = SKIPPED, now, note
-        return Outcome("skipped", rule, [Notice(emp.id, "capped", f"approval-capped:{platform}:{instance_id}",
+        return Decision("skipped", rule, [Notice(emp.id, "capped", f"approval-capped:{platform}:{instance_id}",
                                                 {**info, "note": note})], detail=note)
     try:
         txn = ledger.award(emp.id, points, idem_key=award_key(platform, instance_id),
@@ -188,38 +188,38 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
     balance = ledger.balance(ledger.wallet(emp.id).id)
     notice = Notice(emp.id, "awarded", f"approval-awarded:{platform}:{instance_id}",
                     {**info, "points": points, "balance": balance, "txn_id": txn.id})
-    return Outcome("awarded", rule, [notice], points=points)
+    return Decision("awarded", rule, [notice], points=points)
 
 
 def _skip(s: Session, row: ApprovalInstance, rule: Rule, now: datetime, note: str, kind: str,
-          info: dict[str, Any]) -> Outcome:
+          info: dict[str, Any]) -> Decision:
     """No award, and HR is told why, because a person expected points here."""
     row.status, row.updated_at, row.note = SKIPPED, now, note[:255]
     notices = [Notice(hr, kind, f"approval-{kind}:{info['platform']}:{info['instance_id']}:{hr}", {**info, "note": note})
                for hr in staff_ids(s)]
-    return Outcome("skipped", rule, notices, detail=note)
+    return Decision("skipped", rule, notices, detail=note)
 
 
 def _revoke(s: Session, ledger: Ledger, rule: Rule, platform: str, instance_id: str, title: str,
-            now: datetime) -> Outcome:
+            now: datetime) -> Decision:
     row, created = _row(s, platform, instance_id, rule.name, now)
     if title and not row.title:
         row.title = title[:255]
     if row.status == REVOKED:
-        return Outcome("already", rule, detail="already revoked")
+        return Decision("already", rule, detail="already revoked")
     if row.status != APPROVED or row.award_txn_id is None:
         # Nothing was awarded (or the revoke overtook the approval): remember it so a late approval awards nothing.
         before = "new" if created else row.status
         row.status, row.updated_at = REVOKED, now
         row.note = ("撤销先于通过到达" if before == "new" else f"撤销（之前状态 {before}）")[:255]
-        return Outcome("recorded", rule, detail=row.note)
+        return Decision("recorded", rule, detail=row.note)
     try:
         txn, shortfall = ledger.reverse(row.award_txn_id, idem_key=reverse_key(platform, instance_id),
                                         reason=f"审批撤销：{rule.name} {row.title}"[:500], allow_partial=True)
     except AlreadyReversed:  # HR reversed it by hand already: the wallet is right, just record the state
         slots.release(s, row)
         row.status, row.updated_at, row.note = REVOKED, now, "奖励已被人工撤销"
-        return Outcome("already", rule, detail=row.note)
+        return Decision("already", rule, detail=row.note)
     row.status, row.reversal_txn_id, row.updated_at = REVOKED, txn.id, now
     slots.release(s, row)
     emp = s.get(Employee, row.employee_id) if row.employee_id is not None else None
@@ -235,4 +235,4 @@ def _revoke(s: Session, ledger: Ledger, rule: Rule, platform: str, instance_id: 
         row.note = f"差额 {shortfall} 积分待 HR 处理"
         notices += [Notice(hr, "shortfall", f"approval-shortfall:{platform}:{instance_id}:{hr}", info)
                     for hr in staff_ids(s)]
-    return Outcome("reversed", rule, notices, points=taken)
+    return Decision("reversed", rule, notices, points=taken)

@@ -25,7 +25,7 @@ from sqlalchemy.sql import ClauseElement
 M = TypeVar("M")
 
 
-class Outcome(NamedTuple):
+class Executed(NamedTuple):
     rowcount: int
     lastrowid: int | None
     rows: list[tuple[Any, ...]]
@@ -72,7 +72,7 @@ class Fast:
                                                      results if any(results) else None)
         return plan
 
-    def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Outcome:
+    def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Executed:
         """Execute once (a dict) or for many rows (a list of dicts, no result rows)."""
         plan = self._plan(conn.dialect)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -89,7 +89,7 @@ class Fast:
                 if plan.results and rows:
                     rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(plan.results, r))
                             for r in rows]
-            return Outcome(cursor.rowcount, getattr(cursor, "lastrowid", None), rows)
+            return Executed(cursor.rowcount, getattr(cursor, "lastrowid", None), rows)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(plan.sql, bound, exc, conn.dialect.loaded_dbapi.Error,
                                       dialect=conn.dialect) from exc

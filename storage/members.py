@@ -64,8 +64,9 @@ _BOUND = Fast(select(_B.c.id, _B.c.last_used_at, *_E.c).join(_E, _E.c.id == _B.c
 _TOUCH = Fast(_B.update().where(_B.c.id == bindparam("binding")).values(last_used_at=bindparam("at")))
 
 
-def by_platform_id(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
-    """The bound employee, binding automatically when the roster carries this platform id.
+def resolve_member(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
+    """The employee a chat user is, and the writes that go with knowing it: a roster user's first message
+    binds them (``bind``, how="roster"), and a binding's last use is stamped (at most once an hour).
 
     Runs on every chat message, so the bound case is one prebuilt query (binding and employee).
     """

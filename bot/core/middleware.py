@@ -33,7 +33,7 @@ class ResolveMember:
     def process(self, event: Event, ctx: Context, route: Route, next: Next) -> Reply:
         if route.system:
             return next()
-        ctx.member = members.by_platform_id(ctx.session, event.platform, event.actor.platform_user_id, ctx.now())
+        ctx.member = members.resolve_member(ctx.session, event.platform, event.actor.platform_user_id, ctx.now())
         if ctx.member is not None and ctx.member.status != "active":
             ctx.member = None
         if ctx.member is not None:

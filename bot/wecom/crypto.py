@@ -15,6 +15,7 @@ from defusedxml import DefusedXmlException
 
 from bot.crypto import CallbackCrypto, check_timestamp
 from bot.errors import InvalidSignature, MalformedPayload
+from cards.text import truncate_bytes
 
 TEXT_REPLY_MAX_BYTES = 2048
 """WeCom's limit for a text reply's Content (A.6)."""
@@ -106,14 +107,6 @@ def encrypt_reply(
     )
 
 
-def truncate_utf8(text: str, max_bytes: int) -> str:
-    """Cut ``text`` to at most ``max_bytes`` UTF-8 bytes without splitting a character."""
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data) <= max_bytes:
-        return text
-    return data[:max_bytes].decode("utf-8", "ignore")
-
-
 def _reply_head(to_user: str, from_corp: str, create_time: int, msg_type: str) -> str:
     return (
         f"<ToUserName>{cdata(to_user)}</ToUserName>"
@@ -125,7 +118,7 @@ def _reply_head(to_user: str, from_corp: str, create_time: int, msg_type: str) -
 
 def text_reply_xml(to_user: str, from_corp: str, create_time: int, content: str) -> str:
     """Plaintext of a passive text reply; To/From are swapped relative to the incoming message."""
-    body = truncate_utf8(_XML_INVALID.sub("", content), TEXT_REPLY_MAX_BYTES)
+    body = truncate_bytes(_XML_INVALID.sub("", content), TEXT_REPLY_MAX_BYTES)  # the one careful cut
     return f"<xml>{_reply_head(to_user, from_corp, create_time, 'text')}<Content>{cdata(body)}</Content></xml>"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bot.errors import MalformedPayload
 from bot.core.events import ApprovalChange, CardAction, MemberJoined, MemberLeft, TextCommand, Unknown
-from bot.wecom.crypto import cdata, text_reply_xml, truncate_utf8, update_button_reply_xml
+from bot.wecom.crypto import cdata, text_reply_xml, update_button_reply_xml
 from bot.wecom.parse import parse, parse_approval_detail
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "wecom"
@@ -161,9 +161,8 @@ def test_approval_detail():
 def test_text_reply_truncates_on_character_boundary():
     xml = text_reply_xml("u", "corp", 1, "你" * 1000)
     content = SafeET.fromstring(xml).findtext("Content")
-    assert content == "你" * 682  # 682 × 3 = 2046 bytes ≤ 2048 < 683 × 3
-    assert truncate_utf8("a" * 2048, 2048) == "a" * 2048
-    assert truncate_utf8("a" * 2047 + "é", 2048) == "a" * 2047
+    assert content == "你" * 681 + "…"  # 681 × 3 + 3 = 2046 bytes ≤ 2048: cut whole, and marked as cut
+    assert text_reply_xml("u", "corp", 1, "a" * 2048).count("a" * 2048) == 1  # what fits is not cut
 
 
 def test_cdata_escape_keeps_content_intact():

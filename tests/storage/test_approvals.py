@@ -49,7 +49,7 @@ def people(sqlite_db) -> dict[str, int]:
 
 def change(db, settings, clock, status: str, instance: str = "I1", *, platform: str = "dingtalk",
            template: str = "PROC-FULLATT", user: str = "dt_e1", title: str = "三月全勤",
-           form: dict[str, str] | None = None, finished_at: datetime | None = None) -> approvals.Outcome:
+           form: dict[str, str] | None = None, finished_at: datetime | None = None) -> approvals.Decision:
     """One delivery, one transaction, like the handler."""
     with db.session_scope() as s:
         ledger = Ledger(s, db.clock, settings.points["validity_days"])
