@@ -1,7 +1,7 @@
 """User-facing text, Chinese first, kept in one place (like bolt's logger/messages.py)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 
 from cards.model import Button, Card
@@ -99,6 +99,26 @@ ALREADY_CONFIRMED = "订单 R{id} 已确认，等待发放。"
 ALREADY_CANCELLED = "订单 R{id} 已取消。"
 DID_YOU_MEAN = "你是不是想输入: {suggestion}"
 NOT_UNDERSTOOD = "没看懂「{text}」。"
+
+
+PERIOD_TEXT = {"week": "本周", "month": "本月", "quarter": "本季度", "year": "今年"}
+
+
+def period_label(kind: str, first: date, last: date) -> str:
+    """积分 and 排行榜 name the period they count: 本周（03-09 至 03-15）."""
+    return f"{PERIOD_TEXT.get(kind, kind)}（{first:%m-%d} 至 {last:%m-%d}）"
+
+
+def board_label(kind: str, first: date) -> str:
+    """The pushed leaderboard names its period for the group: 2026年第11周, 2026年3月, 2026年第1季度, 2026年."""
+    if kind == "week":
+        year, week, _ = first.isocalendar()
+        return f"{year}年第{week}周"
+    if kind == "month":
+        return f"{first:%Y}年{first.month}月"
+    if kind == "quarter":
+        return f"{first:%Y}年第{(first.month - 1) // 3 + 1}季度"
+    return f"{first:%Y}年"
 
 
 def local_time(dt: datetime, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -1,20 +1,20 @@
 """排行榜/rank/leaderboard [week|month|quarter|year] [department].
 
-Periods are calendar periods in the company's time zone (``server.timezone``), not UTC: a week
-starts on Monday 00:00 local time, so an award given at 07:00 in Shanghai on a Monday counts for
-the new week even though it is still Sunday in UTC. The database keeps naive UTC, so the bounds
-are converted once here.
+Periods are calendar periods in the company's time zone (storage/periods.py), the same ones the
+pushed leaderboards use.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import datetime, tzinfo
 
 from bot.core.context import Context
 from bot.core.events import Event
 from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
 from cards import builders
+from cards import messages as msg
 from storage import queries
+from storage.periods import calendar_period
 
 USAGE = "排行榜 [周|月|季度|年] [部门]"
 EXAMPLE = "排行榜 月 研发部"
@@ -24,39 +24,10 @@ PERIOD_WORDS = {
     "quarter": "quarter", "季": "quarter", "季度": "quarter", "本季": "quarter", "本季度": "quarter",
     "year": "year", "yearly": "year", "年": "year", "本年": "year", "今年": "year", "全年": "year", "年榜": "year",
 }
-PERIOD_TEXT = {"week": "本周", "month": "本月", "quarter": "本季度", "year": "今年"}
-
-
-def _first_day(period: str, day: date) -> date:
-    if period == "week":
-        return day - timedelta(days=day.weekday())
-    if period == "month":
-        return day.replace(day=1)
-    if period == "quarter":
-        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-    return day.replace(month=1, day=1)
-
-
-def _next_first_day(period: str, first: date) -> date:
-    if period == "week":
-        return first + timedelta(days=7)
-    months = {"month": 1, "quarter": 3}.get(period, 12)
-    total = first.month - 1 + months
-    return first.replace(year=first.year + total // 12, month=total % 12 + 1)
-
-
-def _utc(day: date, tz: tzinfo) -> datetime:
-    """Local midnight of ``day`` as naive UTC (the database's convention)."""
-    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
-
-
 def period_bounds(period: str, now: datetime, tz: tzinfo) -> tuple[datetime, datetime, str]:
     """[start, end) of the local calendar period containing ``now`` (naive UTC), and its label."""
-    today = now.replace(tzinfo=timezone.utc).astimezone(tz).date()
-    first = _first_day(period, today)
-    last = _next_first_day(period, first) - timedelta(days=1)
-    label = f"{PERIOD_TEXT.get(period, period)}（{first:%m-%d} 至 {last:%m-%d}）"
-    return _utc(first, tz), _utc(last + timedelta(days=1), tz), label
+    p = calendar_period(period, now, tz)
+    return p.start, p.end, msg.period_label(p.kind, p.first, p.last)
 
 
 def parse_args(args: str, default: str) -> tuple[str, str]:
@@ -82,7 +53,7 @@ def handle_rank(event: Event, ctx: Context) -> Reply:
             mine = next((r for r in rows if r.employee_id == member.id), None)
             rank, pts = (mine.rank, mine.points) if mine else (None, 0)
         else:
-            rank, pts = queries.rank_of(ctx.session, member.id, start, end)
+            rank, pts = ctx.standings.rank_of(ctx.session, member.id, start, end, max_age=0)
         me = f"你的排名: 第 {rank} 名（{pts} 积分）" if rank else "你在这段时间还没有获得积分，加油!"
     if not rows and department:
         me = f"部门「{department}」在这段时间还没有人获得积分（部门名需完整）。" + ("\n" + me if me else "")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 import telemetry
 from cards import builders_jobs as cards
+from cards import messages as msg
 from scheduler.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
                               period_key, release, to_utc, worker_name)
 from scheduler.digests import hr_digest, manager_digests
@@ -28,6 +29,7 @@ from storage.leavers import apply_leaver_policy
 from storage.ledger import Ledger
 from storage.models import Account, Employee, Lot, Outbox, Txn
 from storage.outbox import enqueue
+from storage.periods import calendar_period
 from storage.queries import leaderboard as board_rows
 from storage.retention import prune
 
@@ -123,26 +125,13 @@ def expiry_notices(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     return f"{queue(bot.db, rows, now)} expiry notices queued ({len(rows)} due)"
 
 
-def board_window(kind: str, at: datetime) -> tuple[datetime, str]:
-    """Start (aware, local) and label of the leaderboard period containing local time ``at``."""
-    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-    if kind == "week":
-        start = day - timedelta(days=day.weekday())
-        return start, f"{at.isocalendar()[0]}年第{at.isocalendar()[1]}周"
-    if kind == "month":
-        return day.replace(day=1), f"{at:%Y}年{at.month}月"
-    if kind == "quarter":
-        q = (at.month - 1) // 3
-        return day.replace(month=q * 3 + 1, day=1), f"{at:%Y}年第{q + 1}季度"
-    return day.replace(month=1, day=1), f"{at:%Y}年"
-
-
 def leaderboard_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     """One aggregated message per configured group: top N and each department's leader."""
     conf = bot.settings.leaderboard
-    start, label = board_window(conf["period"], local(now, bot.settings.tz))
+    period_ = calendar_period(conf["period"], now, bot.settings.tz)  # the same period 排行榜 shows
+    label = msg.board_label(period_.kind, period_.first)
     with bot.db.session_scope() as s:
-        everyone = board_rows(s, to_utc(start), now, top_n=1_000_000)
+        everyone = board_rows(s, period_.start, now, top_n=1_000_000)
     entries = [cards.BoardEntry(r.rank, r.name, r.department, r.points) for r in everyone]
     depts: dict[str, list[cards.BoardEntry]] = {}
     for e in entries:

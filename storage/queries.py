@@ -115,13 +115,8 @@ def _earned(start: datetime | None = None, end: datetime | None = None):  # type
             .group_by(Txn.employee_id).subquery())
 
 
-# rank_of runs on every 积分: its two statements are built once
+# the period's earned points, the period bound at execution (storage/standings.py runs it on every 积分)
 _EARNED = _earned()
-_MINE = Fast(select(_EARNED.c.pts).join(Employee, Employee.id == _EARNED.c.eid)
-         .where(_EARNED.c.eid == bindparam("emp"), Employee.status == "active"))
-_AHEAD = Fast(select(func.count()).select_from(_EARNED).join(Employee, Employee.id == _EARNED.c.eid)
-          .where(Employee.status == "active", (_EARNED.c.pts > bindparam("pts"))
-                 | ((_EARNED.c.pts == bindparam("pts")) & (_EARNED.c.eid < bindparam("emp")))))
 
 
 def leaderboard(s: Session, start: datetime, end: datetime, *, department: str | None = None,
@@ -137,18 +132,3 @@ def leaderboard(s: Session, start: datetime, end: datetime, *, department: str |
     rows = s.execute(q.limit(top_n)).all()
     return [BoardRow(rank=i + 1, employee_id=r[0], name=r[1], department=r[2], points=int(r[3]))
             for i, r in enumerate(rows)]
-
-
-def rank_of(s: Session, employee_id: int, start: datetime, end: datetime) -> tuple[int | None, int]:
-    """(rank, points) of one employee in the period, as ``leaderboard`` ranks; None when not on it.
-
-    Counts who is ahead instead of building the whole board: 积分 asks this on every call.
-    """
-    period = {"start": start, "end": end, "emp": employee_id}
-    conn = s.connection()
-    found = _MINE.run(conn, period).rows
-    mine = int(found[0][0]) if found and found[0][0] is not None else 0
-    if mine <= 0:
-        return None, 0
-    ahead = _AHEAD.run(conn, {**period, "pts": mine}).rows[0][0]
-    return int(ahead or 0) + 1, mine

@@ -5,7 +5,8 @@ SQLite and PostgreSQL at 10,000 employees with five awards each a month, and 积
 call. So the field (everyone's points, sorted) is computed once per period and kept for ``ttl``
 seconds per process, while the member's own points are summed fresh from their own transactions:
 an award shows in their total at once, and only the others' totals may be up to ``ttl`` old.
-排行榜 and the pushed leaderboards read the ledger directly.
+This is the one rank of a member: 排行榜 asks it with ``max_age=0`` (the field read fresh, and kept
+for the next 积分), so the two can differ only by others' awards of the last ``ttl`` seconds.
 """
 from __future__ import annotations
 
@@ -43,22 +44,24 @@ class Standings:
         self.ttl, self.monotonic = ttl_seconds, monotonic
         self._fields: dict[tuple[datetime, datetime], _Field] = {}
 
-    def _field(self, s: Session, start: datetime, end: datetime) -> _Field:
+    def _field(self, s: Session, start: datetime, end: datetime, max_age: float) -> _Field:
         now = self.monotonic()
         found = self._fields.get((start, end))
-        if found is None or now - found.taken_at >= self.ttl:
+        if found is None or now - found.taken_at >= max_age:
             rows = _FIELD.run(s.connection(), {"start": start, "end": end}).rows
             points = {int(eid): int(pts) for eid, pts in rows}
             found = _Field(sorted((-p, e) for e, p in points.items()), points, now)
             self._fields = {(start, end): found}  # one period at a time: the newest asked for
         return found
 
-    def rank_of(self, s: Session, employee_id: int, start: datetime, end: datetime) -> tuple[int | None, int]:
-        """(rank, points) as ``queries.leaderboard`` ranks them; None when the member earned nothing."""
+    def rank_of(self, s: Session, employee_id: int, start: datetime, end: datetime, *,
+                max_age: float | None = None) -> tuple[int | None, int]:
+        """(rank, points) as ``queries.leaderboard`` ranks them (points, then employee id); None when the
+        member earned nothing. The others' totals are at most ``max_age`` seconds old (default: ``ttl``)."""
         mine = int(_OWN.run(s.connection(), {"emp": employee_id, "start": start, "end": end}).rows[0][0] or 0)
         if mine <= 0:
             return None, 0
-        field = self._field(s, start, end)
+        field = self._field(s, start, end, self.ttl if max_age is None else max_age)
         ahead = bisect.bisect_left(field.keys, (-mine, employee_id))
         cached = field.points.get(employee_id)
         if cached is not None and (-cached, employee_id) < (-mine, employee_id):

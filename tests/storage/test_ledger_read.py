@@ -9,7 +9,8 @@ from sqlalchemy import select
 from storage.expiry import expire_due
 from storage.ledger import EXPIRED, ISSUANCE
 from storage.models import Txn
-from storage.queries import history, leaderboard, rank_of, statement
+from storage.queries import history, leaderboard, statement
+from storage.standings import Standings
 from tests.storage.ledger_helpers import (assert_ok, award, balance_of, hold, ledger, lots_of, snapshot, system_balance)
 
 
@@ -161,8 +162,8 @@ def test_leaderboard_period_department_and_reversals(engine_db, emps, clock):
         mk = leaderboard(s, p_start, p_end, department="市场部")
         top1 = leaderboard(s, p_start, p_end, top_n=1)
         all_time = leaderboard(s, d0, clock() + timedelta(days=1))
-        assert rank_of(s, emps["c"], p_start, p_end) == (3, 5)
-        assert rank_of(s, emps["m"], p_start, p_end) == (None, 0)
+        assert Standings(ttl_seconds=0).rank_of(s, emps["c"], p_start, p_end) == (3, 5)
+        assert Standings(ttl_seconds=0).rank_of(s, emps["m"], p_start, p_end) == (None, 0)
     assert [(r.rank, r.employee_id, r.points) for r in board] == [(1, emps["b"], 40), (2, emps["a"], 30),
                                                                   (3, emps["c"], 5)]
     assert [(r.rank, r.employee_id, r.points) for r in rd] == [(1, emps["a"], 30), (2, emps["c"], 5)]
