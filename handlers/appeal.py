@@ -60,8 +60,7 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
         return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明申诉理由。"))
     if len(reason) > REASON_MAX:
         return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, msg.REASON_TOO_LONG.format(max=REASON_MAX)))
-    member = ctx.member
-    assert member is not None
+    member = ctx.me
     appeal = appeals.create(ctx.session, member, txn_id, reason, now=ctx.now())
     subject = describe_txn(ctx, txn_id)
     who = appeals.reviewers(ctx.session, appeal)
@@ -103,8 +102,7 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
     note = " ".join(rest)
     if len(note) > REASON_MAX:
         return Text(msg.usage_text(name, usage, example, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
-    decider = ctx.member
-    assert decider is not None
+    decider = ctx.me
     decision = appeals.decide(ctx.session, ctx.ledger, appeal_id, decider, approve=approve, points=points,
                               note=note, now=ctx.now(), max_award=int(ctx.settings.points["max_award"]))
     outcome = _outcome(ctx, decision, points)

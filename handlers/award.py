@@ -112,8 +112,7 @@ def handle_award(event: Event, ctx: Context) -> Reply:
     change = parse_change(ctx, event)
     if isinstance(change, str):
         return Text(msg.usage_text("award", AWARD_USAGE, AWARD_EXAMPLE, change))
-    giver = ctx.member
-    assert giver is not None  # RequireRole let a bound member through
+    giver = ctx.me
     key = f"award:{event.platform}:{event.event_id}"
     txn = ctx.ledger.find(key)
     if txn is None:
@@ -138,8 +137,7 @@ def handle_deduct(event: Event, ctx: Context) -> Reply:
     change = parse_change(ctx, event)
     if isinstance(change, str):
         return Text(msg.usage_text("deduct", DEDUCT_USAGE, DEDUCT_EXAMPLE, change))
-    actor = ctx.member
-    assert actor is not None
+    actor = ctx.me
     key = f"deduct:{event.platform}:{event.event_id}"
     txn = ctx.ledger.find(key)
     if txn is None:

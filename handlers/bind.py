@@ -61,8 +61,7 @@ def _accounts(ctx: Context, employee_id: int, platform: str) -> str:
 
 
 def handle_unbind(event: Event, ctx: Context) -> Reply:
-    member = ctx.member
-    assert member is not None
+    member = ctx.me
     target = member
     if ctx.args:
         try:
@@ -89,8 +88,7 @@ def handle_confirm_unbind(event: Event, ctx: Context) -> Reply:
     req = ctx.session.get(UnbindRequest, req_id) if req_id is not None else None
     if req is None:
         return Text(msg.usage_text("confirm-unbind", CONFIRM_USAGE, CONFIRM_EXAMPLE, "找不到这条解绑申请。"))
-    member = ctx.member
-    assert member is not None
+    member = ctx.me
     count = bindings.complete_unbind(ctx.session, req, member, ctx.now())
     target = ctx.session.get(Employee, req.employee_id)
     if req.requested_by != member.id and target is not None:

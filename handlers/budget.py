@@ -32,8 +32,7 @@ def budget_usage(s: Session, manager_id: int, now: datetime) -> tuple[int, int]:
 
 
 def handle_budget(event: Event, ctx: Context) -> Reply:
-    assert ctx.member is not None
-    left, used = budget_usage(ctx.session, ctx.member.id, ctx.now())
+    left, used = budget_usage(ctx.session, ctx.me.id, ctx.now())
     monthly = ctx.settings.points["manager_monthly_budget"]
     return Text(f"本月奖励额度剩余: {left}\n本月已用: {used}\n每月额度: {monthly}\n"
                 f"发送「奖励 <工号/@同事> <积分> <原因>」发放奖励。")

@@ -56,8 +56,7 @@ def handle_fulfil(event: Event, ctx: Context) -> Reply:
     ref, note = parsed
     if len(note) > REASON_MAX:
         return Text(msg.usage_text("fulfil", FULFIL_USAGE, FULFIL_EXAMPLE, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
-    actor = ctx.member
-    assert actor is not None
+    actor = ctx.me
     order = orders.fulfil(ctx.session, ctx.ledger, actor, ref, ctx.now(), note=note)
     owner = _requester(ctx, order)
     ctx.notify(owner.id, builders.order_fulfilled(order_id=order.id, item=order.item_name, quantity=order.quantity,
@@ -72,8 +71,7 @@ def handle_reject(event: Event, ctx: Context) -> Reply:
     ref, note = parsed
     if len(note) > REASON_MAX:
         return Text(msg.usage_text("reject", REJECT_USAGE, REJECT_EXAMPLE, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
-    actor = ctx.member
-    assert actor is not None
+    actor = ctx.me
     order = orders.reject(ctx.session, ctx.ledger, actor, ref, ctx.now(), note=note)
     owner = _requester(ctx, order)
     balance = orders.available_points(ctx.session, owner.id)

@@ -26,8 +26,7 @@ _PAGE = re.compile(r"^(?:第)?(\d{1,6})(?:页)?$")
 
 
 def handle_points(event: Event, ctx: Context) -> Reply:
-    member = ctx.member
-    assert member is not None  # ResolveMember let a bound member through
+    member = ctx.me
     tz = ctx.settings.tz
     st = queries.statement(ctx.session, member.id, ctx.now(), days=EXPIRY_WINDOW_DAYS)
     period = ctx.settings.leaderboard["period"]
@@ -49,8 +48,7 @@ def history_line(txn: Txn, ctx: Context) -> str:
 
 
 def handle_history(event: Event, ctx: Context) -> Reply:
-    member = ctx.member
-    assert member is not None
+    member = ctx.me
     page = 1
     if ctx.args:
         m = _PAGE.match(ctx.args.strip())

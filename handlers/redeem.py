@@ -60,8 +60,7 @@ def handle_redeem(event: Event, ctx: Context) -> Reply:
         orders.resolve_item(ctx.settings, token)
     except UnknownItem as exc:
         return Text(msg.usage_text("redeem", REDEEM_USAGE, REDEEM_EXAMPLE, msg.domain_error(exc)))
-    member = ctx.member
-    assert member is not None
+    member = ctx.me
     order = orders.start(ctx.session, ctx.settings, member, token, qty, ctx.now())
     balance = orders.available_points(ctx.session, member.id)
     return CardReply(builders.redeem_confirm(order_id=order.id, item=order.item_name, quantity=order.quantity,
@@ -81,8 +80,7 @@ def _own_order(ctx: Context, command: str, usage: str, example: str) -> tuple[in
     ref = order_ref(ctx)
     if ref is None:
         return Text(msg.usage_text(command, usage, example, msg.NEED_ORDER_REF))
-    member = ctx.member
-    assert member is not None
+    member = ctx.me
     current = orders.get(ctx.session, ref, ctx.now())
     if current.status == orders.LAPSED and current.employee_id == member.id:
         return Text(orders.state_text(current))
@@ -135,8 +133,7 @@ def order_line(order: Order, ctx: Context) -> str:
 
 
 def handle_orders(event: Event, ctx: Context) -> Reply:
-    member = ctx.member
-    assert member is not None
+    member = ctx.me
     rows = [order_line(o, ctx) for o in orders.list_for(ctx.session, member, ctx.now())]
     return CardReply(builders.orders_card(rows))
 

@@ -52,8 +52,7 @@ def leaver_section(s: Session) -> Section:
 
 
 def handle_todo(event: Event, ctx: Context) -> Reply:
-    member = ctx.member
-    assert member is not None
+    member = ctx.me
     sections = [appeal_section(ctx.session, member)]
     if member.role in ("hr", "admin"):
         sections += [order_section(ctx.session), leaver_section(ctx.session)]

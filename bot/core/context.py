@@ -37,6 +37,14 @@ class Context:
             self.extras["ledger"] = Ledger(self.session, self.clock, self.settings.points["validity_days"])
         return self.extras["ledger"]
 
+    @property
+    def me(self) -> Employee:
+        """The member, on every route that is not ``open``: ResolveMember lets only bound, active members
+        through, so a handler that needs one never checks (an open route reads ``member``, which may be None)."""
+        if self.member is None:
+            raise RuntimeError(f"route {self.command!r} was reached without a member")
+        return self.member
+
     def now(self) -> datetime:
         return self.clock()
 

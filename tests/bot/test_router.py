@@ -111,3 +111,13 @@ def test_platform_events_run_through_the_middleware_as_nobody(sqlite_db, clock) 
         assert r.dispatch(TextCommand(platform="wecom", event_id="m1", actor=Actor("roster_only"), text="积分",
                                       received_at=clock()), ctx) == Text("points")
         assert s.scalar(select(func.count()).select_from(Binding)) == 1
+
+
+def test_a_member_route_always_has_its_member(sqlite_db, clock) -> None:
+    """ctx.me replaced an assert in every handler; reaching it without a member is a bug, said plainly."""
+    with sqlite_db.session_scope() as s:
+        ctx = Context(session=s, settings=build_settings({}), clock=clock, platform="wecom", command="points")
+        with pytest.raises(RuntimeError, match="'points' was reached without a member"):
+            ctx.me
+        ctx.member = make_employee(s, "E9")
+        assert ctx.me is ctx.member
