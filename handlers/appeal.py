@@ -15,8 +15,8 @@ from bot.core.router import Router
 from cards import builders_people as cards
 from cards import messages as msg
 from handlers.award import budget_left, parse_points
-from storage import appeals
-from storage.models import REASON_MAX, Employee, Txn
+from storage import appeals, queries
+from storage.models import REASON_MAX
 
 APPEAL_USAGE = "申诉 <E编号> <理由>，或 申诉 - <理由>（应得但未收到的积分）"
 APPEAL_EXAMPLE = "申诉 E12 扣分有误，当天我在出差"
@@ -40,7 +40,7 @@ def parse_ref(token: str, prefix: str) -> int | None:
 def describe_txn(ctx: Context, txn_id: int | None) -> str:
     if txn_id is None:
         return "应得但未收到的积分"
-    txn = ctx.session.get(Txn, txn_id)
+    txn = queries.txn(ctx.session, txn_id)
     if txn is None:
         return f"E{txn_id}"
     what = KIND_TEXT.get(txn.kind, txn.kind)
@@ -64,7 +64,7 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
     appeal = appeals.create(ctx.session, member, txn_id, reason, now=ctx.now())
     subject = describe_txn(ctx, txn_id)
     who = appeals.reviewers(ctx.session, appeal)
-    plan = appeals.plan_for(ctx.session.get(Txn, txn_id) if txn_id is not None else None)
+    plan = appeals.plan_for(queries.txn(ctx.session, txn_id) if txn_id is not None else None)
     for reviewer in who:
         card = cards.appeal_review(appeal_id=appeal.id, employee=member.name, employee_no=member.employee_no,
                                    subject=subject, reason=reason, reviewer_id=reviewer.id, plan=plan.value)
@@ -80,7 +80,7 @@ def _outcome(ctx: Context, decision: appeals.Decision, points: int | None) -> st
     assert txn is not None
     if decision.plan is appeals.Plan.POINTS:
         return f"补发 {points} 积分（E{txn.id}）"
-    appealed = ctx.session.get(Txn, appeal.txn_id)
+    appealed = queries.txn(ctx.session, appeal.txn_id) if appeal.txn_id is not None else None
     if appealed is not None and appealed.kind == "expire":
         days = ctx.settings.points["validity_days"]
         return f"恢复已过期的 {txn.amount} 积分（E{txn.id}，自今日起 {days} 天内有效）"
@@ -106,7 +106,7 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
     decision = appeals.decide(ctx.session, ctx.ledger, appeal_id, decider, approve=approve, points=points,
                               note=note, now=ctx.now(), max_award=int(ctx.settings.points["max_award"]))
     outcome = _outcome(ctx, decision, points)
-    appellant = ctx.session.get(Employee, decision.appeal.employee_id)
+    appellant = queries.employee(ctx.session, decision.appeal.employee_id)
     assert appellant is not None
     ctx.notify(appellant.id, cards.appeal_decided(appeal_id=appeal_id, approved=approve, decider=decider.name,
                                                   outcome=outcome, note=note), key=f"A{appeal_id}:decided")

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
 
 from bot.core.context import Context
 from bot.core.events import Event
@@ -19,7 +18,7 @@ from bot.core.replies import Reply, Text
 from bot.core.router import Router
 from cards import builders_people as cards
 from cards import messages as msg
-from storage import members
+from storage import members, queries
 from storage.errors import NotPermitted, UnknownEmployee
 from storage.ledger import MAX_POINTS
 from storage.models import REASON_MAX, Employee, Txn
@@ -94,10 +93,8 @@ def check_award_allowed(ctx: Context, giver: Employee, change: Change) -> None:
 
 def recent_twin(ctx: Context, kind: str, giver: Employee, change: Change, signed: int) -> Txn | None:
     """The same giver, receiver and points within the window: probably a double send."""
-    since = ctx.now() - DOUBLE_SEND_WINDOW
-    return ctx.session.scalar(select(Txn).where(
-        Txn.kind == kind, Txn.actor_id == giver.id, Txn.employee_id == change.person.id, Txn.amount == signed,
-        Txn.created_at >= since).order_by(Txn.id.desc()).limit(1))
+    return queries.recent_twin(ctx.session, kind=kind, actor_id=giver.id, employee_id=change.person.id,
+                               amount=signed, since=ctx.now() - DOUBLE_SEND_WINDOW)
 
 
 def wallet_balance(ctx: Context, employee_id: int) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
 
 from bot.core.context import Context
 from bot.core.events import Event
@@ -19,9 +18,8 @@ from cards import builders_people as cards
 from cards import messages as msg
 from handlers.appeal import parse_ref
 from handlers.award import find_target
-from storage import bindings, members
+from storage import bindings, members, queries
 from storage.errors import InvalidCode, UnknownEmployee
-from storage.models import Binding, Employee, UnbindRequest
 
 BIND_USAGE = "绑定 <工号> <绑定码>（绑定码向 HR 索取，24 小时内有效）"
 BIND_EXAMPLE = "绑定 1002 48392017"
@@ -39,10 +37,9 @@ def handle_bind(event: Event, ctx: Context) -> Reply:
         return Text(msg.usage_text("bind", BIND_USAGE, BIND_EXAMPLE))
     employee_no, code = tokens
     user_id = event.actor.platform_user_id
-    current = ctx.session.scalar(select(Binding).where(Binding.platform == event.platform,
-                                                       Binding.platform_user_id == user_id))
+    current = members.binding_for(ctx.session, event.platform, user_id)
     if current is not None:  # checked first, so a code is not used up for nothing
-        owner = ctx.session.get(Employee, current.employee_id)
+        owner = queries.employee(ctx.session, current.employee_id)
         if owner is not None and owner.employee_no == employee_no:
             return Text(msg.ALREADY_BOUND.format(name=owner.name, no=owner.employee_no))
         return Text(msg.BOUND_ELSEWHERE)
@@ -85,12 +82,12 @@ def handle_unbind(event: Event, ctx: Context) -> Reply:
 def handle_confirm_unbind(event: Event, ctx: Context) -> Reply:
     tokens = ctx.args.split()
     req_id = parse_ref(tokens[0], "U") if len(tokens) == 1 else None
-    req = ctx.session.get(UnbindRequest, req_id) if req_id is not None else None
+    req = bindings.unbind_request(ctx.session, req_id) if req_id is not None else None
     if req is None:
         return Text(msg.usage_text("confirm-unbind", CONFIRM_USAGE, CONFIRM_EXAMPLE, "找不到这条解绑申请。"))
     member = ctx.me
     count = bindings.complete_unbind(ctx.session, req, member, ctx.now())
-    target = ctx.session.get(Employee, req.employee_id)
+    target = queries.employee(ctx.session, req.employee_id)
     if req.requested_by != member.id and target is not None:
         ctx.notify(req.requested_by, cards.unbind_done(request_id=req.id, employee=target.name, count=count),
                    key=f"U{req.id}:done")

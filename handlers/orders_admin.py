@@ -13,7 +13,7 @@ from bot.core.replies import Reply, Text
 from bot.core.router import Router
 from cards import builders
 from cards import messages as msg
-from storage import orders
+from storage import orders, queries
 from storage.models import REASON_MAX, Employee, Order
 
 FULFIL_USAGE = "发放 <R订单号> [备注]"
@@ -44,7 +44,7 @@ def parse(ctx: Context) -> tuple[int, str] | None:
 
 
 def _requester(ctx: Context, order: Order) -> Employee:
-    emp = ctx.session.get(Employee, order.employee_id)
+    emp = queries.employee(ctx.session, order.employee_id)
     assert emp is not None
     return emp
 

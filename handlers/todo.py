@@ -6,56 +6,44 @@ what happens to those, but someone should know they are there).
 """
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from bot.core.context import Context
 from bot.core.events import Event
 from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
 from cards import builders_people as cards
-from storage import appeals
-from storage.models import Account, Employee, Order
+from storage import appeals, queries
+from storage.models import Employee
 
 SHOW = 10  # lines per section; the card says how many more there are
 Section = tuple[str, list[str], int]
 
 
-def appeal_section(s: Session, member: Employee) -> Section:
-    rows = appeals.open_for(s, member)
+def appeal_section(ctx: Context, member: Employee) -> Section:
+    rows = appeals.open_for(ctx.session, member)
     lines = []
     for a in rows[:SHOW]:
-        emp = s.get(Employee, a.employee_id)
+        emp = queries.employee(ctx.session, a.employee_id)
         about = f"E{a.txn_id}" if a.txn_id else "未收到的积分"
         lines.append(f"A{a.id} {emp.name if emp else '?'} {about}: {a.reason[:40]}  →  通过申诉 A{a.id} / 驳回申诉 A{a.id}")
     return "待处理申诉", lines, len(rows)
 
 
-def order_section(s: Session) -> Section:
-    """Orders are another module's; the model is queried directly so the two stay independent."""
-    q = select(Order).where(Order.status == "awaiting_fulfilment")
-    total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
-    lines = []
-    for o in s.scalars(q.order_by(Order.id).limit(SHOW)):
-        emp = s.get(Employee, o.employee_id)
-        lines.append(f"R{o.id} {emp.name if emp else '?'} {o.item_name} ×{o.quantity}  →  发放 R{o.id} / 拒绝订单 R{o.id}")
-    return "待发放订单", lines, total
+def order_section(ctx: Context) -> Section:
+    rows, total = queries.orders_to_fulfil(ctx.session, SHOW)
+    return "待发放订单", [f"R{o.id} {name} {o.item_name} ×{o.quantity}  →  发放 R{o.id} / 拒绝订单 R{o.id}"
+                     for o, name in rows], total
 
 
-def leaver_section(s: Session) -> Section:
-    q = (select(Employee, Account.balance).join(Account, (Account.employee_id == Employee.id) & (Account.kind == "wallet"))
-         .where(Employee.status == "left", Account.balance > 0))
-    total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
-    lines = [f"{emp.name}（{emp.employee_no}）剩余 {balance} 积分"
-             for emp, balance in s.execute(q.order_by(Employee.id).limit(SHOW))]
-    return "仍有积分的离职员工", lines, total
+def leaver_section(ctx: Context) -> Section:
+    rows, total = queries.leavers_with_points(ctx.session, SHOW)
+    return "仍有积分的离职员工", [f"{emp.name}（{emp.employee_no}）剩余 {balance} 积分" for emp, balance in rows], total
 
 
 def handle_todo(event: Event, ctx: Context) -> Reply:
     member = ctx.me
-    sections = [appeal_section(ctx.session, member)]
+    sections = [appeal_section(ctx, member)]
     if member.role in ("hr", "admin"):
-        sections += [order_section(ctx.session), leaver_section(ctx.session)]
+        sections += [order_section(ctx), leaver_section(ctx)]
     return CardReply(cards.todo_card(sections))
 
 

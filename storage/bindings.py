@@ -161,3 +161,7 @@ def _unused(s: Session, cutoff: datetime) -> list[str]:
     rows = s.execute(select(Employee, Binding).join(Binding, Binding.employee_id == Employee.id)
                      .where(Employee.status == "active", last < cutoff).order_by(last)).all()
     return [_row(emp, b, f"last used {(b.last_used_at or b.created_at):%Y-%m-%d}") for emp, b in rows]
+
+
+def unbind_request(s: Session, request_id: int) -> UnbindRequest | None:
+    return s.get(UnbindRequest, request_id)

@@ -133,3 +133,8 @@ def find_person(s: Session, token: str, platform: str, mentions: tuple[str, ...]
     if len(named) > 1:
         raise UnknownEmployee(f"more than one employee is called {token}; use the employee number")
     raise UnknownEmployee(f"no employee {token}")
+
+
+def binding_for(s: Session, platform: str, user_id: str) -> Binding | None:
+    """The binding of this chat account, if any (nothing written, unlike ``resolve_member``)."""
+    return s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == user_id))

@@ -8,7 +8,7 @@ from sqlalchemy import DateTime, bindparam, case, func, literal_column, or_, sel
 from sqlalchemy.orm import Session
 
 from storage.fastsql import Fast
-from storage.models import Account, Employee, Lot, Txn
+from storage.models import Account, Employee, Entry, Lot, Order, Txn
 
 EARNING_KINDS = ("award",)
 
@@ -132,3 +132,56 @@ def leaderboard(s: Session, start: datetime, end: datetime, *, department: str |
     rows = s.execute(q.limit(top_n)).all()
     return [BoardRow(rank=i + 1, employee_id=r[0], name=r[1], department=r[2], points=int(r[3]))
             for i, r in enumerate(rows)]
+
+
+# ---- lookups the chat handlers need (handlers/ hold no SQL: tests/test_layering.py) ----------------
+def txn(s: Session, txn_id: int) -> Txn | None:
+    return s.get(Txn, txn_id)
+
+
+def employee(s: Session, employee_id: int) -> Employee | None:
+    return s.get(Employee, employee_id)
+
+
+def recent_twin(s: Session, *, kind: str, actor_id: int, employee_id: int, amount: int, since: datetime) -> Txn | None:
+    """The newest change of this kind by this actor to this employee for this amount since ``since``."""
+    return s.scalar(select(Txn).where(Txn.kind == kind, Txn.actor_id == actor_id, Txn.employee_id == employee_id,
+                                      Txn.amount == amount, Txn.created_at >= since).order_by(Txn.id.desc()).limit(1))
+
+
+def budget_usage(s: Session, manager_id: int, now: datetime) -> tuple[int, int]:
+    """(left, used since this month's grant); a manager without a budget account has (0, 0).
+
+    "Used" counts from the latest monthly grant rather than a calendar month computed here, so the
+    answer agrees with whatever period the grant job used (time zone included).
+    """
+    acc = s.scalar(select(Account).where(Account.kind == "budget", Account.employee_id == manager_id))
+    if acc is None:
+        return 0, 0
+    since = s.scalar(select(func.max(Txn.created_at)).where(Txn.employee_id == manager_id, Txn.kind == "budget_grant"))
+    if since is None:
+        since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    spent = s.scalar(select(func.coalesce(func.sum(Entry.amount), 0)).join(Txn, Txn.id == Entry.txn_id)
+                     .where(Entry.account_id == acc.id, Txn.kind.in_(("award", "reverse")), Txn.created_at >= since))
+    return int(acc.balance), -int(spent or 0)
+
+
+def orders_to_fulfil(s: Session, limit: int) -> tuple[list[tuple[Order, str]], int]:
+    """The oldest orders awaiting fulfilment with their requester's name, and how many there are."""
+    q = select(Order).where(Order.status == "awaiting_fulfilment")
+    total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
+    rows = [(o, _name(s, o.employee_id)) for o in s.scalars(q.order_by(Order.id).limit(limit))]
+    return rows, total
+
+
+def leavers_with_points(s: Session, limit: int) -> tuple[list[tuple[Employee, int]], int]:
+    """Employees who left and still hold points (the leaver policy decides; someone should know)."""
+    q = (select(Employee, Account.balance).join(Account, (Account.employee_id == Employee.id) & (Account.kind == "wallet"))
+         .where(Employee.status == "left", Account.balance > 0))
+    total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
+    return [(emp, int(balance)) for emp, balance in s.execute(q.order_by(Employee.id).limit(limit))], total
+
+
+def _name(s: Session, employee_id: int) -> str:
+    emp = s.get(Employee, employee_id)
+    return emp.name if emp is not None else "?"
