@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, event, func, insert, select, text
 
 import app as app_module
 from scheduler import jobs
-from scheduler.claims import period_key
+from storage.claims import period_key
 from settings import build_settings
 from storage.db import Database, utcnow
 from storage.ledger import EXPIRED, ISSUANCE, Ledger

@@ -6,8 +6,9 @@ Digests are one aggregated message per recipient, never one per item (platform r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from cards.model import Button, Card
 
@@ -54,19 +55,8 @@ def leaderboard_card(label: str, top: list[BoardEntry], departments: list[tuple[
     return Card(title=f"积分排行榜 · {label}", lines=tuple(lines), footer="发送「排行榜」查看完整榜单")
 
 
-@dataclass
-class ManagerDigest:
-    name: str
-    awarded_by_me: int = 0
-    awarded_to_team: int = 0
-    budget_used: int = 0
-    budget_left: int = 0
-    open_appeals: int = 0
-    team_orders: int = 0
-    quiet: list[str] = field(default_factory=list)
-
-
-def manager_digest_card(d: ManagerDigest, week: str, task_id: str) -> Card:
+def manager_digest_card(d: Any, week: str, task_id: str) -> Card:
+    """``d``: a storage/digests.py ManagerDigest (cards/ imports no storage/)."""
     lines = [f"{d.name}，这是您团队本周（{week}）的积分周报。"]
     if d.quiet:
         lines.append("近 30 天未获得积分的成员：" + "、".join(_more(d.quiet, len(d.quiet), "人")))
@@ -80,21 +70,8 @@ def manager_digest_card(d: ManagerDigest, week: str, task_id: str) -> Card:
                 buttons=tuple(buttons), task_id=task_id)
 
 
-@dataclass
-class HrDigest:
-    orders: list[str] = field(default_factory=list)  # oldest first, already formatted
-    orders_total: int = 0
-    appeals: list[str] = field(default_factory=list)
-    appeals_total: int = 0
-    leavers: list[str] = field(default_factory=list)
-    leavers_total: int = 0
-    trend: list[str] = field(default_factory=list)  # "item: w1/w2/w3/w4"
-    expiring: list[str] = field(default_factory=list)  # "dept: points"
-    expiring_month: str = ""
-    bindings: list[str] = field(default_factory=list)
-
-
-def hr_digest_card(d: HrDigest, week: str) -> Card:
+def hr_digest_card(d: Any, week: str) -> Card:
+    """``d``: a storage/digests.py HrDigest."""
     lines: list[str] = [f"待发放订单（最早的在前）：{d.orders_total}"]
     lines += _more(d.orders, d.orders_total)
     lines.append(f"待处理申诉：{d.appeals_total}")

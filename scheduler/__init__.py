@@ -2,7 +2,7 @@
 
 Why this shape: APScheduler 3's ``BlockingScheduler`` with the in-memory job store and code-defined
 cron jobs, because job stores cannot be shared between processes. Running several of these processes
-is still safe: every run is claimed in ``job_runs`` (scheduler/claims.py), so each period runs once
+is still safe: every run is claimed in ``job_runs`` (storage/claims.py), so each period runs once
 wherever it fires. ``misfire_grace_time`` is an hour (APScheduler's default of one second would skip a
 daily job that fires while the process is busy), runs coalesce, and at start each job whose last
 scheduled period has no run at all is caught up once (not once per missed period).
@@ -55,7 +55,7 @@ def last_fire_time(trigger: CronTrigger, now: datetime) -> datetime | None:
 
 def catch_up(bot: Any, now: datetime, owner: str) -> dict[str, str]:
     """Run once each job whose last scheduled period has no ``job_runs`` row; returns what ran."""
-    from scheduler.claims import has_run, period_key
+    from storage.claims import has_run, period_key
     from scheduler.jobs import run_claimed
 
     done: dict[str, str] = {}
@@ -73,7 +73,7 @@ def catch_up(bot: Any, now: datetime, owner: str) -> dict[str, str]:
 
 def _fire(bot: Any, job: str, owner: str, stopping: threading.Event) -> None:
     """What APScheduler calls: claim the current period and run (errors are logged, not raised)."""
-    from scheduler.claims import period_key
+    from storage.claims import period_key
     from scheduler.jobs import run_claimed
 
     if stopping.is_set():
@@ -123,7 +123,7 @@ def build_scheduler(app: Any, stopping: threading.Event | None = None) -> Blocki
     ``stopping``, once set (by SIGTERM or SIGINT, see ``serve``), makes it claim nothing more and
     makes running jobs stop at their next batch boundary and release their claim.
     """
-    from scheduler.claims import worker_name
+    from storage.claims import worker_name
 
     bot = app.extensions["pointsbot"]
     settings, stopping = bot.settings, stopping or threading.Event()

@@ -1,4 +1,4 @@
-"""The scheduled jobs and the one way to run them: claimed once per period (scheduler/claims.py).
+"""The scheduled jobs and the one way to run them: claimed once per period (storage/claims.py).
 
 Why every job is ``fn(bot, period, now) -> detail``: the period key, not the wall clock, names the
 work, so a run that starts late (misfire grace, catch-up after an outage) still does that period's
@@ -8,62 +8,33 @@ the outbox delivers them within the platforms' limits.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
-
 import telemetry
 from cards import builders_jobs as cards
 from cards import messages as msg
-from scheduler.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
+from storage.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
                               period_key, release, to_utc, worker_name)
-from scheduler.digests import hr_digest, manager_digests
-from storage.expiry import expire_due
+from storage.digests import hr_digest, manager_digests
+from storage.employees import active_ids
+from storage.expiry import expire_due, expired_between, expiring_between
 from storage.leavers import apply_leaver_policy
 from storage.ledger import Ledger
-from storage.models import Account, Employee, Lot, Outbox, Txn
-from storage.outbox import enqueue
+from storage.outbox import enqueue_many
 from storage.periods import calendar_period
 from storage.queries import leaderboard as board_rows
 from storage.retention import prune
 
 log = logging.getLogger(__name__)
-BATCH = 500
 EXPIRY_BATCH = 1000  # lots per expiry transaction: ~2000 took > 500 ms on SQLite with a million lots
 Job = Callable[[Any, str, datetime, "Lease"], str]  # long jobs call lease.keep() between batches
 
 
 # ---- helpers -------------------------------------------------------------------------------------
-def queue(db: Any, rows: list[dict[str, Any]], now: datetime) -> int:
-    """Write outbox rows in batches of ≤ BATCH, skipping idem keys already present; returns rows added."""
-    added = 0
-    for start in range(0, len(rows), BATCH):
-        chunk = rows[start:start + BATCH]
-        keys = [r["idem_key"] for r in chunk]
-        try:
-            with db.session_scope() as s:
-                have = set(s.scalars(select(Outbox.idem_key).where(Outbox.idem_key.in_(keys))))
-                new = [{"idem_key": r["idem_key"], "kind": r.get("kind", "notice"), "platform": r.get("platform", ""),
-                        "destination": r.get("destination", ""), "payload": json.dumps(r["payload"], ensure_ascii=False),
-                        "status": "pending", "attempts": 0, "next_attempt_at": now, "locked_by": "", "last_error": "",
-                        "created_at": now} for r in chunk if r["idem_key"] not in have]
-                if new:
-                    s.execute(insert(Outbox), new)
-                added += len(new)
-        except IntegrityError:  # a concurrent run wrote some of the same keys: go row by row
-            with db.session_scope() as s:
-                for r in chunk:
-                    added += enqueue(s, r.get("kind", "notice"), r["payload"], now=now, idem_key=r["idem_key"],
-                                     platform=r.get("platform", ""), destination=r.get("destination", "")) is not None
-    return added
-
-
 def notice(emp: int, card: Any, key: str, **extra: Any) -> dict[str, Any]:
     return {"idem_key": key, "kind": "notice", "payload": {"employee_id": emp, "card": card.to_dict(), **extra}}
 
@@ -80,28 +51,16 @@ def expire_points(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     result = expire_due(bot.db, now, batch_size=EXPIRY_BATCH, between_batches=lease.keep)
     start, end = day_bounds(period_day(period), bot.settings.tz)
     end = max(end, now + timedelta(seconds=1))  # a catch-up run expires after its period's day
-    with bot.db.session_scope() as s:
-        rows = s.execute(select(Txn.employee_id, func.sum(-Txn.amount), Account.balance)
-                         .join(Employee, Employee.id == Txn.employee_id)
-                         .join(Account, (Account.employee_id == Txn.employee_id) & (Account.kind == "wallet"))
-                         .where(Txn.kind == "expire", Txn.created_at >= start, Txn.created_at < end,
-                                Employee.status == "active")
-                         .group_by(Txn.employee_id, Account.balance)).all()
+    rows = expired_between(bot.db, start, end)
     day = period_day(period)
-    added = queue(bot.db, [notice(emp, cards.expired_card(int(pts), day, int(bal)), f"expired:{emp}:{period}",
+    added = enqueue_many(bot.db, [notice(emp, cards.expired_card(int(pts), day, int(bal)), f"expired:{emp}:{period}",
                                   duplicate_check=True) for emp, pts, bal in rows if pts and pts > 0], now)
     return f"expired {result.lots} lots ({result.points} points, longest batch {result.longest_batch_ms:.0f} ms); " \
            f"{added} notices queued"
 
 
 def _expiring_on(bot: Any, day: date) -> list[tuple[int, int]]:
-    start, end = day_bounds(day, bot.settings.tz)
-    with bot.db.session_scope() as s:
-        return [(int(e), int(p)) for e, p in s.execute(
-            select(Account.employee_id, func.sum(Lot.remaining)).join(Account, Account.id == Lot.account_id)
-            .join(Employee, Employee.id == Account.employee_id)
-            .where(Lot.expires_at >= start, Lot.expires_at < end, Lot.remaining > 0, Account.kind == "wallet",
-                   Employee.status == "active").group_by(Account.employee_id)).all()]
+    return expiring_between(bot.db, *day_bounds(day, bot.settings.tz))
 
 
 def expiry_notices(bot: Any, period: str, now: datetime, lease: Lease) -> str:
@@ -122,7 +81,7 @@ def expiry_notices(bot: Any, period: str, now: datetime, lease: Lease) -> str:
             for emp, pts in _expiring_on(bot, when):
                 card = cards.expiry_notice_card(pts, when, days, task_id=f"expn-{emp}-{when:%Y%m%d}-T{t}")
                 rows.append(notice(emp, card, f"expiry-notice:{emp}:{when.isoformat()}:T-{t}", duplicate_check=True))
-    return f"{queue(bot.db, rows, now)} expiry notices queued ({len(rows)} due)"
+    return f"{enqueue_many(bot.db, rows, now)} expiry notices queued ({len(rows)} due)"
 
 
 def leaderboard_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
@@ -145,7 +104,7 @@ def leaderboard_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
         rows.append({"idem_key": f"leaderboard:{g['platform']}:{g['chat_id']}:{period}"[:191], "kind": "group",
                      "platform": g["platform"], "destination": f"{g['platform']}:group:{g['chat_id']}"[:191],
                      "payload": payload})
-    return f"{queue(bot.db, rows, now)} leaderboard message(s) queued ({len(entries)} ranked)"
+    return f"{enqueue_many(bot.db, rows, now)} leaderboard message(s) queued ({len(entries)} ranked)"
 
 
 def manager_digest(bot: Any, period: str, now: datetime, lease: Lease) -> str:
@@ -153,7 +112,7 @@ def manager_digest(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     digests = manager_digests(bot.db, now, month_start)
     rows = [notice(mid, cards.manager_digest_card(d, period, task_id=f"mgrd-{period}-{mid}"),
                    f"manager-digest:{mid}:{period}") for mid, d in digests.items()]
-    return f"{queue(bot.db, rows, now)} manager digests queued"
+    return f"{enqueue_many(bot.db, rows, now)} manager digests queued"
 
 
 def hr_digest_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
@@ -162,25 +121,19 @@ def hr_digest_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     first = (at.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
     after = (first + timedelta(days=32)).replace(day=1)
     data = hr_digest(bot.db, now, (to_utc(first), to_utc(after)), f"{first:%Y-%m}")
-    with bot.db.session_scope() as s:
-        hr = list(s.scalars(select(Employee.id).where(Employee.role == "hr", Employee.status == "active")
-                            .order_by(Employee.id)))
-        if not hr:
-            hr = list(s.scalars(select(Employee.id).where(Employee.role == "admin", Employee.status == "active")))
+    hr = active_ids(bot.db, "hr") or active_ids(bot.db, "admin")
     if not hr:
         return "no HR or admin employee to send the digest to"
     card = cards.hr_digest_card(data, period)
     row = {"idem_key": f"hr-digest:{period}", "kind": "notice",
            "payload": {"employee_id": hr[0], "employee_ids": hr, "card": card.to_dict()}}
-    return f"{queue(bot.db, [row], now)} HR digest queued for {len(hr)} people"
+    return f"{enqueue_many(bot.db, [row], now)} HR digest queued for {len(hr)} people"
 
 
 def budget_grant(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     """This month's budget for every active manager (idempotent per manager and month)."""
     points = bot.settings.points
-    with bot.db.session_scope() as s:
-        managers = list(s.scalars(select(Employee.id).where(Employee.role == "manager", Employee.status == "active")
-                                  .order_by(Employee.id)))
+    managers = active_ids(bot.db, "manager")
     for mid in managers:  # one short transaction per manager: a grant took 20-40 ms on a loaded SQLite
         lease.keep()
         with bot.db.session_scope() as s:

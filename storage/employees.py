@@ -9,6 +9,7 @@ from datetime import datetime, timezone, tzinfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage.db import Database
 from storage.ledger import Ledger
 from storage.members import audit, unbind_all
 from storage.models import Employee
@@ -139,3 +140,10 @@ def reactivate(s: Session, ledger: Ledger, emp: Employee, *, now: datetime, acto
     ledger.set_frozen(emp.id, False)
     audit(s, "reactivate", now=now, actor_id=actor_id, target_id=emp.id)
     return True
+
+
+def active_ids(db: Database, role: str) -> list[int]:
+    """Ids of the active employees with ``role``, in id order (the jobs' recipients)."""
+    with db.session_scope() as s:
+        return list(s.scalars(select(Employee.id).where(Employee.role == role, Employee.status == "active")
+                              .order_by(Employee.id)))

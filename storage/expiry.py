@@ -21,7 +21,7 @@ from storage.db import Database, count_txns
 from storage.ledger import EXPIRED, Ledger
 from storage.ledger_lots import LIVE
 from storage.manyrows import among, insert_returning_ids, insert_rows, subtract_from
-from storage.models import Account, Entry, Lot, LotAllocation, Txn
+from storage.models import Account, Employee, Entry, Lot, LotAllocation, Txn
 
 
 @dataclass
@@ -143,3 +143,25 @@ def expire_due(db: Database, cutoff: datetime, *, now: datetime | None = None, b
         result.longest_batch_ms = max(result.longest_batch_ms, (time.perf_counter() - started) * 1000)
         result.batches += 1
         between_batches()
+
+
+def expired_between(db: Database, start: datetime, end: datetime) -> list[tuple[int, int, int]]:
+    """(employee id, points expired in [start, end), wallet balance) of active employees: the expiry notices."""
+    with db.session_scope() as s:
+        rows = s.execute(select(Txn.employee_id, func.sum(-Txn.amount), Account.balance)
+                         .join(Employee, Employee.id == Txn.employee_id)
+                         .join(Account, (Account.employee_id == Txn.employee_id) & (Account.kind == "wallet"))
+                         .where(Txn.kind == "expire", Txn.created_at >= start, Txn.created_at < end,
+                                Employee.status == "active")
+                         .group_by(Txn.employee_id, Account.balance)).all()
+    return [(int(e), int(p or 0), int(b)) for e, p, b in rows]
+
+
+def expiring_between(db: Database, start: datetime, end: datetime) -> list[tuple[int, int]]:
+    """(employee id, points of live lots expiring in [start, end)) of active employees: the warnings."""
+    with db.session_scope() as s:
+        return [(int(e), int(p)) for e, p in s.execute(
+            select(Account.employee_id, func.sum(Lot.remaining)).join(Account, Account.id == Lot.account_id)
+            .join(Employee, Employee.id == Account.employee_id)
+            .where(Lot.expires_at >= start, Lot.expires_at < end, Lot.remaining > 0, Account.kind == "wallet",
+                   Employee.status == "active").group_by(Account.employee_id)).all()]

@@ -9,10 +9,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.db import Database
 from storage.models import Outbox
 
 
@@ -35,3 +36,31 @@ def enqueue(s: Session, kind: str, payload: dict[str, Any], *, now: datetime, id
     except IntegrityError:
         return None
     return row
+
+
+BATCH = 500
+
+
+def enqueue_many(db: Database, rows: list[dict[str, Any]], now: datetime) -> int:
+    """Write outbox rows (``idem_key``, ``payload``, optional ``kind``/``platform``/``destination``) in batches of
+    ≤ BATCH rows a transaction (the jobs' way to queue thousands of notices), skipping idem keys already present; returns rows added."""
+    added = 0
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start:start + BATCH]
+        keys = [r["idem_key"] for r in chunk]
+        try:
+            with db.session_scope() as s:
+                have = set(s.scalars(select(Outbox.idem_key).where(Outbox.idem_key.in_(keys))))
+                new = [{"idem_key": r["idem_key"], "kind": r.get("kind", "notice"), "platform": r.get("platform", ""),
+                        "destination": r.get("destination", ""), "payload": json.dumps(r["payload"], ensure_ascii=False),
+                        "status": "pending", "attempts": 0, "next_attempt_at": now, "locked_by": "", "last_error": "",
+                        "created_at": now} for r in chunk if r["idem_key"] not in have]
+                if new:
+                    s.execute(insert(Outbox), new)
+                added += len(new)
+        except IntegrityError:  # a concurrent run wrote some of the same keys: go row by row
+            with db.session_scope() as s:
+                for r in chunk:
+                    added += enqueue(s, r.get("kind", "notice"), r["payload"], now=now, idem_key=r["idem_key"],
+                                     platform=r.get("platform", ""), destination=r.get("destination", "")) is not None
+    return added

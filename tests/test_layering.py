@@ -19,7 +19,7 @@ FORBIDDEN = {
     "handlers": (*EDGES, *PLATFORM, "scheduler", "sqlalchemy"),  # no SQL: handlers call storage/
     "cards": (*EDGES, "bot", "storage", "handlers", "scheduler"),
     "storage": (*EDGES, "bot", "cards", "handlers", "scheduler"),
-    "scheduler": (*EDGES, "bot", "handlers"),
+    "scheduler": (*EDGES, "bot", "handlers", "sqlalchemy"),  # jobs call storage/, which holds the SQL
 }
 TOP = ("bot", "handlers", "cards", "storage", "scheduler", "playground", "console", "settings", "settings_rules",
        "telemetry", "app", "cli")

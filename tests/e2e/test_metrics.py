@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import delivery
 from scheduler import jobs
-from scheduler.claims import period_key
+from storage.claims import period_key
 from storage.outbox import enqueue
 from telemetry import ContextFilter, JsonFormatter
 from tests.e2e import signing

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from scheduler.digests import manager_digests
+from storage.digests import manager_digests
 from storage.ledger import Ledger
 from storage.models import Appeal
 from tests.handlers.test_award import PeopleBot, pbot  # noqa: F401  (fixture)

@@ -15,10 +15,12 @@ from bot import delivery
 from cards import render_dingtalk, render_wecom
 from cards.model import Card
 from cards import builders_jobs as cards
-from scheduler import claims, jobs
-from scheduler.claims import Lease, LeaseLost, period_key
+from scheduler import jobs
+from storage import claims
+from storage.claims import Lease, LeaseLost, period_key
 from settings import build_settings
 from storage.ledger import Ledger
+from storage.outbox import enqueue_many
 from storage.models import Account, Appeal, Employee, JobRun, Order, Outbox
 from tests.storage.factories import make_employee
 
@@ -198,9 +200,9 @@ def test_run_job_now_claims_the_period_and_force_reruns(bot: Any, company: dict[
 
 def test_queue_writes_in_batches_and_skips_existing_keys(bot: Any, clock: Any) -> None:
     rows = [{"idem_key": f"k{i}", "kind": "notice", "payload": {"employee_id": i, "card": {}}} for i in range(1234)]
-    assert jobs.queue(bot.db, rows[:600], clock()) == 600
-    assert jobs.queue(bot.db, rows, clock()) == 634
-    assert jobs.queue(bot.db, rows, clock()) == 0
+    assert enqueue_many(bot.db, rows[:600], clock()) == 600
+    assert enqueue_many(bot.db, rows, clock()) == 634
+    assert enqueue_many(bot.db, rows, clock()) == 0
 
 
 # ---- a scheduler that dies or stops mid-job ------------------------------------------------------

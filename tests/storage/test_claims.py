@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 import app as app_module
 import scheduler
-from scheduler import claims, jobs
+from scheduler import jobs
+from storage import claims
 from settings import build_settings
 from storage.models import JobRun
 

@@ -6,22 +6,47 @@ transaction (on SQLite every transaction takes the write lock, so long reads wou
 """
 from __future__ import annotations
 
-import importlib
-import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
-from cards.builders_jobs import HrDigest, ManagerDigest
 from storage import appeals
+from storage.bindings import binding_audit
 from storage.db import Database
 from storage.models import Account, Appeal, Employee, Entry, Lot, Order, Txn
 
 AWAITING_FULFILMENT = "awaiting_fulfilment"
 REDEEMED = ("awaiting_fulfilment", "fulfilled")
+
+
+@dataclass
+class ManagerDigest:
+    name: str
+    awarded_by_me: int = 0
+    awarded_to_team: int = 0
+    budget_used: int = 0
+    budget_left: int = 0
+    open_appeals: int = 0
+    team_orders: int = 0
+    quiet: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HrDigest:
+    orders: list[str] = field(default_factory=list)  # oldest first, already formatted
+    orders_total: int = 0
+    appeals: list[str] = field(default_factory=list)
+    appeals_total: int = 0
+    leavers: list[str] = field(default_factory=list)
+    leavers_total: int = 0
+    trend: list[str] = field(default_factory=list)  # "item: w1/w2/w3/w4"
+    expiring: list[str] = field(default_factory=list)  # "dept: points"
+    expiring_month: str = ""
+    bindings: list[str] = field(default_factory=list)
 
 
 def _rows(db: Database, query: Any) -> list[Any]:
@@ -123,11 +148,6 @@ def expiring_by_department(db: Database, start: datetime, end: datetime, slices:
 
 def binding_audit_lines(db: Database, now: datetime, days: int = 90) -> list[str]:
     """The binding audit (storage/bindings.py, another module) as counts, when that module exists."""
-    try:
-        audit = getattr(importlib.import_module("storage.bindings"), "binding_audit")
-    except (ImportError, AttributeError):
-        logging.getLogger(__name__).info("hr-digest: storage.bindings.binding_audit not available; section left out")
-        return []
     with db.session_scope() as s:
-        report = audit(s, now=now, days=days)
+        report = binding_audit(s, now=now, days=days)
     return [f"{title}：{len(rows)}" for title, rows in report.items()]
