@@ -5,8 +5,9 @@ Neutral on purpose (no Flask, no platform): handlers are plain functions of (eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
-from typing import Any, Callable
+from typing import Callable
 
 from sqlalchemy.orm import Session
 
@@ -27,15 +28,13 @@ class Context:
     member: Employee | None = None
     args: str = ""  # the command's argument text, normalised
     command: str = ""  # the canonical command name matched
-    extras: dict[str, Any] = field(default_factory=dict)
     # the app's cache of everyone's period points; a bare Context computes them every time
     standings: Standings = field(default_factory=lambda: Standings(ttl_seconds=0))
 
-    @property
+    @cached_property
     def ledger(self) -> Ledger:
-        if "ledger" not in self.extras:
-            self.extras["ledger"] = Ledger(self.session, self.clock, self.settings.points["validity_days"])
-        return self.extras["ledger"]
+        """The writer of points, bound to this event's transaction (made on first use: most commands read)."""
+        return Ledger(self.session, self.clock, self.settings.points["validity_days"])
 
     @property
     def me(self) -> Employee:
