@@ -15,7 +15,7 @@ from bot.core.router import Router
 from cards import builders_people as cards
 from cards import messages as msg
 from handlers.award import budget_left, parse_points
-from storage import appeals, queries
+from storage import appeals
 from storage.models import REASON_MAX
 
 APPEAL_USAGE = "申诉 <E编号> <理由>，或 申诉 - <理由>（应得但未收到的积分）"
@@ -40,7 +40,7 @@ def parse_ref(token: str, prefix: str) -> int | None:
 def describe_txn(ctx: Context, txn_id: int | None) -> str:
     if txn_id is None:
         return "应得但未收到的积分"
-    txn = queries.txn(ctx.session, txn_id)
+    txn = ctx.queries.txn(txn_id)
     if txn is None:
         return f"E{txn_id}"
     what = KIND_TEXT.get(txn.kind, txn.kind)
@@ -61,10 +61,10 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
     if len(reason) > REASON_MAX:
         return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, msg.REASON_TOO_LONG.format(max=REASON_MAX)))
     member = ctx.me
-    appeal = appeals.create(ctx.session, member, txn_id, reason, now=ctx.now())
+    appeal = ctx.appeals.create(member, txn_id, reason)
     subject = describe_txn(ctx, txn_id)
-    who = appeals.reviewers(ctx.session, appeal)
-    plan = appeals.plan_for(queries.txn(ctx.session, txn_id) if txn_id is not None else None)
+    who = ctx.appeals.reviewers(appeal)
+    plan = appeals.plan_for(ctx.queries.txn(txn_id) if txn_id is not None else None)
     for reviewer in who:
         card = cards.appeal_review(appeal_id=appeal.id, employee=member.name, employee_no=member.employee_no,
                                    subject=subject, reason=reason, reviewer_id=reviewer.id, plan=plan.value)
@@ -80,7 +80,7 @@ def _outcome(ctx: Context, decision: appeals.Decision, points: int | None) -> st
     assert txn is not None
     if decision.plan is appeals.Plan.POINTS:
         return f"补发 {points} 积分（E{txn.id}）"
-    appealed = queries.txn(ctx.session, appeal.txn_id) if appeal.txn_id is not None else None
+    appealed = ctx.queries.txn(appeal.txn_id) if appeal.txn_id is not None else None
     if appealed is not None and appealed.kind == "expire":
         days = ctx.settings.points["validity_days"]
         return f"恢复已过期的 {txn.amount} 积分（E{txn.id}，自今日起 {days} 天内有效）"
@@ -103,10 +103,9 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
     if len(note) > REASON_MAX:
         return Text(msg.usage_text(name, usage, example, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
     decider = ctx.me
-    decision = appeals.decide(ctx.session, ctx.ledger, appeal_id, decider, approve=approve, points=points,
-                              note=note, now=ctx.now(), max_award=int(ctx.settings.points["max_award"]))
+    decision = ctx.appeals.decide(appeal_id, decider, approve=approve, points=points, note=note)
     outcome = _outcome(ctx, decision, points)
-    appellant = queries.employee(ctx.session, decision.appeal.employee_id)
+    appellant = ctx.members.get(decision.appeal.employee_id)
     assert appellant is not None
     ctx.notify(appellant.id, cards.appeal_decided(appeal_id=appeal_id, approved=approve, decider=decider.name,
                                                   outcome=outcome, note=note), key=f"A{appeal_id}:decided")

@@ -15,7 +15,6 @@ from bot.core.events import ApprovalChange, Event
 from bot.core.replies import NoReply, Reply
 from bot.core.router import Router
 from cards.builders_events import approval_notice
-from storage import approvals, outbox
 from storage.approvals import Decision
 
 log = logging.getLogger(__name__)
@@ -30,18 +29,17 @@ def deliver(ctx: Context, outcome: Decision, *, platform: str, instance_id: str)
     for n in outcome.notices:
         ctx.notify(n.employee_id, approval_notice(n.kind, n.data), key=n.key)
     if outcome.fetch_detail:
-        outbox.enqueue(ctx.session, "task", {"task": "approval_detail", "platform": platform,
-                                             "instance_id": instance_id},
-                       now=ctx.now(), idem_key=detail_key(platform, instance_id), platform=platform)
+        ctx.services.task("approval_detail", {"platform": platform, "instance_id": instance_id},
+                          key=detail_key(platform, instance_id), platform=platform)
 
 
 def handle_approval(event: Event, ctx: Context) -> Reply:
     assert isinstance(event, ApprovalChange)
     form = dict(event.form) if event.form_complete else None
-    outcome = approvals.on_approval(ctx.session, ctx.ledger, ctx.settings, platform=event.platform,
-                                    instance_id=event.instance_id, template=event.template, status=event.status,
-                                    applicant_user_id=event.applicant_user_id, title=event.title, form=form,
-                                    now=ctx.now(), finished_at=event.finished_at)
+    outcome = ctx.approvals.on_change(platform=event.platform, instance_id=event.instance_id,
+                                      template=event.template, status=event.status,
+                                      applicant_user_id=event.applicant_user_id, title=event.title, form=form,
+                                      finished_at=event.finished_at)
     deliver(ctx, outcome, platform=event.platform, instance_id=event.instance_id)
     log.info("approval %s:%s status=%s → %s %s", event.platform, event.instance_id, event.status, outcome.action,
              outcome.detail)

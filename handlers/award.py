@@ -18,7 +18,6 @@ from bot.core.replies import Reply, Text
 from bot.core.router import Router
 from cards import builders_people as cards
 from cards import messages as msg
-from storage import members, queries
 from storage.errors import NotPermitted, UnknownEmployee
 from storage.ledger import MAX_POINTS
 from storage.models import REASON_MAX, Employee, Txn
@@ -52,8 +51,8 @@ def find_target(ctx: Context, event: Event, token: str) -> Employee:
     """An ``@name`` token means the platform's mention list, which carries the real user id."""
     mentions = tuple(getattr(event, "mentions", ()) or ())
     if token.startswith("@") and mentions:
-        return members.find_person(ctx.session, "", event.platform, mentions[:1])
-    return members.find_person(ctx.session, token, event.platform)
+        return ctx.members.find("", event.platform, mentions[:1])
+    return ctx.members.find(token, event.platform)
 
 
 def parse_change(ctx: Context, event: Event) -> Change | str:
@@ -93,7 +92,7 @@ def check_award_allowed(ctx: Context, giver: Employee, change: Change) -> None:
 
 def recent_twin(ctx: Context, kind: str, giver: Employee, change: Change, signed: int) -> Txn | None:
     """The same giver, receiver and points within the window: probably a double send."""
-    return queries.recent_twin(ctx.session, kind=kind, actor_id=giver.id, employee_id=change.person.id,
+    return ctx.queries.recent_twin(kind=kind, actor_id=giver.id, employee_id=change.person.id,
                                amount=signed, since=ctx.now() - DOUBLE_SEND_WINDOW)
 
 

@@ -18,7 +18,7 @@ from cards import builders_people as cards
 from cards import messages as msg
 from handlers.appeal import parse_ref
 from handlers.award import find_target
-from storage import bindings, members, queries
+from storage import bindings
 from storage.errors import InvalidCode, UnknownEmployee
 
 BIND_USAGE = "绑定 <工号> <绑定码>（绑定码向 HR 索取，24 小时内有效）"
@@ -37,22 +37,22 @@ def handle_bind(event: Event, ctx: Context) -> Reply:
         return Text(msg.usage_text("bind", BIND_USAGE, BIND_EXAMPLE))
     employee_no, code = tokens
     user_id = event.actor.platform_user_id
-    current = members.binding_for(ctx.session, event.platform, user_id)
+    current = ctx.members.binding_for(event.platform, user_id)
     if current is not None:  # checked first, so a code is not used up for nothing
-        owner = queries.employee(ctx.session, current.employee_id)
+        owner = ctx.members.get(current.employee_id)
         if owner is not None and owner.employee_no == employee_no:
             return Text(msg.ALREADY_BOUND.format(name=owner.name, no=owner.employee_no))
         return Text(msg.BOUND_ELSEWHERE)
     try:
-        emp = bindings.redeem_code(ctx.session, employee_no, code, ctx.now())
+        emp = ctx.bindings.redeem_code(employee_no, code)
     except InvalidCode as exc:  # answered, not raised: the wrong-try count must be kept
         return Text(msg.domain_error(exc))
-    members.bind(ctx.session, emp, event.platform, user_id, now=ctx.now(), actor_id=emp.id, how="code")
+    ctx.members.bind(emp, event.platform, user_id, actor_id=emp.id, how="code")
     return Text(f"绑定成功！你好，{emp.name}（{emp.employee_no}）。\n发送「积分」查询余额，发送「帮助」查看全部命令。")
 
 
 def _accounts(ctx: Context, employee_id: int, platform: str) -> str:
-    bound = members.bound_ids(ctx.session, employee_id)
+    bound = ctx.members.bound_ids(employee_id)
     shown = [f"{PLATFORM_NAMES.get(p, p)} {uid}" for p, uid in sorted(bound.items()) if not platform or p == platform]
     return "、".join(shown)
 
@@ -69,7 +69,7 @@ def handle_unbind(event: Event, ctx: Context) -> Reply:
     accounts = _accounts(ctx, target.id, platform)
     if not accounts:
         return Text(f"{target.name}（{target.employee_no}）没有可解绑的聊天账号。")
-    req = bindings.request_unbind(ctx.session, target, member, platform, ctx.now())
+    req = ctx.bindings.request_unbind(target, member, platform)
     if req.status == bindings.DONE:
         return Text(f"{target.name} 已离职，已直接解除绑定: {accounts}（U{req.id}）。")
     if target.id == member.id:
@@ -82,12 +82,12 @@ def handle_unbind(event: Event, ctx: Context) -> Reply:
 def handle_confirm_unbind(event: Event, ctx: Context) -> Reply:
     tokens = ctx.args.split()
     req_id = parse_ref(tokens[0], "U") if len(tokens) == 1 else None
-    req = bindings.unbind_request(ctx.session, req_id) if req_id is not None else None
+    req = ctx.bindings.get(req_id) if req_id is not None else None
     if req is None:
         return Text(msg.usage_text("confirm-unbind", CONFIRM_USAGE, CONFIRM_EXAMPLE, "找不到这条解绑申请。"))
     member = ctx.me
-    count = bindings.complete_unbind(ctx.session, req, member, ctx.now())
-    target = queries.employee(ctx.session, req.employee_id)
+    count = ctx.bindings.complete(req, member)
+    target = ctx.members.get(req.employee_id)
     if req.requested_by != member.id and target is not None:
         ctx.notify(req.requested_by, cards.unbind_done(request_id=req.id, employee=target.name, count=count),
                    key=f"U{req.id}:done")

@@ -5,11 +5,10 @@ from bot.core.context import Context
 from bot.core.events import Event
 from bot.core.replies import Reply, Text
 from bot.core.router import Router
-from storage.queries import budget_usage
 
 
 def handle_budget(event: Event, ctx: Context) -> Reply:
-    left, used = budget_usage(ctx.session, ctx.me.id, ctx.now())
+    left, used = ctx.queries.budget_usage(ctx.me.id)
     monthly = ctx.settings.points["manager_monthly_budget"]
     return Text(f"本月奖励额度剩余: {left}\n本月已用: {used}\n每月额度: {monthly}\n"
                 f"发送「奖励 <工号/@同事> <积分> <原因>」发放奖励。")

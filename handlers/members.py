@@ -14,7 +14,7 @@ from bot.core.events import Event, MemberJoined, MemberLeft
 from bot.core.replies import NoReply, Reply
 from bot.core.router import Router
 from cards.builders_events import leaver_card
-from storage.leavers import LeaverReport, member_left
+from storage.leavers import LeaverReport
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def notify_leaver(ctx: Context, report: LeaverReport, platform: str) -> None:
 def handle_left(event: Event, ctx: Context) -> Reply:
     assert isinstance(event, MemberLeft)
     for user_id in event.user_ids:
-        report = member_left(ctx.session, ctx.ledger, event.platform, user_id, now=ctx.now())
+        report = ctx.members.left(event.platform, user_id)
         if report is None:
             continue
         log.info("member left %s:%s → employee %s (changed=%s, balance=%s, pending orders=%d)", event.platform,

@@ -13,7 +13,7 @@ from bot.core.replies import Reply, Text
 from bot.core.router import Router
 from cards import builders
 from cards import messages as msg
-from storage import orders, queries
+from storage import orders
 from storage.models import REASON_MAX, Employee, Order
 
 FULFIL_USAGE = "发放 <R订单号> [备注]"
@@ -25,7 +25,7 @@ REJECT_EXAMPLE = "拒绝订单 R12 该商品已停产"
 def notify_fulfillers(ctx: Context, order: Order, requester: Employee) -> int:
     """Ask every HR member and admin (but the requester) to fulfil; keyed so a retry asks once."""
     told = 0
-    for person in orders.fulfillers(ctx.session):
+    for person in ctx.orders.fulfillers():
         if person.id == requester.id:
             continue
         card = builders.fulfil_request(order_id=order.id, employee=requester.name, employee_no=requester.employee_no,
@@ -44,7 +44,7 @@ def parse(ctx: Context) -> tuple[int, str] | None:
 
 
 def _requester(ctx: Context, order: Order) -> Employee:
-    emp = queries.employee(ctx.session, order.employee_id)
+    emp = ctx.members.get(order.employee_id)
     assert emp is not None
     return emp
 
@@ -57,7 +57,7 @@ def handle_fulfil(event: Event, ctx: Context) -> Reply:
     if len(note) > REASON_MAX:
         return Text(msg.usage_text("fulfil", FULFIL_USAGE, FULFIL_EXAMPLE, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
     actor = ctx.me
-    order = orders.fulfil(ctx.session, ctx.ledger, actor, ref, ctx.now(), note=note)
+    order = ctx.orders.fulfil(actor, ref, note=note)
     owner = _requester(ctx, order)
     ctx.notify(owner.id, builders.order_fulfilled(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                                   actor=actor.name, note=note), key=f"R{order.id}:fulfilled")
@@ -72,9 +72,9 @@ def handle_reject(event: Event, ctx: Context) -> Reply:
     if len(note) > REASON_MAX:
         return Text(msg.usage_text("reject", REJECT_USAGE, REJECT_EXAMPLE, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
     actor = ctx.me
-    order = orders.reject(ctx.session, ctx.ledger, actor, ref, ctx.now(), note=note)
+    order = ctx.orders.reject(actor, ref, note=note)
     owner = _requester(ctx, order)
-    balance = orders.available_points(ctx.session, owner.id)
+    balance = ctx.orders.available_points(owner.id)
     ctx.notify(owner.id, builders.order_rejected(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                                  cost=order.cost, actor=actor.name, note=note, balance=balance),
                key=f"R{order.id}:rejected")

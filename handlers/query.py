@@ -15,7 +15,6 @@ from bot.core.router import Router
 from cards import builders
 from cards import messages as msg
 from handlers.rank import period_bounds
-from storage import queries
 from storage.models import Txn
 
 HISTORY_USAGE = "明细 [页码]"
@@ -28,7 +27,7 @@ _PAGE = re.compile(r"^(?:第)?(\d{1,6})(?:页)?$")
 def handle_points(event: Event, ctx: Context) -> Reply:
     member = ctx.me
     tz = ctx.settings.tz
-    st = queries.statement(ctx.session, member.id, ctx.now(), days=EXPIRY_WINDOW_DAYS)
+    st = ctx.queries.statement(member.id, days=EXPIRY_WINDOW_DAYS)
     period = ctx.settings.leaderboard["period"]
     start, end, label = period_bounds(period, ctx.now(), tz)
     rank, period_points = ctx.standings.rank_of(ctx.session, member.id, start, end)
@@ -55,7 +54,7 @@ def handle_history(event: Event, ctx: Context) -> Reply:
         if m is None or int(m.group(1)) < 1:
             return Text(msg.usage_text("history", HISTORY_USAGE, HISTORY_EXAMPLE, "页码需为正整数。"))
         page = int(m.group(1))
-    hp = queries.history(ctx.session, member.id, page=page, per_page=PER_PAGE)
+    hp = ctx.queries.history(member.id, page=page, per_page=PER_PAGE)
     rows = [history_line(t, ctx) for t in hp.items]
     return CardReply(builders.history_card(rows=rows, page=hp.page, pages=hp.pages, total=hp.total))
 

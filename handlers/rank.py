@@ -13,7 +13,6 @@ from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
 from cards import builders
 from cards import messages as msg
-from storage import queries
 from storage.periods import calendar_period
 
 USAGE = "排行榜 [周|月|季度|年] [部门]"
@@ -44,7 +43,7 @@ def handle_rank(event: Event, ctx: Context) -> Reply:
     period, department = parse_args(ctx.args, ctx.settings.leaderboard["period"])
     start, end, label = period_bounds(period, ctx.now(), ctx.settings.tz)
     top_n = int(ctx.settings.leaderboard["top_n"])
-    rows = queries.leaderboard(ctx.session, start, end, department=department or None, top_n=top_n)
+    rows = ctx.queries.leaderboard(start, end, department=department or None, top_n=top_n)
     title = f"积分排行榜 · {department + ' · ' if department else ''}{label}"
     me = ""
     member = ctx.member

@@ -37,7 +37,7 @@ def parse_redeem(ctx: Context) -> tuple[str, int] | str:
         return tokens[0], 1
     whole = " ".join(tokens)
     try:  # an exact name may itself contain spaces and digits
-        orders.resolve_item(ctx.settings, whole)
+        ctx.orders.item(whole)
         return whole, 1
     except UnknownItem:
         pass
@@ -57,12 +57,12 @@ def handle_redeem(event: Event, ctx: Context) -> Reply:
         return Text(msg.usage_text("redeem", REDEEM_USAGE, REDEEM_EXAMPLE, parsed))
     token, qty = parsed
     try:
-        orders.resolve_item(ctx.settings, token)
+        ctx.orders.item(token)
     except UnknownItem as exc:
         return Text(msg.usage_text("redeem", REDEEM_USAGE, REDEEM_EXAMPLE, msg.domain_error(exc)))
     member = ctx.me
-    order = orders.start(ctx.session, ctx.settings, member, token, qty, ctx.now())
-    balance = orders.available_points(ctx.session, member.id)
+    order = ctx.orders.start(member, token, qty)
+    balance = ctx.orders.available_points(member.id)
     return CardReply(builders.redeem_confirm(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                              cost=order.cost, balance=balance))
 
@@ -81,7 +81,7 @@ def _own_order(ctx: Context, command: str, usage: str, example: str) -> tuple[in
     if ref is None:
         return Text(msg.usage_text(command, usage, example, msg.NEED_ORDER_REF))
     member = ctx.me
-    current = orders.get(ctx.session, ref, ctx.now())
+    current = ctx.orders.get(ref)
     if current.status == orders.LAPSED and current.employee_id == member.id:
         return Text(orders.state_text(current))
     return ref, member, current.status
@@ -92,13 +92,13 @@ def handle_confirm(event: Event, ctx: Context) -> Reply:
     if not isinstance(found, tuple):
         return found
     ref, member, was = found
-    order = orders.confirm(ctx.session, ctx.ledger, member, ref, ctx.now())
+    order = ctx.orders.confirm(member, ref)
     if was != orders.AWAITING_CONFIRMATION:
         if order.status == orders.FULFILLED:
             return Text(f"订单 R{order.id} 已发放。")
         return Text(msg.ALREADY_CONFIRMED.format(id=order.id))
     notify_fulfillers(ctx, order, member)
-    balance = orders.available_points(ctx.session, member.id)
+    balance = ctx.orders.available_points(member.id)
     return CardReply(builders.redeem_done(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                           cost=order.cost, balance=balance, hold_txn_id=order.hold_txn_id))
 
@@ -108,13 +108,13 @@ def handle_cancel(event: Event, ctx: Context) -> Reply:
     if not isinstance(found, tuple):
         return found
     ref, member, was = found
-    order = orders.cancel(ctx.session, ctx.ledger, member, ref, ctx.now())
+    order = ctx.orders.cancel(member, ref)
     if was == orders.CANCELLED:
         return Text(msg.ALREADY_CANCELLED.format(id=order.id))
     if was != orders.AWAITING_FULFILMENT:
         return Text(f"已取消订单 R{order.id}，没有扣除积分。")
     release = ctx.ledger.find(f"order:{order.id}:release")
-    balance = orders.available_points(ctx.session, member.id)
+    balance = ctx.orders.available_points(member.id)
     return Text(f"已取消订单 R{order.id}，{order.cost} 积分已退回" + (f"（E{release.id}）" if release else "")
                 + f"。\n当前可用积分: {balance}")
 
@@ -134,7 +134,7 @@ def order_line(order: Order, ctx: Context) -> str:
 
 def handle_orders(event: Event, ctx: Context) -> Reply:
     member = ctx.me
-    rows = [order_line(o, ctx) for o in orders.list_for(ctx.session, member, ctx.now())]
+    rows = [order_line(o, ctx) for o in ctx.orders.list_for(member)]
     return CardReply(builders.orders_card(rows))
 
 

@@ -10,20 +10,18 @@ from bot.core.events import Event
 from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
 from cards import builders
-from storage import catalog
-from storage.orders import available_points
 
 
 def shop_rows(ctx: Context) -> list[builders.ShopRow]:
     """Config gives names and prices; the database gives stock (the config's until first seeded)."""
-    stock = catalog.stocks(ctx.session)
+    stock = ctx.catalog.stocks()
     return [builders.ShopRow(number=i, sku=item.sku, name=item.name, cost=item.cost,
                              stock=stock[item.sku] if item.sku in stock else item.stock)
             for i, item in enumerate(ctx.settings.catalog, start=1)]
 
 
 def handle_shop(event: Event, ctx: Context) -> Reply:
-    balance = available_points(ctx.session, ctx.member.id) if ctx.member is not None else None
+    balance = ctx.orders.available_points(ctx.member.id) if ctx.member is not None else None
     return CardReply(builders.shop_card(shop_rows(ctx), balance))
 
 

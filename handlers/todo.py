@@ -11,7 +11,6 @@ from bot.core.events import Event
 from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
 from cards import builders_people as cards
-from storage import appeals, queries
 from storage.models import Employee
 
 SHOW = 10  # lines per section; the card says how many more there are
@@ -19,23 +18,23 @@ Section = tuple[str, list[str], int]
 
 
 def appeal_section(ctx: Context, member: Employee) -> Section:
-    rows = appeals.open_for(ctx.session, member)
+    rows = ctx.appeals.open_for(member)
     lines = []
     for a in rows[:SHOW]:
-        emp = queries.employee(ctx.session, a.employee_id)
+        emp = ctx.members.get(a.employee_id)
         about = f"E{a.txn_id}" if a.txn_id else "未收到的积分"
         lines.append(f"A{a.id} {emp.name if emp else '?'} {about}: {a.reason[:40]}  →  通过申诉 A{a.id} / 驳回申诉 A{a.id}")
     return "待处理申诉", lines, len(rows)
 
 
 def order_section(ctx: Context) -> Section:
-    rows, total = queries.orders_to_fulfil(ctx.session, SHOW)
+    rows, total = ctx.queries.orders_to_fulfil(SHOW)
     return "待发放订单", [f"R{o.id} {name} {o.item_name} ×{o.quantity}  →  发放 R{o.id} / 拒绝订单 R{o.id}"
                      for o, name in rows], total
 
 
 def leaver_section(ctx: Context) -> Section:
-    rows, total = queries.leavers_with_points(ctx.session, SHOW)
+    rows, total = ctx.queries.leavers_with_points(SHOW)
     return "仍有积分的离职员工", [f"{emp.name}（{emp.employee_no}）剩余 {balance} 积分" for emp, balance in rows], total
 
 

@@ -1,12 +1,13 @@
 """What a handler gets besides its event: the member, the services and a way to notify people.
 
-Neutral on purpose (no Flask, no platform): handlers are plain functions of (event, ctx).
+Neutral on purpose (no Flask, no platform): handlers are plain functions of (event, ctx). The services
+(storage/services.py) are the same ones a job or the HR console calls, bound to the event's transaction.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import Callable
 
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from cards.model import Card
 from settings import Settings
 from storage.ledger import Ledger
 from storage.models import Employee
-from storage import outbox
+from storage.services import Appeals, Approvals, Bindings, Catalog, Members, Orders, Queries, Services
 from storage.standings import Standings
 
 
@@ -32,9 +33,40 @@ class Context:
     standings: Standings = field(default_factory=lambda: Standings(ttl_seconds=0))
 
     @cached_property
+    def services(self) -> Services:
+        return Services(self.session, self.settings, self.clock)
+
+    @property
     def ledger(self) -> Ledger:
-        """The writer of points, bound to this event's transaction (made on first use: most commands read)."""
-        return Ledger(self.session, self.clock, self.settings.points["validity_days"])
+        return self.services.ledger
+
+    @property
+    def orders(self) -> Orders:
+        return self.services.orders
+
+    @property
+    def members(self) -> Members:
+        return self.services.members
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.services.catalog
+
+    @property
+    def queries(self) -> Queries:
+        return self.services.queries
+
+    @property
+    def appeals(self) -> Appeals:
+        return self.services.appeals
+
+    @property
+    def bindings(self) -> Bindings:
+        return self.services.bindings
+
+    @property
+    def approvals(self) -> Approvals:
+        return self.services.approvals
 
     @property
     def me(self) -> Employee:
@@ -48,10 +80,5 @@ class Context:
         return self.clock()
 
     def notify(self, employee_id: int, card: Card, *, key: str | None = None) -> None:
-        """Queue a message to an employee on every platform they are bound on (resolved at send time).
-
-        A keyed notice is about one event (its key names it), so its content is unique and WeCom may
-        drop a duplicate of it (bot/delivery.py).
-        """
-        payload = {"employee_id": employee_id, "card": card.to_dict()} | ({"duplicate_check": True} if key else {})
-        outbox.enqueue(self.session, "notice", payload, now=self.clock(), idem_key=key)
+        """Queue a message to an employee on every platform they are bound on (storage/services.py)."""
+        self.services.notify(employee_id, card.to_dict(), key=key)

@@ -14,7 +14,6 @@ from bot.core.replies import CardReply, Reply, Text
 from bot.core.router import Route
 import telemetry
 from cards import messages as msg
-from storage import members
 from storage.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ class ResolveMember:
     def process(self, event: Event, ctx: Context, route: Route, next: Next) -> Reply:
         if route.system:
             return next()
-        ctx.member = members.resolve_member(ctx.session, event.platform, event.actor.platform_user_id, ctx.now())
+        ctx.member = ctx.members.resolve(event.platform, event.actor.platform_user_id)
         if ctx.member is not None and ctx.member.status != "active":
             ctx.member = None
         if ctx.member is not None:

@@ -144,12 +144,11 @@ def wecom_left(client, user: str, ts: int) -> int:  # type: ignore[no-untyped-de
 def test_a_bug_in_a_platform_event_is_not_acknowledged(company, client, monkeypatch) -> None:
     """Acknowledged, an approval or a leaver is never sent again and is lost; not acknowledged, the platform
     sends it again (DingTalk then lists it for reconcile), and it is applied once the fix is deployed."""
-    import handlers.members
-    from storage import approvals
+    from storage import approvals, leavers
 
     before, ts = recorded(company), int(time.time())
     monkeypatch.setattr(approvals, "on_approval", _boom)
-    monkeypatch.setattr(handlers.members, "member_left", _boom)
+    monkeypatch.setattr(leavers, "member_left", _boom)
     assert post_approval(client, "inst-bug", "zhang") == 500
     assert wecom_left(client, "zhang", ts) == 500
     assert recorded(company) == before and awards_to_e1(company) == []

@@ -1,0 +1,209 @@
+"""The services of one transaction: what a chat handler, a job or an edge (the HR console, next) calls.
+
+Why a facade over the storage modules: a caller should pass what an operation is about (who, which
+order, how many points), not the plumbing (the session, the clock, the settings, the ledger), and the
+console must reach exactly the operations the chat handlers reach, with the same checks. Each service
+binds one module's operations to the transaction; the modules stay plain functions, tested on their own.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cached_property
+from typing import Any, Callable
+
+from sqlalchemy.orm import Session
+
+from settings import CatalogItem, Settings
+from storage import appeals, approvals, bindings, catalog, leavers, members, orders, outbox, queries
+from storage.ledger import Ledger
+from storage.models import Appeal, Binding, Employee, Order, Txn, UnbindRequest
+
+
+class _Bound:
+    def __init__(self, sv: "Services") -> None:
+        self.s, self.settings, self.clock = sv.session, sv.settings, sv.clock
+        self._sv = sv
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._sv.ledger
+
+
+class Orders(_Bound):
+    def available_points(self, employee_id: int) -> int:
+        return orders.available_points(self.s, employee_id)
+
+    def item(self, token: str) -> CatalogItem:
+        return orders.resolve_item(self.settings, token)
+
+    def get(self, ref: int | str) -> Order:
+        return orders.get(self.s, ref, self.clock())
+
+    def list_for(self, employee: Employee, limit: int = 10) -> list[Order]:
+        return orders.list_for(self.s, employee, self.clock(), limit)
+
+    def fulfillers(self) -> list[Employee]:
+        return orders.fulfillers(self.s)
+
+    def start(self, employee: Employee, item_token: str, qty: int) -> Order:
+        return orders.start(self.s, self.settings, employee, item_token, qty, self.clock())
+
+    def confirm(self, employee: Employee, ref: int | str) -> Order:
+        return orders.confirm(self.s, self.ledger, employee, ref, self.clock())
+
+    def cancel(self, employee: Employee, ref: int | str) -> Order:
+        return orders.cancel(self.s, self.ledger, employee, ref, self.clock())
+
+    def fulfil(self, actor: Employee, ref: int | str, note: str = "") -> Order:
+        return orders.fulfil(self.s, self.ledger, actor, ref, self.clock(), note=note)
+
+    def reject(self, actor: Employee, ref: int | str, note: str = "") -> Order:
+        return orders.reject(self.s, self.ledger, actor, ref, self.clock(), note=note)
+
+
+class Members(_Bound):
+    def resolve(self, platform: str, user_id: str) -> Employee | None:
+        """Writes: binds a roster user on first use and stamps the binding's last use (storage/members.py)."""
+        return members.resolve_member(self.s, platform, user_id, self.clock())
+
+    def get(self, employee_id: int) -> Employee | None:
+        return queries.employee(self.s, employee_id)
+
+    def find(self, token: str, platform: str, mentions: tuple[str, ...] = ()) -> Employee:
+        return members.find_person(self.s, token, platform, mentions)
+
+    def bound_ids(self, employee_id: int) -> dict[str, str]:
+        return members.bound_ids(self.s, employee_id)
+
+    def binding_for(self, platform: str, user_id: str) -> Binding | None:
+        return members.binding_for(self.s, platform, user_id)
+
+    def bind(self, employee: Employee, platform: str, user_id: str, *, actor_id: int | None, how: str) -> None:
+        members.bind(self.s, employee, platform, user_id, now=self.clock(), actor_id=actor_id, how=how)
+
+    def left(self, platform: str, user_id: str) -> leavers.LeaverReport | None:
+        """A platform says this account's person left: unbind, freeze, report (storage/leavers.py)."""
+        return leavers.member_left(self.s, self.ledger, platform, user_id, now=self.clock())
+
+
+class Catalog(_Bound):
+    def stocks(self) -> dict[str, int | None]:
+        return catalog.stocks(self.s)
+
+
+class Queries(_Bound):
+    def statement(self, employee_id: int, days: int) -> queries.Statement:
+        return queries.statement(self.s, employee_id, self.clock(), days=days)
+
+    def history(self, employee_id: int, page: int, per_page: int) -> queries.HistoryPage:
+        return queries.history(self.s, employee_id, page=page, per_page=per_page)
+
+    def leaderboard(self, start: datetime, end: datetime, *, department: str | None = None,
+                    top_n: int = 10) -> list[queries.BoardRow]:
+        return queries.leaderboard(self.s, start, end, department=department, top_n=top_n)
+
+    def txn(self, txn_id: int) -> Txn | None:
+        return queries.txn(self.s, txn_id)
+
+    def recent_twin(self, *, kind: str, actor_id: int, employee_id: int, amount: int, since: datetime) -> Txn | None:
+        return queries.recent_twin(self.s, kind=kind, actor_id=actor_id, employee_id=employee_id, amount=amount,
+                                   since=since)
+
+    def budget_usage(self, manager_id: int) -> tuple[int, int]:
+        return queries.budget_usage(self.s, manager_id, self.clock())
+
+    def orders_to_fulfil(self, limit: int) -> tuple[list[tuple[Order, str]], int]:
+        return queries.orders_to_fulfil(self.s, limit)
+
+    def leavers_with_points(self, limit: int) -> tuple[list[tuple[Employee, int]], int]:
+        return queries.leavers_with_points(self.s, limit)
+
+
+class Appeals(_Bound):
+    def create(self, employee: Employee, txn_id: int | None, reason: str) -> Appeal:
+        return appeals.create(self.s, employee, txn_id, reason, now=self.clock())
+
+    def reviewers(self, appeal: Appeal) -> list[Employee]:
+        return appeals.reviewers(self.s, appeal)
+
+    def open_for(self, decider: Employee) -> list[Appeal]:
+        return appeals.open_for(self.s, decider)
+
+    def decide(self, appeal_id: int, decider: Employee, *, approve: bool, points: int | None = None,
+               note: str = "") -> appeals.Decision:
+        return appeals.decide(self.s, self.ledger, appeal_id, decider, approve=approve,
+                              max_award=int(self.settings.points["max_award"]), points=points, note=note, now=self.clock())
+
+
+class Bindings(_Bound):
+    def redeem_code(self, employee_no: str, code: str) -> Employee:
+        return bindings.redeem_code(self.s, employee_no, code, self.clock())
+
+    def request_unbind(self, target: Employee, by: Employee, platform: str) -> UnbindRequest:
+        return bindings.request_unbind(self.s, target, by, platform, self.clock())
+
+    def get(self, request_id: int) -> UnbindRequest | None:
+        return bindings.unbind_request(self.s, request_id)
+
+    def complete(self, req: UnbindRequest, by: Employee) -> int:
+        return bindings.complete_unbind(self.s, req, by, self.clock())
+
+
+class Approvals(_Bound):
+    def on_change(self, **change: Any) -> approvals.Decision:
+        """One approval state change (storage/approvals.py ``on_approval``: platform, instance_id, template,
+        status, applicant_user_id, title, form, finished_at)."""
+        return approvals.on_approval(self.s, self.ledger, self.settings, now=self.clock(), **change)
+
+
+class Services:
+    """Built once per event (or job step) around its transaction; each service made on first use."""
+
+    def __init__(self, session: Session, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.session, self.settings, self.clock = session, settings, clock
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The writer of points, bound to this transaction."""
+        return Ledger(self.session, self.clock, self.settings.points["validity_days"])
+
+    @cached_property
+    def orders(self) -> Orders:
+        return Orders(self)
+
+    @cached_property
+    def members(self) -> Members:
+        return Members(self)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self)
+
+    @cached_property
+    def queries(self) -> Queries:
+        return Queries(self)
+
+    @cached_property
+    def appeals(self) -> Appeals:
+        return Appeals(self)
+
+    @cached_property
+    def bindings(self) -> Bindings:
+        return Bindings(self)
+
+    @cached_property
+    def approvals(self) -> Approvals:
+        return Approvals(self)
+
+    def task(self, name: str, payload: dict[str, Any], *, key: str, platform: str = "") -> None:
+        """Queue slow work for the outbox (``{"task": name}``, run by ``PointsBot.tasks`` in app.py), once per key."""
+        outbox.enqueue(self.session, "task", {"task": name, **payload}, now=self.clock(), idem_key=key, platform=platform)
+
+    def notify(self, employee_id: int, card: dict[str, Any], *, key: str | None = None) -> None:
+        """Queue a message to an employee on every platform they are bound on (resolved at send time).
+
+        ``card`` is a card's ``to_dict()``. A keyed notice is about one event (its key names it), so its
+        content is unique and WeCom may drop a duplicate of it (bot/delivery.py).
+        """
+        payload = {"employee_id": employee_id, "card": card} | ({"duplicate_check": True} if key else {})
+        outbox.enqueue(self.session, "notice", payload, now=self.clock(), idem_key=key)
