@@ -88,6 +88,11 @@ ALREADY_BOUND = "你的账号已绑定 {name}（{no}），无需重复绑定。"
 BOUND_ELSEWHERE = "这个聊天账号已绑定其他员工。如需更换，请先发送「解绑」。"
 
 
+BUDGET = "本月奖励额度剩余: {left}\n本月已用: {used}\n每月额度: {monthly}\n发送「奖励 <工号/@同事> <积分> <原因>」发放奖励。"
+FULFILLED = "已发放订单 R{id}（{name} {item} ×{qty}），已通知员工。"
+REJECTED = "已拒绝订单 R{id}（{name} {item} ×{qty}），{cost} 积分已退回，库存已恢复，已通知员工。"
+
+
 # ---- balance, shop, orders, rank, rules, help (handlers/query.py … handlers/help.py) ----
 
 TXN_KIND_TEXT = {"award": "奖励", "deduct": "扣除", "expire": "过期", "hold": "兑换冻结", "settle": "兑换完成",

@@ -5,13 +5,13 @@ from bot.core.context import Context
 from bot.core.events import Event
 from bot.core.replies import Reply, Text
 from bot.core.router import Router
+from cards import messages as msg
 
 
 def handle_budget(event: Event, ctx: Context) -> Reply:
     left, used = ctx.queries.budget_usage(ctx.me.id)
     monthly = ctx.settings.points["manager_monthly_budget"]
-    return Text(f"本月奖励额度剩余: {left}\n本月已用: {used}\n每月额度: {monthly}\n"
-                f"发送「奖励 <工号/@同事> <积分> <原因>」发放奖励。")
+    return Text(msg.BUDGET.format(left=left, used=used, monthly=monthly))
 
 
 def register(router: Router) -> None:

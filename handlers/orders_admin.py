@@ -61,7 +61,7 @@ def handle_fulfil(event: Event, ctx: Context) -> Reply:
     owner = _requester(ctx, order)
     ctx.notify(owner.id, builders.order_fulfilled(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                                   actor=actor.name, note=note), key=f"R{order.id}:fulfilled")
-    return Text(f"已发放订单 R{order.id}（{owner.name} {order.item_name} ×{order.quantity}），已通知员工。")
+    return Text(msg.FULFILLED.format(id=order.id, name=owner.name, item=order.item_name, qty=order.quantity))
 
 
 def handle_reject(event: Event, ctx: Context) -> Reply:
@@ -78,8 +78,8 @@ def handle_reject(event: Event, ctx: Context) -> Reply:
     ctx.notify(owner.id, builders.order_rejected(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                                  cost=order.cost, actor=actor.name, note=note, balance=balance),
                key=f"R{order.id}:rejected")
-    return Text(f"已拒绝订单 R{order.id}（{owner.name} {order.item_name} ×{order.quantity}），"
-                f"{order.cost} 积分已退回，库存已恢复，已通知员工。")
+    return Text(msg.REJECTED.format(id=order.id, name=owner.name, item=order.item_name, qty=order.quantity,
+                                    cost=order.cost))
 
 
 def register(router: Router) -> None:
