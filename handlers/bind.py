@@ -48,7 +48,7 @@ def handle_bind(event: Event, ctx: Context) -> Reply:
     except InvalidCode as exc:  # answered, not raised: the wrong-try count must be kept
         return Text(msg.domain_error(exc))
     ctx.members.bind(emp, event.platform, user_id, actor_id=emp.id, how="code")
-    return Text(f"绑定成功！你好，{emp.name}（{emp.employee_no}）。\n发送「积分」查询余额，发送「帮助」查看全部命令。")
+    return Text(msg.BIND_DONE.format(name=emp.name, no=emp.employee_no))
 
 
 def _accounts(ctx: Context, employee_id: int, platform: str) -> str:
@@ -68,15 +68,15 @@ def handle_unbind(event: Event, ctx: Context) -> Reply:
     platform = event.platform if target.id == member.id else ""
     accounts = _accounts(ctx, target.id, platform)
     if not accounts:
-        return Text(f"{target.name}（{target.employee_no}）没有可解绑的聊天账号。")
+        return Text(msg.NOTHING_TO_UNBIND.format(name=target.name, no=target.employee_no))
     req = ctx.bindings.request_unbind(target, member, platform)
     if req.status == bindings.DONE:
-        return Text(f"{target.name} 已离职，已直接解除绑定: {accounts}（U{req.id}）。")
+        return Text(msg.LEAVER_UNBOUND.format(name=target.name, accounts=accounts, id=req.id))
     if target.id == member.id:
         return CardReply(cards.unbind_confirm(request_id=req.id, employee=target.name, accounts=accounts))
     card = cards.unbind_confirm(request_id=req.id, employee=target.name, accounts=accounts, by_other=member.name)
     ctx.notify(target.id, card, key=f"U{req.id}:confirm")
-    return Text(f"已发起解绑申请 U{req.id}，等待 {target.name}（{target.employee_no}）确认。")
+    return Text(msg.UNBIND_REQUESTED.format(id=req.id, name=target.name, no=target.employee_no))
 
 
 def handle_confirm_unbind(event: Event, ctx: Context) -> Reply:
@@ -84,14 +84,14 @@ def handle_confirm_unbind(event: Event, ctx: Context) -> Reply:
     req_id = parse_ref(tokens[0], "U") if len(tokens) == 1 else None
     req = ctx.bindings.get(req_id) if req_id is not None else None
     if req is None:
-        return Text(msg.usage_text("confirm-unbind", CONFIRM_USAGE, CONFIRM_EXAMPLE, "找不到这条解绑申请。"))
+        return Text(msg.usage_text("confirm-unbind", CONFIRM_USAGE, CONFIRM_EXAMPLE, msg.NO_UNBIND_REQUEST))
     member = ctx.me
     count = ctx.bindings.complete(req, member)
     target = ctx.members.get(req.employee_id)
     if req.requested_by != member.id and target is not None:
         ctx.notify(req.requested_by, cards.unbind_done(request_id=req.id, employee=target.name, count=count),
                    key=f"U{req.id}:done")
-    return Text(f"已解绑 {count} 个聊天账号（U{req.id}）。此后不会再向这些账号推送消息；如需重新绑定，请向 HR 索取绑定码。")
+    return Text(msg.UNBIND_DONE.format(count=count, id=req.id))
 
 
 def register(router: Router) -> None:

@@ -76,7 +76,7 @@ def register(router: Router) -> None:
         route = find_route(router, topic)
         if route is None:
             hint = suggest(router, topic)
-            intro = (f"没有找到命令「{topic}」。",) + ((msg.DID_YOU_MEAN.format(suggestion=hint),) if hint else ())
+            intro = (msg.NO_SUCH_COMMAND.format(topic=topic),) + ((msg.DID_YOU_MEAN.format(suggestion=hint),) if hint else ())
             return overview(router, ctx, intro)
         return CardReply(builders.help_command_card(name=route.aliases[0], aliases=route.aliases[1:],
                                                     summary=route.summary, usage=route.usage,

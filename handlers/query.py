@@ -52,7 +52,7 @@ def handle_history(event: Event, ctx: Context) -> Reply:
     if ctx.args:
         m = _PAGE.match(ctx.args.strip())
         if m is None or int(m.group(1)) < 1:
-            return Text(msg.usage_text("history", HISTORY_USAGE, HISTORY_EXAMPLE, "页码需为正整数。"))
+            return Text(msg.usage_text("history", HISTORY_USAGE, HISTORY_EXAMPLE, msg.BAD_PAGE))
         page = int(m.group(1))
     hp = ctx.queries.history(member.id, page=page, per_page=PER_PAGE)
     rows = [history_line(t, ctx) for t in hp.items]

@@ -11,6 +11,7 @@ from bot.core.events import Event
 from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
 from cards import builders_people as cards
+from cards import messages as msg
 from storage.models import Employee
 
 SHOW = 10  # lines per section; the card says how many more there are
@@ -22,20 +23,22 @@ def appeal_section(ctx: Context, member: Employee) -> Section:
     lines = []
     for a in rows[:SHOW]:
         emp = ctx.members.get(a.employee_id)
-        about = f"E{a.txn_id}" if a.txn_id else "未收到的积分"
-        lines.append(f"A{a.id} {emp.name if emp else '?'} {about}: {a.reason[:40]}  →  通过申诉 A{a.id} / 驳回申诉 A{a.id}")
-    return "待处理申诉", lines, len(rows)
+        about = f"E{a.txn_id}" if a.txn_id else msg.TODO_APPEAL_MISSING
+        lines.append(msg.TODO_APPEAL_LINE.format(id=a.id, name=emp.name if emp else "?", about=about,
+                                                 reason=a.reason[:40]))
+    return msg.TODO_APPEALS, lines, len(rows)
 
 
 def order_section(ctx: Context) -> Section:
     rows, total = ctx.queries.orders_to_fulfil(SHOW)
-    return "待发放订单", [f"R{o.id} {name} {o.item_name} ×{o.quantity}  →  发放 R{o.id} / 拒绝订单 R{o.id}"
-                     for o, name in rows], total
+    return msg.TODO_ORDERS, [msg.TODO_ORDER_LINE.format(id=o.id, name=name, item=o.item_name, qty=o.quantity)
+                             for o, name in rows], total
 
 
 def leaver_section(ctx: Context) -> Section:
     rows, total = ctx.queries.leavers_with_points(SHOW)
-    return "仍有积分的离职员工", [f"{emp.name}（{emp.employee_no}）剩余 {balance} 积分" for emp, balance in rows], total
+    return msg.TODO_LEAVERS, [msg.TODO_LEAVER_LINE.format(name=emp.name, no=emp.employee_no, balance=balance)
+                              for emp, balance in rows], total
 
 
 def handle_todo(event: Event, ctx: Context) -> Reply:
