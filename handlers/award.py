@@ -63,10 +63,10 @@ def parse_change(ctx: Context, event: Event) -> Change | str:
         # a display name may contain spaces: the points are the first number after it
         at = next((i for i in range(1, len(tokens)) if parse_points(tokens[i]) is not None), len(tokens))
     if len(tokens) < at + 2:
-        return "请写明对象、积分和原因。"
+        return msg.NEED_TARGET
     points = parse_points(tokens[at])
     if points is None:
-        return "积分数量需为正整数。"
+        return msg.BAD_POINTS
     reason = " ".join(tokens[at + 1:])
     if len(reason) > REASON_MAX:
         return msg.REASON_TOO_LONG.format(max=REASON_MAX)
@@ -116,16 +116,16 @@ def handle_award(event: Event, ctx: Context) -> Reply:
         twin = recent_twin(ctx, "award", giver, change, change.points)
         if twin is not None:
             return Text(msg.DUPLICATE_CHANGE.format(name=change.person.name, points=change.points, txn=twin.id,
-                                                    verb="发放"))
+                                                    verb=msg.VERB_AWARD))
         txn = ctx.ledger.award(change.person.id, change.points, idem_key=key, reason=change.reason,
                                category="manual", actor_id=giver.id,
                                budget_of=giver.id if giver.role == "manager" else None)
     balance = wallet_balance(ctx, change.person.id)
     ctx.notify(change.person.id, cards.award_notice(points=change.points, giver=giver.name, reason=change.reason,
                                                     balance=balance, txn_id=txn.id), key=f"E{txn.id}:notice")
-    text = f"已奖励 {change.person.name}（{change.person.employee_no}）{change.points} 积分，记录编号 E{txn.id}。"
+    text = msg.AWARDED.format(name=change.person.name, no=change.person.employee_no, points=change.points, txn=txn.id)
     if giver.role == "manager":
-        text += f"\n本月剩余额度: {budget_left(ctx, giver.id)}"
+        text += msg.BUDGET_LEFT.format(left=budget_left(ctx, giver.id))
     return Text(text)
 
 
@@ -142,14 +142,14 @@ def handle_deduct(event: Event, ctx: Context) -> Reply:
         twin = recent_twin(ctx, "deduct", actor, change, -change.points)
         if twin is not None:
             return Text(msg.DUPLICATE_CHANGE.format(name=change.person.name, points=change.points, txn=twin.id,
-                                                    verb="扣除"))
+                                                    verb=msg.VERB_DEDUCT))
         txn = ctx.ledger.deduct(change.person.id, change.points, idem_key=key, reason=change.reason,
                                 actor_id=actor.id)
     balance = wallet_balance(ctx, change.person.id)
     ctx.notify(change.person.id, cards.deduct_notice(points=change.points, actor=actor.name, reason=change.reason,
                                                      balance=balance, txn_id=txn.id), key=f"E{txn.id}:notice")
-    return Text(f"已扣除 {change.person.name}（{change.person.employee_no}）{change.points} 积分，"
-                f"记录编号 E{txn.id}。\n其当前可用积分: {balance}")
+    return Text(msg.DEDUCTED.format(name=change.person.name, no=change.person.employee_no, points=change.points,
+                                    txn=txn.id, balance=balance))
 
 
 def register(router: Router) -> None:

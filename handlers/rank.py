@@ -44,7 +44,7 @@ def handle_rank(event: Event, ctx: Context) -> Reply:
     start, end, label = period_bounds(period, ctx.now(), ctx.settings.tz)
     top_n = int(ctx.settings.leaderboard["top_n"])
     rows = ctx.queries.leaderboard(start, end, department=department or None, top_n=top_n)
-    title = f"积分排行榜 · {department + ' · ' if department else ''}{label}"
+    title = msg.BOARD_TITLE.format(department=f"{department} · " if department else "", label=label)
     me = ""
     member = ctx.member
     if member is not None:
@@ -53,9 +53,9 @@ def handle_rank(event: Event, ctx: Context) -> Reply:
             rank, pts = (mine.rank, mine.points) if mine else (None, 0)
         else:
             rank, pts = ctx.standings.rank_of(ctx.session, member.id, start, end, max_age=0)
-        me = f"你的排名: 第 {rank} 名（{pts} 积分）" if rank else "你在这段时间还没有获得积分，加油!"
+        me = msg.MY_RANK.format(rank=rank, points=pts) if rank else msg.NOT_RANKED
     if not rows and department:
-        me = f"部门「{department}」在这段时间还没有人获得积分（部门名需完整）。" + ("\n" + me if me else "")
+        me = msg.EMPTY_DEPARTMENT.format(department=department) + ("\n" + me if me else "")
     card = builders.leaderboard_card(title=title, rows=[(r.rank, r.name, r.department, r.points) for r in rows], me=me)
     return CardReply(card)
 
