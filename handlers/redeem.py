@@ -32,7 +32,7 @@ def parse_redeem(ctx: Context) -> tuple[str, int] | str:
     """(item token, quantity), or the problem to show with the usage."""
     tokens = ctx.args.split()
     if not tokens:
-        return "请写明要兑换的商品（发送「商城」查看商品编号）。"
+        return msg.NEED_ITEM
     if len(tokens) == 1:
         return tokens[0], 1
     whole = " ".join(tokens)
@@ -95,7 +95,7 @@ def handle_confirm(event: Event, ctx: Context) -> Reply:
     order = ctx.orders.confirm(member, ref)
     if was != orders.AWAITING_CONFIRMATION:
         if order.status == orders.FULFILLED:
-            return Text(f"订单 R{order.id} 已发放。")
+            return Text(msg.ORDER_FULFILLED_ALREADY.format(id=order.id))
         return Text(msg.ALREADY_CONFIRMED.format(id=order.id))
     notify_fulfillers(ctx, order, member)
     balance = ctx.orders.available_points(member.id)
@@ -112,21 +112,21 @@ def handle_cancel(event: Event, ctx: Context) -> Reply:
     if was == orders.CANCELLED:
         return Text(msg.ALREADY_CANCELLED.format(id=order.id))
     if was != orders.AWAITING_FULFILMENT:
-        return Text(f"已取消订单 R{order.id}，没有扣除积分。")
+        return Text(msg.CANCELLED_NOTHING_HELD.format(id=order.id))
     release = ctx.ledger.find(f"order:{order.id}:release")
     balance = ctx.orders.available_points(member.id)
-    return Text(f"已取消订单 R{order.id}，{order.cost} 积分已退回" + (f"（E{release.id}）" if release else "")
-                + f"。\n当前可用积分: {balance}")
+    return Text(msg.CANCELLED_REFUNDED.format(id=order.id, cost=order.cost, balance=balance,
+                                              txn=f"（E{release.id}）" if release else ""))
 
 
 def order_line(order: Order, ctx: Context) -> str:
     when = msg.local_time(order.created_at, ctx.settings.tz, "%m-%d %H:%M")
-    line = (f"R{order.id} {order.item_name} ×{order.quantity}  {order.cost} 积分 · "
-            f"{orders.STATUS_TEXT.get(order.status, order.status)} · {when}")
+    line = msg.ORDER_LINE.format(id=order.id, item=order.item_name, qty=order.quantity, cost=order.cost,
+                                 status=orders.STATUS_TEXT.get(order.status, order.status), when=when)
     if order.status == orders.AWAITING_CONFIRMATION:
-        line += f"  →  确认兑换 R{order.id} / 取消兑换 R{order.id}"
+        line += msg.ORDER_TO_CONFIRM.format(id=order.id)
     elif order.status == orders.AWAITING_FULFILMENT:
-        line += f"  →  可发送 取消兑换 R{order.id}"
+        line += msg.ORDER_CANCELLABLE.format(id=order.id)
     elif order.status in (orders.REJECTED, orders.FULFILLED) and order.note:
         line += f"（{order.note}）"
     return line
