@@ -55,9 +55,9 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
         first, _, reason = args.partition(" ")
         txn_id, reason = parse_ref(first, "E"), reason.strip()
         if txn_id is None:
-            return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明 E 开头的记录编号（发送「明细」查看）。"))
+            return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, msg.NEED_TXN_REF))
     if not reason:
-        return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, "请写明申诉理由。"))
+        return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, msg.NEED_REASON))
     if len(reason) > REASON_MAX:
         return Text(msg.usage_text("appeal", APPEAL_USAGE, APPEAL_EXAMPLE, msg.REASON_TOO_LONG.format(max=REASON_MAX)))
     member = ctx.me
@@ -69,22 +69,22 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
         card = cards.appeal_review(appeal_id=appeal.id, employee=member.name, employee_no=member.employee_no,
                                    subject=subject, reason=reason, reviewer_id=reviewer.id, plan=plan.value)
         ctx.notify(reviewer.id, card, key=f"A{appeal.id}:review:{reviewer.id}")
-    told = f"已通知 {len(who)} 位审核人（经理/HR）" if who else "暂无可通知的审核人，请联系 HR"
-    return Text(f"已提交申诉 A{appeal.id}，对象: {subject}。\n{told}，处理结果会通知你。")
+    told = msg.REVIEWERS_TOLD.format(n=len(who)) if who else msg.NO_REVIEWER
+    return Text(msg.APPEAL_FILED.format(id=appeal.id, subject=subject, told=told))
 
 
 def _outcome(ctx: Context, decision: appeals.Decision, points: int | None) -> str:
     appeal, txn = decision.appeal, decision.txn
     if not decision.approved:
-        return "驳回"
+        return msg.APPEAL_DENIED_OUTCOME
     assert txn is not None
     if decision.plan is appeals.Plan.POINTS:
-        return f"补发 {points} 积分（E{txn.id}）"
+        return msg.APPEAL_TOPPED_UP.format(points=points, txn=txn.id)
     appealed = ctx.queries.txn(appeal.txn_id) if appeal.txn_id is not None else None
     if appealed is not None and appealed.kind == "expire":
         days = ctx.settings.points["validity_days"]
-        return f"恢复已过期的 {txn.amount} 积分（E{txn.id}，自今日起 {days} 天内有效）"
-    return f"撤销 E{appeal.txn_id}，退回 {txn.amount} 积分（E{txn.id}）"
+        return msg.APPEAL_EXPIRY_RESTORED.format(points=txn.amount, txn=txn.id, days=days)
+    return msg.APPEAL_UNDONE.format(appealed=appeal.txn_id, points=txn.amount, txn=txn.id)
 
 
 def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
@@ -92,12 +92,12 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
     tokens = ctx.args.split()
     appeal_id = parse_ref(tokens[0], "A") if tokens else None
     if appeal_id is None:
-        return Text(msg.usage_text(name, usage, example, "请写明 A 开头的申诉编号。"))
+        return Text(msg.usage_text(name, usage, example, msg.NEED_APPEAL_REF))
     rest, points = tokens[1:], None
     if approve and rest and _NUMBERISH.match(rest[0]):
         points = parse_points(rest[0])
         if points is None:
-            return Text(msg.usage_text(name, usage, example, "积分数量需为正整数。"))
+            return Text(msg.usage_text(name, usage, example, msg.BAD_POINTS))
         rest = rest[1:]
     note = " ".join(rest)
     if len(note) > REASON_MAX:
@@ -109,10 +109,10 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
     assert appellant is not None
     ctx.notify(appellant.id, cards.appeal_decided(appeal_id=appeal_id, approved=approve, decider=decider.name,
                                                   outcome=outcome, note=note), key=f"A{appeal_id}:decided")
-    verb = "通过" if approve else "驳回"
-    text = f"申诉 A{appeal_id} 已{verb}: {outcome}。已通知 {appellant.name}。"
+    verb = msg.VERB_APPROVED if approve else msg.VERB_DENIED
+    text = msg.APPEAL_DECIDED.format(id=appeal_id, verb=verb, outcome=outcome, name=appellant.name)
     if decision.plan is appeals.Plan.POINTS and decider.role == "manager":
-        text += f"\n补发计入你的本月额度，剩余: {budget_left(ctx, decider.id)}"
+        text += msg.FROM_YOUR_BUDGET.format(left=budget_left(ctx, decider.id))
     return Text(text)
 
 
