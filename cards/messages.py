@@ -131,6 +131,8 @@ APPEAL_UNDONE = "撤销 E{appealed}，退回 {points} 积分（E{txn}）"
 APPEAL_DECIDED = "申诉 A{id} 已{verb}: {outcome}。已通知 {name}。"
 VERB_APPROVED, VERB_DENIED = "通过", "驳回"
 FROM_YOUR_BUDGET = "\n补发计入你的本月额度，剩余: {left}"
+MISSING_POINTS = "应得但未收到的积分"
+EVERYONE, BEFORE_BINDING_TOO = "所有员工", "（绑定前也可使用）"
 BUDGET = "本月奖励额度剩余: {left}\n本月已用: {used}\n每月额度: {monthly}\n发送「奖励 <工号/@同事> <积分> <原因>」发放奖励。"
 FULFILLED = "已发放订单 R{id}（{name} {item} ×{qty}），已通知员工。"
 REJECTED = "已拒绝订单 R{id}（{name} {item} ×{qty}），{cost} 积分已退回，库存已恢复，已通知员工。"
@@ -167,6 +169,12 @@ def board_label(kind: str, first: date) -> str:
     if kind == "quarter":
         return f"{first:%Y}年第{(first.month - 1) // 3 + 1}季度"
     return f"{first:%Y}年"
+
+
+def txn_subject(txn_id: int, kind: str, amount: int, reason: str) -> str:
+    """What an appeal is about, as its reviewers read it: E12（奖励 +50 积分：帮忙排查）."""
+    what = TXN_KIND_TEXT.get(kind, kind)
+    return f"E{txn_id}（{what} {amount:+d} 积分" + (f"：{reason}" if reason else "") + "）"
 
 
 def local_time(dt: datetime, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M") -> str:

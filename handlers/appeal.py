@@ -26,8 +26,6 @@ DENY_USAGE = "驳回申诉 <A编号> [备注]"
 DENY_EXAMPLE = "驳回申诉 A3 已核实无误"
 DECIDERS = ("manager", "hr", "admin")
 DASHES = ("-", "—", "–", "－")
-KIND_TEXT = {"award": "奖励", "deduct": "扣除", "expire": "过期", "hold": "兑换冻结", "settle": "兑换完成",
-             "release": "兑换退回", "reverse": "撤销", "transfer": "转移"}
 _NUMBERISH = re.compile(r"^[+\-]?\d+(?:积分|分)?$")
 
 
@@ -39,12 +37,11 @@ def parse_ref(token: str, prefix: str) -> int | None:
 
 def describe_txn(ctx: Context, txn_id: int | None) -> str:
     if txn_id is None:
-        return "应得但未收到的积分"
+        return msg.MISSING_POINTS
     txn = ctx.queries.txn(txn_id)
     if txn is None:
         return f"E{txn_id}"
-    what = KIND_TEXT.get(txn.kind, txn.kind)
-    return f"E{txn.id}（{what} {txn.amount:+d} 积分" + (f"：{txn.reason}" if txn.reason else "") + "）"
+    return msg.txn_subject(txn.id, txn.kind, txn.amount, txn.reason)
 
 
 def handle_appeal(event: Event, ctx: Context) -> Reply:

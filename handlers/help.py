@@ -34,7 +34,7 @@ def _role_order(role: str) -> int:
 
 def who_text(route: Route) -> str:
     if route.roles is None:
-        return "所有员工" + ("（绑定前也可使用）" if route.open else "")
+        return msg.EVERYONE + (msg.BEFORE_BINDING_TOO if route.open else "")
     return "、".join(msg.ROLE_TEXT.get(r, r) for r in sorted(route.roles, key=_role_order))
 
 

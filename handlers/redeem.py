@@ -22,8 +22,8 @@ from storage.models import Employee, Order
 
 REDEEM_USAGE = "兑换 <商品编号/sku/名称> [数量]"
 REDEEM_EXAMPLE = "兑换 1"
-CONFIRM_USAGE = "确认兑换 <R订单号>"
-CANCEL_USAGE = "取消兑换 <R订单号>"
+CONFIRM_USAGE, CONFIRM_EXAMPLE = "确认兑换 <R订单号>", "确认兑换 R12"
+CANCEL_USAGE, CANCEL_EXAMPLE = "取消兑换 <R订单号>", "取消兑换 R12"
 _NUMBERISH = re.compile(r"[x×*]?[+\-]?[\d.,]+(?:个|份|张|件)?", re.IGNORECASE)
 _QTY = re.compile(r"[x×*]?\+?(\d{1,6})(?:个|份|张|件)?", re.IGNORECASE)
 
@@ -88,7 +88,7 @@ def _own_order(ctx: Context, command: str, usage: str, example: str) -> tuple[in
 
 
 def handle_confirm(event: Event, ctx: Context) -> Reply:
-    found = _own_order(ctx, "confirm", CONFIRM_USAGE, "确认兑换 R12")
+    found = _own_order(ctx, "confirm", CONFIRM_USAGE, CONFIRM_EXAMPLE)
     if not isinstance(found, tuple):
         return found
     ref, member, was = found
@@ -104,7 +104,7 @@ def handle_confirm(event: Event, ctx: Context) -> Reply:
 
 
 def handle_cancel(event: Event, ctx: Context) -> Reply:
-    found = _own_order(ctx, "cancel", CANCEL_USAGE, "取消兑换 R12")
+    found = _own_order(ctx, "cancel", CANCEL_USAGE, CANCEL_EXAMPLE)
     if not isinstance(found, tuple):
         return found
     ref, member, was = found
@@ -141,9 +141,9 @@ def handle_orders(event: Event, ctx: Context) -> Reply:
 def register(router: Router) -> None:
     router.command("redeem", aliases=("兑换",), usage=REDEEM_USAGE, example=REDEEM_EXAMPLE,
                    summary="用积分兑换奖励（先生成订单，确认后才扣积分）")(handle_redeem)
-    router.command("confirm", aliases=("确认兑换",), usage=CONFIRM_USAGE, example="确认兑换 R12",
+    router.command("confirm", aliases=("确认兑换",), usage=CONFIRM_USAGE, example=CONFIRM_EXAMPLE,
                    summary="确认自己的兑换订单（冻结积分，等待 HR 发放）")(handle_confirm)
-    router.command("cancel", aliases=("取消兑换",), usage=CANCEL_USAGE, example="取消兑换 R12",
+    router.command("cancel", aliases=("取消兑换",), usage=CANCEL_USAGE, example=CANCEL_EXAMPLE,
                    summary="取消自己的兑换订单（HR 发放前均可取消，积分原路退回）")(handle_cancel)
     router.command("orders", aliases=("我的订单",), usage="我的订单", example="我的订单",
                    summary="查看自己的兑换订单")(handle_orders)

@@ -6,6 +6,7 @@ The core (``bot/core/``) and the layers under it know no platform, no HTTP and n
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,22 @@ def test_cards_are_built_only_in_cards() -> None:
             if name in ("Card", "Button"):
                 built.append(f"{path}:{node.lineno} {name}(...)")
     assert built == []
+
+
+def test_handlers_word_no_reply() -> None:
+    """A handler's replies are worded in cards/ (messages.py, builders*.py); what stays in a handler module is
+    its route's own description: aliases, usage, examples and summary (module-level constants and the
+    ``register`` call)."""
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    found = []
+    for path in sorted((ROOT / "handlers").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name != "register"):
+            body = fn.body[1:] if ast.get_docstring(fn) else fn.body
+            for node in (sub for stmt in body for sub in ast.walk(stmt)):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and cjk.search(node.value):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value[:30]!r}")
+    assert found == []
 
 
 def test_telemetry_imports_nothing_of_ours() -> None:
