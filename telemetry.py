@@ -59,10 +59,6 @@ def note(**fields: Any) -> None:
         layer.update({k: str(v) for k, v in fields.items() if v not in (None, "")})
 
 
-def current() -> dict[str, str]:
-    return dict(_CONTEXT.get() or {})
-
-
 class ContextFilter(logging.Filter):
     """Puts the context on every record a handler emits, ``-`` where a field is not known."""
 

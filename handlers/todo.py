@@ -30,7 +30,7 @@ def appeal_section(ctx: Context, member: Employee) -> Section:
 
 
 def order_section(ctx: Context) -> Section:
-    rows, total = ctx.queries.orders_to_fulfil(SHOW)
+    rows, total = ctx.orders.to_fulfil(SHOW)
     return msg.TODO_ORDERS, [msg.TODO_ORDER_LINE.format(id=o.id, name=name, item=o.item_name, qty=o.quantity)
                              for o, name in rows], total
 

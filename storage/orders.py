@@ -19,7 +19,7 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage import catalog
@@ -118,9 +118,14 @@ def list_for(s: Session, employee: Employee, now: datetime, limit: int = 10) -> 
                           .limit(limit).execution_options(populate_existing=True)))
 
 
-def pending_fulfilment(s: Session) -> list[Order]:
-    """Orders HR still has to hand out, oldest first."""
-    return list(s.scalars(select(Order).where(Order.status == AWAITING_FULFILMENT).order_by(Order.id)))
+def pending_fulfilment(s: Session, limit: int | None = None) -> list[Order]:
+    """Orders HR still has to hand out, oldest first (the first ``limit`` of them)."""
+    q = select(Order).where(Order.status == AWAITING_FULFILMENT).order_by(Order.id)
+    return list(s.scalars(q if limit is None else q.limit(limit)))
+
+
+def pending_fulfilment_count(s: Session) -> int:
+    return int(s.scalar(select(func.count(Order.id)).where(Order.status == AWAITING_FULFILMENT)) or 0)
 
 
 def fulfillers(s: Session) -> list[Employee]:

@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
-KINDS = ("week", "month", "quarter", "year")
-
-
 @dataclass(frozen=True)
 class Period:
     kind: str

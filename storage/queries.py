@@ -8,7 +8,7 @@ from sqlalchemy import DateTime, bindparam, case, func, literal_column, or_, sel
 from sqlalchemy.orm import Session
 
 from storage.fastsql import Fast
-from storage.models import Account, Employee, Entry, Lot, Order, Txn
+from storage.models import Account, Employee, Entry, Lot, Txn
 
 EARNING_KINDS = ("award",)
 
@@ -166,22 +166,9 @@ def budget_usage(s: Session, manager_id: int, now: datetime) -> tuple[int, int]:
     return int(acc.balance), -int(spent or 0)
 
 
-def orders_to_fulfil(s: Session, limit: int) -> tuple[list[tuple[Order, str]], int]:
-    """The oldest orders awaiting fulfilment with their requester's name, and how many there are."""
-    q = select(Order).where(Order.status == "awaiting_fulfilment")
-    total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
-    rows = [(o, _name(s, o.employee_id)) for o in s.scalars(q.order_by(Order.id).limit(limit))]
-    return rows, total
-
-
 def leavers_with_points(s: Session, limit: int) -> tuple[list[tuple[Employee, int]], int]:
     """Employees who left and still hold points (the leaver policy decides; someone should know)."""
     q = (select(Employee, Account.balance).join(Account, (Account.employee_id == Employee.id) & (Account.kind == "wallet"))
          .where(Employee.status == "left", Account.balance > 0))
     total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
     return [(emp, int(balance)) for emp, balance in s.execute(q.order_by(Employee.id).limit(limit))], total
-
-
-def _name(s: Session, employee_id: int) -> str:
-    emp = s.get(Employee, employee_id)
-    return emp.name if emp is not None else "?"

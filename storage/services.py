@@ -42,6 +42,13 @@ class Orders(_Bound):
     def list_for(self, employee: Employee, limit: int = 10) -> list[Order]:
         return orders.list_for(self.s, employee, self.clock(), limit)
 
+    def to_fulfil(self, limit: int) -> tuple[list[tuple[Order, str]], int]:
+        """The oldest orders awaiting fulfilment with their requester's name, and how many there are."""
+        rows = orders.pending_fulfilment(self.s, limit)
+        names = {o.employee_id: queries.employee(self.s, o.employee_id) for o in rows}
+        return ([(o, names[o.employee_id].name if names[o.employee_id] else "?") for o in rows],
+                orders.pending_fulfilment_count(self.s))
+
     def fulfillers(self) -> list[Employee]:
         return orders.fulfillers(self.s)
 
@@ -111,9 +118,6 @@ class Queries(_Bound):
 
     def budget_usage(self, manager_id: int) -> tuple[int, int]:
         return queries.budget_usage(self.s, manager_id, self.clock())
-
-    def orders_to_fulfil(self, limit: int) -> tuple[list[tuple[Order, str]], int]:
-        return queries.orders_to_fulfil(self.s, limit)
 
     def leavers_with_points(self, limit: int) -> tuple[list[tuple[Employee, int]], int]:
         return queries.leavers_with_points(self.s, limit)

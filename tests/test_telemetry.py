@@ -29,16 +29,22 @@ def _record(msg: str, exc: bool = False) -> logging.LogRecord:
     return record
 
 
+def _context() -> dict[str, str]:
+    """What a log line written now would carry."""
+    record = _record("x")
+    return {name: getattr(record, name) for name in telemetry.FIELDS if getattr(record, name) != "-"}
+
+
 def test_scopes_layer_and_unwind_and_a_note_lands_in_the_innermost() -> None:
     telemetry.note(employee="ignored")  # outside any scope: nothing lasting
-    assert telemetry.current() == {}
+    assert _context() == {}
     with telemetry.scope(request_id="r1", platform="wecom"):
         with telemetry.scope(event_id="e1"):
             telemetry.note(employee="1002")
-            assert telemetry.current() == {"request_id": "r1", "platform": "wecom", "event_id": "e1",
-                                           "employee": "1002"}
-        assert telemetry.current() == {"request_id": "r1", "platform": "wecom"}
-    assert telemetry.current() == {}
+            assert _context() == {"request_id": "r1", "platform": "wecom", "event_id": "e1",
+                                  "employee": "1002"}
+        assert _context() == {"request_id": "r1", "platform": "wecom"}
+    assert _context() == {}
 
 
 def test_json_lines_parse_and_carry_the_context() -> None:
