@@ -148,15 +148,18 @@ def register_cli(app: Flask) -> None:
                      "and bindings unused for N days.")
     @click.option("--days", default=90, show_default=True, type=click.IntRange(min=1))
     def audit_bindings(days: int) -> None:
+        from cards.messages import binding_audit_title
         from storage.bindings import binding_audit
 
         bot = _bot()
         with bot.db.session_scope() as s:
             report = binding_audit(s, now=bot.db.clock(), days=days)
-        for title, rows in report.items():
-            click.echo(f"{title}: {len(rows)}")
-            for row in rows:
-                click.echo(f"  {row}")
+        for kind, rows in report.items():
+            click.echo(f"{binding_audit_title(kind, days)} ({kind}): {len(rows)}")
+            for r in rows:
+                extra = f" roster={r.roster_no}" if r.roster_no else ""
+                extra += f" last_used={r.last_used:%Y-%m-%d}" if r.last_used else ""
+                click.echo(f"  {r.employee_no} {r.name} {r.platform}:{r.platform_user_id}{extra}")
 
     @app.cli.command("scheduler", help="Run the scheduled jobs and the outbox loop in the foreground.")
     def scheduler_cmd() -> None:

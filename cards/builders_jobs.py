@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from cards import messages as msg
 from cards.model import Button, Card
 
 SHOP_HINT = "积分即将过期，可前往商城兑换"
@@ -70,21 +71,23 @@ def manager_digest_card(d: Any, week: str, task_id: str) -> Card:
                 buttons=tuple(buttons), task_id=task_id)
 
 
-def hr_digest_card(d: Any, week: str) -> Card:
-    """``d``: a storage/digests.py HrDigest."""
+def hr_digest_card(d: Any, week: str, audit_days: int = 90) -> Card:
+    """``d``: a storage/digests.py HrDigest, data only; every word of it is here."""
     lines: list[str] = [f"待发放订单（最早的在前）：{d.orders_total}"]
-    lines += _more(d.orders, d.orders_total)
+    lines += _more([f"R{o.id} {o.owner} {o.item}×{o.quantity}（等待 {o.days} 天）" for o in d.orders], d.orders_total)
     lines.append(f"待处理申诉：{d.appeals_total}")
-    lines += _more(d.appeals, d.appeals_total)
+    lines += _more([f"A{a.id} {a.owner}（{a.days} 天）" for a in d.appeals], d.appeals_total)
     lines.append(f"已离职仍有积分：{d.leavers_total} 人")
-    lines += _more(d.leavers, d.leavers_total, "人")
+    lines += _more([f"{p.employee_no} {p.name}：{p.points} 分" for p in d.leavers], d.leavers_total, "人")
     lines.append("近 4 周兑换趋势（每周件数，由远及近）：")
-    lines += d.trend[:MAX_LIST] or ["近 4 周没有兑换。"]
+    trend = [f"{t.item}：{'/'.join(map(str, t.weeks))}" for t in d.trend[:MAX_LIST]]
+    lines += trend or ["近 4 周没有兑换。"]
     lines.append(f"{d.expiring_month} 将过期积分（按部门）：")
-    lines += d.expiring[:MAX_LIST] or ["下月没有将过期的积分。"]
+    expiring = [f"{e.department or '未分部门'}：{e.points} 分" for e in d.expiring[:MAX_LIST]]
+    lines += expiring or ["下月没有将过期的积分。"]
     if d.bindings:
         lines.append("绑定审计：")
-        lines += d.bindings[:MAX_LIST]
+        lines += [f"{msg.binding_audit_title(kind, audit_days)}：{n}" for kind, n in d.bindings.items()]
     return Card(title=f"HR 积分周报 · {week}", lines=tuple(lines),
                 fields=(("待发放订单", str(d.orders_total)), ("待处理申诉", str(d.appeals_total))),
                 buttons=(Button("待办", "待办"),), task_id=f"hr-digest-{week}")

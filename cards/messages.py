@@ -8,6 +8,7 @@ from cards.model import Button, Card
 
 INTERNAL_ERROR = "抱歉，系统暂时出了点问题，请稍后再试。如持续出现请联系 HR。"
 BUSY = "系统繁忙，这条消息没有处理，请稍后再发送一次。"
+BUTTON_DONE = "已处理"  # a clicked WeCom button, greyed out; the result follows as a message
 UNKNOWN_COMMAND = "未知命令，发送「帮助」查看可用命令。"
 
 COMMAND_NAMES = {
@@ -48,22 +49,69 @@ DOMAIN_ERRORS = {
     "invalid_state": "当前状态下不能进行此操作。",
     "not_permitted": "你没有权限进行此操作。",
     "invalid_code": "绑定码无效或已过期，请向 HR 重新获取。",
+    "insufficient_points": "积分不足: 可用 {available} 积分，需要 {needed} 积分。",
+    "budget_exhausted": "本月奖励额度不足: 剩余 {available} 积分，需要 {needed} 积分。",
 }
-SPECIFIC = ("invalid_state", "not_permitted", "invalid_code")  # a Chinese message of the raiser's wins
+# Keyed by ``DomainError.reason``: the finer cause, with the parameters the raiser gave.
+REASONS = {
+    "code_locked": "绑定码已因多次输错被锁定，请向 HR 重新获取。",
+    "self_award": "不能给自己发放或扣除积分。",
+    "over_max_award": "单次奖励最多 {max} 积分。",
+    "outside_team": "你只能奖励自己的直属下属。",
+    "appeal_pending": "E{txn} 已有待处理的申诉 A{appeal}，请耐心等待处理。",
+    "appeal_not_by_approval": ("E{txn} 是兑换、转移或额度记录，不能通过申诉更正：订单请使用「发放」/「拒绝订单」处理，"
+                               "其他情况请联系 HR。可以驳回这条申诉。"),
+    "appeal_needs_points": "E{txn} 是一笔发放，通过申诉需写明补发的积分: 通过申诉 A{appeal} <积分> [备注]",
+    "appeal_needs_points_no_txn": "A{appeal} 没有关联积分记录，通过申诉需写明补发的积分: 通过申诉 A{appeal} <积分> [备注]",
+    "appeal_over_max_award": "单次奖励最多 {max} 积分，申诉补发也一样。",
+    "appeal_staff_matter": "这条申诉针对 HR、管理员或系统（审批、过期、离职转移）做出的记录，需由 HR 或管理员处理。",
+    "appeal_not_yours": "你不能处理这条申诉（只有申诉人的经理、HR 或管理员可以处理，且不能处理自己的申诉）。",
+    "appeal_approved": "申诉 A{appeal} 已通过，不能重复处理。",
+    "appeal_denied": "申诉 A{appeal} 已驳回，不能重复处理。",
+    "unbind_hr_only": "只有 HR 或管理员可以为他人发起解绑。",
+    "unbind_not_yours": "只有被解绑的员工本人可以确认这条解绑申请。",
+    "unbind_closed_or_expired": "解绑申请 U{request} 已处理或已过期，请重新发送「解绑」。",
+    "unbind_closed": "解绑申请 U{request} 已处理。",
+    "order_not_yours": "订单 R{order} 不是你的订单，只有下单人本人可以确认或取消。",
+    "orders_hr_only": "只有 HR 或管理员可以处理订单。",
+    "order_own": "不能发放自己的订单 R{order}，请由其他 HR 或管理员处理。",
+    "order_no_hold": "订单 R{order} 没有冻结记录，请联系管理员。",
+    "order_fulfilled": "订单 R{order} 已发放，不能再更改。",
+    "order_rejected": "订单 R{order} 已被拒绝，积分已退回。",
+    "order_cancelled": "订单 R{order} 已取消。",
+    "order_lapsed": "订单 R{order} 超过 24 小时未确认，已失效。如仍需兑换请重新下单。",
+    "order_awaiting_confirmation": "订单 R{order} 尚未确认（24 小时内未确认会自动失效），暂无需处理。",
+    "order_awaiting_fulfilment": "订单 R{order} 已确认，等待发放。",
+}
+ORDER_STATUS = {"awaiting_confirmation": "待确认", "awaiting_fulfilment": "等待发放", "fulfilled": "已发放",
+                "rejected": "已拒绝", "cancelled": "已取消", "lapsed": "已失效"}
 
 
 def domain_error(exc: Any) -> str:
-    """The friendly text of a ``DomainError``, by its ``code``; unknown codes get a generic line."""
-    code = getattr(exc, "code", "")
-    if code == "insufficient_points":
-        return f"积分不足: 可用 {exc.available} 积分，需要 {exc.needed} 积分。"
-    if code == "budget_exhausted":
-        return f"本月奖励额度不足: 剩余 {exc.available} 积分，需要 {exc.needed} 积分。"
-    text = DOMAIN_ERRORS.get(code)
-    if text is None:
-        return "操作未完成，请检查输入后重试。"
-    detail = str(exc.args[0]) if exc.args and code in SPECIFIC else ""
-    return text if not detail or detail.isascii() else detail
+    """The friendly text of a ``DomainError``: its reason's, else its code's, else a generic line."""
+    params = getattr(exc, "params", {})
+    for key in (getattr(exc, "reason", ""), getattr(exc, "code", "")):
+        text = REASONS.get(key) or DOMAIN_ERRORS.get(key)
+        if text is not None:
+            try:
+                return text.format(**params)
+            except (KeyError, IndexError):
+                continue
+    return "操作未完成，请检查输入后重试。"
+
+
+BINDING_AUDIT = {"leavers": "离职员工仍有的绑定", "shared": "绑定到两名员工的聊天账号",
+                 "unused": "超过 {days} 天未使用的绑定"}
+
+
+def binding_audit_title(kind: str, days: int) -> str:
+    """A section of the binding audit (storage/bindings.py AUDIT_KINDS)."""
+    return BINDING_AUDIT.get(kind, kind).format(days=days)
+
+
+def order_state(order_id: int, status: str) -> str:
+    """Why an action cannot apply to an order in ``status`` any more."""
+    return REASONS.get(f"order_{status}", "订单 R{order} 当前状态不能进行此操作。").format(order=order_id)
 
 
 # ---- people: award, budget, appeal, todo, bind (handlers/award.py … handlers/bind.py) ----
@@ -81,9 +129,6 @@ REASON_TOO_LONG = "理由最多 {max} 个字，请精简后再发送。"
 NOTE_TOO_LONG = "备注最多 {max} 个字，请精简后再发送。"
 DUPLICATE_CHANGE = ("60 秒内你已给 {name} {verb}过同样的 {points} 积分（E{txn}），疑似重复发送，本次未{verb}。"
                     "如确需再次{verb}，请稍后再发送。")
-SELF_AWARD = "不能给自己发放或扣除积分。"
-OVER_MAX_AWARD = "单次奖励最多 {max} 积分。"
-OUTSIDE_TEAM = "你只能奖励自己的直属下属。"
 ALREADY_BOUND = "你的账号已绑定 {name}（{no}），无需重复绑定。"
 BOUND_ELSEWHERE = "这个聊天账号已绑定其他员工。如需更换，请先发送「解绑」。"
 

@@ -80,14 +80,14 @@ def parse_change(ctx: Context, event: Event) -> Change | str:
 def check_award_allowed(ctx: Context, giver: Employee, change: Change) -> None:
     """Self, scope and size rules; the budget itself is checked atomically by the ledger."""
     if change.person.id == giver.id:
-        raise NotPermitted(msg.SELF_AWARD)
+        raise NotPermitted("self award", reason="self_award")
     if giver.role != "manager":
         return
     points_cfg = ctx.settings.points
     if change.points > int(points_cfg["max_award"]):
-        raise NotPermitted(msg.OVER_MAX_AWARD.format(max=points_cfg["max_award"]))
+        raise NotPermitted("over max award", reason="over_max_award", max=points_cfg["max_award"])
     if points_cfg["manager_award_scope"] == "team" and change.person.manager_id != giver.id:
-        raise NotPermitted(msg.OUTSIDE_TEAM)
+        raise NotPermitted("outside team", reason="outside_team")
 
 
 def recent_twin(ctx: Context, kind: str, giver: Employee, change: Change, signed: int) -> Txn | None:
@@ -138,7 +138,7 @@ def handle_deduct(event: Event, ctx: Context) -> Reply:
     txn = ctx.ledger.find(key)
     if txn is None:
         if change.person.id == actor.id:
-            raise NotPermitted(msg.SELF_AWARD)
+            raise NotPermitted("self award", reason="self_award")
         twin = recent_twin(ctx, "deduct", actor, change, -change.points)
         if twin is not None:
             return Text(msg.DUPLICATE_CHANGE.format(name=change.person.name, points=change.points, txn=twin.id,

@@ -83,7 +83,7 @@ def _own_order(ctx: Context, command: str, usage: str, example: str) -> tuple[in
     member = ctx.me
     current = ctx.orders.get(ref)
     if current.status == orders.LAPSED and current.employee_id == member.id:
-        return Text(orders.state_text(current))
+        return Text(msg.order_state(current.id, current.status))
     return ref, member, current.status
 
 
@@ -122,7 +122,7 @@ def handle_cancel(event: Event, ctx: Context) -> Reply:
 def order_line(order: Order, ctx: Context) -> str:
     when = msg.local_time(order.created_at, ctx.settings.tz, "%m-%d %H:%M")
     line = msg.ORDER_LINE.format(id=order.id, item=order.item_name, qty=order.quantity, cost=order.cost,
-                                 status=orders.STATUS_TEXT.get(order.status, order.status), when=when)
+                                 status=msg.ORDER_STATUS.get(order.status, order.status), when=when)
     if order.status == orders.AWAITING_CONFIRMATION:
         line += msg.ORDER_TO_CONFIRM.format(id=order.id)
     elif order.status == orders.AWAITING_FULFILMENT:

@@ -5,6 +5,10 @@ work, so a run that starts late (misfire grace, catch-up after an outage) still 
 work once, and a re-run of a period finds every outbox row already written (idempotency keys) and
 sends nothing new. Jobs only *write* messages, in batches of at most ``BATCH`` rows per transaction;
 the outbox delivers them within the platforms' limits.
+
+A step that works inside one transaction calls ``Services`` like a handler does; the set-based steps
+(expiry, digests, notices, pruning) are storage functions that open their own short transactions,
+because one transaction over ten thousand employees would hold SQLite's write lock for seconds.
 """
 from __future__ import annotations
 
@@ -23,11 +27,10 @@ from storage.digests import hr_digest, manager_digests
 from storage.employees import active_ids
 from storage.expiry import expire_due, expired_between, expiring_between
 from storage.leavers import apply_leaver_policy
-from storage.ledger import Ledger
 from storage.outbox import enqueue_many
 from storage.periods import calendar_period
-from storage.queries import leaderboard as board_rows
 from storage.retention import prune
+from storage.services import Services
 
 log = logging.getLogger(__name__)
 EXPIRY_BATCH = 1000  # lots per expiry transaction: ~2000 took > 500 ms on SQLite with a million lots
@@ -90,7 +93,7 @@ def leaderboard_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     period_ = calendar_period(conf["period"], now, bot.settings.tz)  # the same period 排行榜 shows
     label = msg.board_label(period_.kind, period_.first)
     with bot.db.session_scope() as s:
-        everyone = board_rows(s, period_.start, now, top_n=1_000_000)
+        everyone = Services(s, bot.settings, lambda: now).queries.leaderboard(period_.start, now, top_n=1_000_000)
     entries = [cards.BoardEntry(r.rank, r.name, r.department, r.points) for r in everyone]
     depts: dict[str, list[cards.BoardEntry]] = {}
     for e in entries:
@@ -137,7 +140,7 @@ def budget_grant(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     for mid in managers:  # one short transaction per manager: a grant took 20-40 ms on a loaded SQLite
         lease.keep()
         with bot.db.session_scope() as s:
-            Ledger(s, lambda: now, points["validity_days"]).grant_budget(
+            Services(s, bot.settings, lambda: now).ledger.grant_budget(
                 mid, period, points["manager_monthly_budget"], rollover=points["budget_rollover"])
     return f"budget {period} granted to {len(managers)} managers"
 

@@ -18,10 +18,10 @@ from storage.errors import InvalidState, NotPermitted, UnknownAppeal, UnknownTxn
 from storage.ledger import Ledger
 from storage.members import audit
 from storage.models import REASON_MAX, Appeal, Employee, Txn
+from storage import memos
 
 OPEN, APPROVED, DENIED = "open", "approved", "denied"
 DECIDER_ROLES = ("hr", "admin")
-STATUS_TEXT = {OPEN: "待处理", APPROVED: "通过", DENIED: "驳回"}
 
 
 class Plan(str, Enum):
@@ -30,14 +30,6 @@ class Plan(str, Enum):
     POINTS = "points"  # award, approval award, reversal, "-": the decider names the points to add
     UNDO = "undo"  # deduction, expiry: give the points back (ledger.reverse)
     NONE = "none"  # redemption holds/settlements/releases, transfers, leaver expiry, budgets
-
-
-NOT_BY_APPROVAL = ("E{txn} 是兑换、转移或额度记录，不能通过申诉更正：订单请使用「发放」/「拒绝订单」处理，"
-                   "其他情况请联系 HR。可以驳回这条申诉。")
-NEEDS_POINTS = "E{txn} 是一笔发放，通过申诉需写明补发的积分: 通过申诉 A{appeal} <积分> [备注]"
-NEEDS_POINTS_NO_TXN = "A{appeal} 没有关联积分记录，通过申诉需写明补发的积分: 通过申诉 A{appeal} <积分> [备注]"
-STAFF_MATTER = "这条申诉针对 HR、管理员或系统（审批、过期、离职转移）做出的记录，需由 HR 或管理员处理。"
-OVER_MAX_AWARD = "单次奖励最多 {max} 积分，申诉补发也一样。"
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ def create(s: Session, employee: Employee, txn_id: int | None, reason: str, *, n
             raise UnknownTxn(f"no change E{txn_id} of employee {employee.id}")
         pending = s.scalar(select(Appeal.id).where(Appeal.txn_id == txn_id, Appeal.status == OPEN))
         if pending is not None:
-            raise InvalidState(f"E{txn_id} 已有待处理的申诉 A{pending}，请耐心等待处理。")
+            raise InvalidState("change already appealed", reason="appeal_pending", txn=txn_id, appeal=pending)
     appeal = Appeal(employee_id=employee.id, txn_id=txn_id, reason=reason[:REASON_MAX], status=OPEN, created_at=now)
     s.add(appeal)
     s.flush()
@@ -134,14 +126,18 @@ def _check_approvable(s: Session, appeal: Appeal, points: int | None, decider: E
     txn = s.get(Txn, appeal.txn_id) if appeal.txn_id is not None else None
     plan = plan_for(txn)
     if plan is Plan.NONE:
-        raise InvalidState(NOT_BY_APPROVAL.format(txn=appeal.txn_id))
+        raise InvalidState("not correctable by approval", reason="appeal_not_by_approval", txn=appeal.txn_id)
     if points is None and plan is Plan.POINTS:
-        text = NEEDS_POINTS.format(txn=txn.id, appeal=appeal.id) if txn is not None else \
-            NEEDS_POINTS_NO_TXN.format(appeal=appeal.id)
-        raise InvalidState(text)
+        if txn is None:
+            raise InvalidState("points needed", reason="appeal_needs_points_no_txn", appeal=appeal.id)
+        raise InvalidState("points needed", reason="appeal_needs_points", txn=txn.id, appeal=appeal.id)
     if points is not None and decider.role not in DECIDER_ROLES and points > max_award:
-        raise NotPermitted(OVER_MAX_AWARD.format(max=max_award))
+        raise NotPermitted("over max award", reason="appeal_over_max_award", max=max_award)
     return Plan.POINTS if points is not None else plan
+
+
+def _decided(appeal: Appeal) -> InvalidState:
+    return InvalidState(f"appeal {appeal.status}", reason=f"appeal_{appeal.status}", appeal=appeal.id)
 
 
 def _claim(s: Session, appeal: Appeal, status: str, decider: Employee, points: int | None, note: str,
@@ -152,7 +148,7 @@ def _claim(s: Session, appeal: Appeal, status: str, decider: Employee, points: i
                     .execution_options(synchronize_session="fetch"))
     if res.rowcount != 1:
         s.refresh(appeal)
-        raise InvalidState(f"申诉 A{appeal.id} 已{STATUS_TEXT.get(appeal.status, '处理')}，不能重复处理。")
+        raise _decided(appeal)
 
 
 def decide(s: Session, ledger: Ledger, appeal_id: int, decider: Employee, *, approve: bool, max_award: int,
@@ -165,22 +161,22 @@ def decide(s: Session, ledger: Ledger, appeal_id: int, decider: Employee, *, app
     appeal = get(s, appeal_id)
     if not may_decide(s, appeal, decider):
         if _manages(s, appeal, decider):
-            raise NotPermitted(STAFF_MATTER)
-        raise NotPermitted("你不能处理这条申诉（只有申诉人的经理、HR 或管理员可以处理，且不能处理自己的申诉）。")
+            raise NotPermitted("a staff matter", reason="appeal_staff_matter")
+        raise NotPermitted("not this decider's appeal", reason="appeal_not_yours")
     if appeal.status != OPEN:
-        raise InvalidState(f"申诉 A{appeal.id} 已{STATUS_TEXT.get(appeal.status, '处理')}，不能重复处理。")
+        raise _decided(appeal)
     plan = _check_approvable(s, appeal, points, decider, max_award) if approve else None
     _claim(s, appeal, APPROVED if approve else DENIED, decider, points, note, now)
     txn = None
     if plan is Plan.POINTS:
         assert points is not None
         txn = ledger.award(appeal.employee_id, points, idem_key=f"appeal:{appeal.id}:award",
-                           reason=f"申诉 A{appeal.id} 更正" + (f": {note}" if note else ""), category="appeal",
+                           reason=memos.with_note(memos.APPEAL_CORRECTION.format(appeal=appeal.id), note), category="appeal",
                            actor_id=decider.id, budget_of=None if decider.role in DECIDER_ROLES else decider.id)
     elif plan is Plan.UNDO:
         assert appeal.txn_id is not None
         txn, _ = ledger.reverse(appeal.txn_id, idem_key=f"appeal:{appeal.id}:reverse", actor_id=decider.id,
-                                reason=f"申诉 A{appeal.id}: 撤销 E{appeal.txn_id}")
+                                reason=memos.APPEAL_REVERSAL.format(appeal=appeal.id, txn=appeal.txn_id))
     if txn is not None:
         appeal.resolution_txn_id = txn.id
     audit(s, "appeal_" + ("approve" if approve else "deny"), now=now, actor_id=decider.id,

@@ -26,6 +26,7 @@ from storage.errors import AlreadyReversed, DomainError, WalletFrozen
 from storage.ledger import Ledger
 from storage.members import PLATFORM_COLUMNS, resolve_member
 from storage.models import ApprovalInstance, Employee, Shortfall
+from storage import memos
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 APPROVED, REVOKED, SKIPPED, PENDING_DETAIL, UNKNOWN = "approved", "revoked", "skipped", "pending_detail", "unknown"
 FINAL = (APPROVED, REVOKED, SKIPPED)
 STAFF_ROLES = ("hr", "admin")
-PERIOD_NAMES = {"month": "月", "quarter": "季度", "year": "年"}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -151,7 +151,7 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
     title = row.title
     emp = find_applicant(s, platform, applicant, now)
     if emp is None:
-        row.status, row.updated_at, row.note = UNKNOWN, now, f"申请人 {applicant} 未绑定且不在花名册"[:255]
+        row.status, row.updated_at, row.note = UNKNOWN, now, memos.APPLICANT_UNKNOWN.format(applicant=applicant)[:255]
         notices = [Notice(hr, "unknown_applicant", f"approval-unknown:{platform}:{instance_id}:{hr}",
                           {"rule": rule.name, "title": title, "user_id": applicant, "platform": platform,
                            "instance_id": instance_id}) for hr in staff_ids(s)]
@@ -162,28 +162,28 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
     value: float | None = None
     if rule.points is None:
         if form is None:
-            row.status, row.updated_at, row.note = PENDING_DETAIL, now, "等待获取表单"
+            row.status, row.updated_at, row.note = PENDING_DETAIL, now, memos.AWAITING_FORM
             return Decision("pending_detail", rule, fetch_detail=True)
         value = parse_number(form.get(rule.field))
         if value is None:
-            return _skip(s, row, rule, now, f"表单字段「{rule.field}」缺失或不是数字", "no_field", info)
+            return _skip(s, row, rule, now, memos.FIELD_MISSING.format(field=rule.field), "no_field", info)
     points = rule.points_for(value)
     if points <= 0:
-        row.status, row.updated_at, row.note = SKIPPED, now, f"「{rule.field}」为 {value:g}，低于最低档"[:255]
+        row.status, row.updated_at, row.note = SKIPPED, now, memos.BELOW_LOWEST_TIER.format(field=rule.field, value=value)[:255]
         return Decision("skipped", rule, detail=row.note)
     if rule.max_count is not None and not slots.claim(s, settings, rule, emp.id, row, row.finished_at or now, now):
-        note = f"超出上限：每{PERIOD_NAMES[rule.max_period]}最多 {rule.max_count} 次"
+        note = memos.OVER_CAP.format(period=memos.PERIOD_NAMES[rule.max_period], count=rule.max_count)
         row.status, row.updated_at, row.note = SKIPPED, now, note
         return Decision("skipped", rule, [Notice(emp.id, "capped", f"approval-capped:{platform}:{instance_id}",
                                                 {**info, "note": note})], detail=note)
     try:
         txn = ledger.award(emp.id, points, idem_key=award_key(platform, instance_id),
-                           reason=f"{rule.name}：{title}"[:500] if title else rule.name, category=rule.category)
+                           reason=memos.APPROVAL_AWARD.format(rule=rule.name, title=title)[:500] if title else rule.name, category=rule.category)
     except DomainError as exc:
         slots.release(s, row)
         if isinstance(exc, WalletFrozen):
-            return _skip(s, row, rule, now, "员工已离职（账户冻结），未发放", "frozen", info)
-        return _skip(s, row, rule, now, f"未发放：{type(exc).__name__}", "frozen", info)
+            return _skip(s, row, rule, now, memos.LEAVER_NOT_AWARDED, "frozen", info)
+        return _skip(s, row, rule, now, memos.NOT_AWARDED.format(error=type(exc).__name__), "frozen", info)
     row.status, row.award_txn_id, row.updated_at, row.note = APPROVED, txn.id, now, ""
     balance = ledger.balance(ledger.wallet(emp.id).id)
     notice = Notice(emp.id, "awarded", f"approval-awarded:{platform}:{instance_id}",
@@ -211,14 +211,14 @@ def _revoke(s: Session, ledger: Ledger, rule: Rule, platform: str, instance_id: 
         # Nothing was awarded (or the revoke overtook the approval): remember it so a late approval awards nothing.
         before = "new" if created else row.status
         row.status, row.updated_at = REVOKED, now
-        row.note = ("撤销先于通过到达" if before == "new" else f"撤销（之前状态 {before}）")[:255]
+        row.note = (memos.REVOKE_BEFORE_APPROVAL if before == "new" else memos.REVOKED_FROM.format(before=before))[:255]
         return Decision("recorded", rule, detail=row.note)
     try:
         txn, shortfall = ledger.reverse(row.award_txn_id, idem_key=reverse_key(platform, instance_id),
-                                        reason=f"审批撤销：{rule.name} {row.title}"[:500], allow_partial=True)
+                                        reason=memos.APPROVAL_REVOKED.format(rule=rule.name, title=row.title)[:500], allow_partial=True)
     except AlreadyReversed:  # HR reversed it by hand already: the wallet is right, just record the state
         slots.release(s, row)
-        row.status, row.updated_at, row.note = REVOKED, now, "奖励已被人工撤销"
+        row.status, row.updated_at, row.note = REVOKED, now, memos.REVERSED_BY_HAND
         return Decision("already", rule, detail=row.note)
     row.status, row.reversal_txn_id, row.updated_at = REVOKED, txn.id, now
     slots.release(s, row)
@@ -231,8 +231,8 @@ def _revoke(s: Session, ledger: Ledger, rule: Rule, platform: str, instance_id: 
     notices = [Notice(emp.id, "reversed", f"approval-reversed:{platform}:{instance_id}", info)]
     if shortfall > 0:
         s.add(Shortfall(employee_id=emp.id, txn_id=txn.id, amount=shortfall, created_at=now,
-                        reason=f"审批 {instance_id} 撤销时积分已被使用"[:255]))
-        row.note = f"差额 {shortfall} 积分待 HR 处理"
+                        reason=memos.SHORTFALL.format(instance=instance_id)[:255]))
+        row.note = memos.SHORTFALL_OPEN.format(points=shortfall)
         notices += [Notice(hr, "shortfall", f"approval-shortfall:{platform}:{instance_id}:{hr}", info)
                     for hr in staff_ids(s)]
     return Decision("reversed", rule, notices, points=taken)

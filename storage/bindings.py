@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -67,7 +68,7 @@ def redeem_code(s: Session, employee_no: str, code: str, now: datetime) -> Emplo
     if emp is None or row is None:
         raise InvalidCode("no usable code")
     if row.failed_attempts >= MAX_TRIES:
-        raise InvalidCode("绑定码已因多次输错被锁定，请向 HR 重新获取。")
+        raise InvalidCode("code locked", reason="code_locked")
     if not _matches(code.strip(), row.code_hash):
         s.execute(update(BindCode).where(BindCode.id == row.id)
                   .values(failed_attempts=BindCode.failed_attempts + 1))
@@ -91,7 +92,7 @@ def _pending(s: Session, employee_id: int, platform: str, now: datetime) -> Unbi
 def request_unbind(s: Session, target: Employee, by: Employee, platform: str, now: datetime) -> UnbindRequest:
     """An open request for ``target`` (reused if one is pending); a leaver's is completed at once."""
     if target.id != by.id and by.role not in ADMIN_ROLES:
-        raise NotPermitted("只有 HR 或管理员可以为他人发起解绑。")
+        raise NotPermitted("unbind of another", reason="unbind_hr_only")
     req = _pending(s, target.id, platform, now)
     if req is None:
         req = UnbindRequest(employee_id=target.id, platform=platform, requested_by=by.id, status=PENDING,
@@ -111,37 +112,50 @@ def complete_unbind(s: Session, req: UnbindRequest, by: Employee, now: datetime)
         raise UnknownEmployee(f"no employee {req.employee_id}")
     allowed = by.id == target.id or (by.role in ADMIN_ROLES and target.status != "active")
     if not allowed:
-        raise NotPermitted("只有被解绑的员工本人可以确认这条解绑申请。")
+        raise NotPermitted("not the unbound employee", reason="unbind_not_yours")
     if req.status != PENDING or req.created_at <= now - REQUEST_VALIDITY:
-        raise InvalidState(f"解绑申请 U{req.id} 已处理或已过期，请重新发送「解绑」。")
+        raise InvalidState("unbind request closed", reason="unbind_closed_or_expired", request=req.id)
     res = s.execute(update(UnbindRequest).where(UnbindRequest.id == req.id, UnbindRequest.status == PENDING)
                     .values(status=DONE, decided_at=now).execution_options(synchronize_session="fetch"))
     if res.rowcount != 1:
-        raise InvalidState(f"解绑申请 U{req.id} 已处理。")
+        raise InvalidState("unbind request closed", reason="unbind_closed", request=req.id)
     return unbind_all(s, target.id, now=now, actor_id=by.id, why=f"U{req.id}", platform=req.platform)
 
 
-def binding_audit(s: Session, now: datetime, days: int = 90) -> dict[str, list[str]]:
-    """Three lists for HR: leavers' bindings, accounts on two employees, bindings unused for ``days``."""
-    return {
-        "离职员工仍有的绑定 (bindings of leavers)": _leaver_bindings(s),
-        "绑定到两名员工的聊天账号 (chat accounts bound to two employees)": _shared_accounts(s),
-        f"超过 {days} 天未使用的绑定 (bindings unused for {days} days)": _unused(s, now - timedelta(days=days)),
-    }
+class AuditRow(NamedTuple):
+    """One binding HR should look at; ``roster_no`` is whom the roster names for the account instead."""
+
+    employee_no: str
+    name: str
+    platform: str
+    platform_user_id: str
+    roster_no: str | None = None
+    last_used: datetime | None = None
 
 
-def _row(emp: Employee | None, b: Binding, extra: str = "") -> str:
-    who = f"{emp.employee_no} {emp.name}" if emp else f"employee#{b.employee_id}"
-    return f"{who} {b.platform}:{b.platform_user_id}" + (f" ({extra})" if extra else "")
+AUDIT_KINDS = ("leavers", "shared", "unused")
 
 
-def _leaver_bindings(s: Session) -> list[str]:
+def binding_audit(s: Session, now: datetime, days: int = 90) -> dict[str, list[AuditRow]]:
+    """Three lists for HR, by AUDIT_KINDS: leavers' bindings, accounts on two employees, bindings unused
+    for ``days``. Data only: cards/messages.py words the titles."""
+    return {"leavers": _leaver_bindings(s), "shared": _shared_accounts(s),
+            "unused": _unused(s, now - timedelta(days=days))}
+
+
+def _row(emp: Employee | None, b: Binding, roster_no: str | None = None, last_used: datetime | None = None
+         ) -> AuditRow:
+    no, name = (emp.employee_no, emp.name) if emp else (f"#{b.employee_id}", "")
+    return AuditRow(no, name, b.platform, b.platform_user_id, roster_no, last_used)
+
+
+def _leaver_bindings(s: Session) -> list[AuditRow]:
     rows = s.execute(select(Employee, Binding).join(Binding, Binding.employee_id == Employee.id)
                      .where(Employee.status != "active").order_by(Employee.employee_no, Binding.platform)).all()
     return [_row(emp, b) for emp, b in rows]
 
 
-def _shared_accounts(s: Session) -> list[str]:
+def _shared_accounts(s: Session) -> list[AuditRow]:
     """Defensive: a unique constraint forbids it, but a manual edit or a migration might not."""
     dup = (select(Binding.platform, Binding.platform_user_id).group_by(Binding.platform, Binding.platform_user_id)
            .having(func.count(func.distinct(Binding.employee_id)) > 1))
@@ -152,15 +166,15 @@ def _shared_accounts(s: Session) -> list[str]:
     for platform, column in PLATFORM_COLUMNS.items():  # the roster names someone else for this account
         rows = s.execute(select(Binding, Employee).join(Employee, column == Binding.platform_user_id)
                          .where(Binding.platform == platform, Employee.id != Binding.employee_id)).all()
-        out += [_row(s.get(Employee, b.employee_id), b, f"roster says {other.employee_no}") for b, other in rows]
+        out += [_row(s.get(Employee, b.employee_id), b, roster_no=other.employee_no) for b, other in rows]
     return out
 
 
-def _unused(s: Session, cutoff: datetime) -> list[str]:
+def _unused(s: Session, cutoff: datetime) -> list[AuditRow]:
     last = func.coalesce(Binding.last_used_at, Binding.created_at)
     rows = s.execute(select(Employee, Binding).join(Binding, Binding.employee_id == Employee.id)
                      .where(Employee.status == "active", last < cutoff).order_by(last)).all()
-    return [_row(emp, b, f"last used {(b.last_used_at or b.created_at):%Y-%m-%d}") for emp, b in rows]
+    return [_row(emp, b, last_used=b.last_used_at or b.created_at) for emp, b in rows]
 
 
 def unbind_request(s: Session, request_id: int) -> UnbindRequest | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
@@ -35,18 +35,50 @@ class ManagerDigest:
     quiet: list[str] = field(default_factory=list)
 
 
+class WaitingOrder(NamedTuple):
+    id: int
+    owner: str
+    item: str
+    quantity: int
+    days: int
+
+
+class OpenAppeal(NamedTuple):
+    id: int
+    owner: str
+    days: int
+
+
+class LeaverPoints(NamedTuple):
+    employee_no: str
+    name: str
+    points: int
+
+
+class ItemTrend(NamedTuple):
+    item: str
+    weeks: tuple[int, int, int, int]  # redeemed quantity per week, oldest first
+
+
+class DepartmentExpiry(NamedTuple):
+    department: str  # "" when the roster names none
+    points: int
+
+
 @dataclass
 class HrDigest:
-    orders: list[str] = field(default_factory=list)  # oldest first, already formatted
+    """The weekly HR figures as data; cards/builders_jobs.py words them."""
+
+    orders: list[WaitingOrder] = field(default_factory=list)  # oldest first, at most 20
     orders_total: int = 0
-    appeals: list[str] = field(default_factory=list)
+    appeals: list[OpenAppeal] = field(default_factory=list)
     appeals_total: int = 0
-    leavers: list[str] = field(default_factory=list)
+    leavers: list[LeaverPoints] = field(default_factory=list)
     leavers_total: int = 0
-    trend: list[str] = field(default_factory=list)  # "item: w1/w2/w3/w4"
-    expiring: list[str] = field(default_factory=list)  # "dept: points"
+    trend: list[ItemTrend] = field(default_factory=list)
+    expiring: list[DepartmentExpiry] = field(default_factory=list)
     expiring_month: str = ""
-    bindings: list[str] = field(default_factory=list)
+    bindings: dict[str, int] = field(default_factory=dict)  # storage/bindings.py AUDIT_KINDS -> rows
 
 
 def _rows(db: Database, query: Any) -> list[Any]:
@@ -106,25 +138,25 @@ def hr_digest(db: Database, now: datetime, next_month: tuple[datetime, datetime]
                     .join(owner, owner.id == Order.employee_id).where(Order.status == AWAITING_FULFILMENT)
                     .order_by(Order.created_at, Order.id).limit(20))
     d.orders_total = int(_rows(db, select(func.count(Order.id)).where(Order.status == AWAITING_FULFILMENT))[0][0])
-    d.orders = [f"R{oid} {name} {item}×{qty}（等待 {max(0, (now - at).days)} 天）" for oid, item, qty, at, name in waiting]
+    d.orders = [WaitingOrder(oid, name, item, qty, max(0, (now - at).days)) for oid, item, qty, at, name in waiting]
     appeals = _rows(db, select(Appeal.id, owner.name, Appeal.created_at).join(owner, owner.id == Appeal.employee_id)
                     .where(Appeal.status == "open").order_by(Appeal.created_at, Appeal.id).limit(20))
     d.appeals_total = int(_rows(db, select(func.count(Appeal.id)).where(Appeal.status == "open"))[0][0])
-    d.appeals = [f"A{aid} {name}（{max(0, (now - at).days)} 天）" for aid, name, at in appeals]
+    d.appeals = [OpenAppeal(aid, name, max(0, (now - at).days)) for aid, name, at in appeals]
     leavers = (select(Employee.employee_no, Employee.name, Account.balance)
                .join(Account, and_(Account.employee_id == Employee.id, Account.kind == "wallet"))
                .where(Employee.status == "left", Account.balance > 0))
     rows = _rows(db, leavers.order_by(Account.balance.desc()))
     d.leavers_total = len(rows)
-    d.leavers = [f"{no} {name}：{bal} 分" for no, name, bal in rows]
+    d.leavers = [LeaverPoints(no, name, int(bal)) for no, name, bal in rows]
     trend: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for item, qty, at in _rows(db, select(Order.item_name, Order.quantity, Order.created_at)
                                .where(Order.status.in_(REDEEMED), Order.created_at >= now - timedelta(days=28))):
         trend[item][_week_index(at, now)] += int(qty)
-    d.trend = [f"{item}：{'/'.join(map(str, weeks))}" for item, weeks in
+    d.trend = [ItemTrend(item, (w[0], w[1], w[2], w[3])) for item, w in
                sorted(trend.items(), key=lambda kv: (-sum(kv[1]), kv[0]))]
-    d.expiring = [f"{dept or '未分部门'}：{pts} 分" for dept, pts in expiring_by_department(db, *next_month)]
-    d.bindings = binding_audit_lines(db, now)
+    d.expiring = [DepartmentExpiry(dept or "", pts) for dept, pts in expiring_by_department(db, *next_month)]
+    d.bindings = binding_audit_counts(db, now)
     return d
 
 
@@ -146,8 +178,8 @@ def expiring_by_department(db: Database, start: datetime, end: datetime, slices:
     return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def binding_audit_lines(db: Database, now: datetime, days: int = 90) -> list[str]:
-    """The binding audit (storage/bindings.py, another module) as counts, when that module exists."""
+def binding_audit_counts(db: Database, now: datetime, days: int = 90) -> dict[str, int]:
+    """How many rows each section of the binding audit (storage/bindings.py) has."""
     with db.session_scope() as s:
         report = binding_audit(s, now=now, days=days)
-    return [f"{title}：{len(rows)}" for title, rows in report.items()]
+    return {kind: len(rows) for kind, rows in report.items()}

@@ -1,11 +1,23 @@
-"""Typed domain errors. The chat layer maps each to a friendly reply in one place."""
+"""Typed domain errors. The chat layer maps each to a friendly reply in one place.
+
+An error says what went wrong as data: its class's ``code``, an optional finer ``reason`` and the
+``params`` that reason's text needs. The words live in ``cards/messages.py`` (``domain_error``), so
+the console and the chat say the same thing and storage holds no user-facing text; the message
+passed to ``Exception`` is English, for logs only.
+"""
 from __future__ import annotations
+
+from typing import Any
 
 
 class DomainError(Exception):
     """Base of every error a user or operator can cause; never a bug."""
 
     code = "domain_error"
+
+    def __init__(self, message: str = "", *, reason: str = "", **params: Any) -> None:
+        super().__init__(message or reason or self.code)
+        self.reason, self.params = reason, params
 
 
 class InvalidAmount(DomainError):
@@ -16,7 +28,8 @@ class InsufficientPoints(DomainError):
     code = "insufficient_points"
 
     def __init__(self, available: int, needed: int) -> None:
-        super().__init__(f"insufficient points: available {available}, needed {needed}")
+        super().__init__(f"insufficient points: available {available}, needed {needed}",
+                         available=available, needed=needed)
         self.available, self.needed = available, needed
 
 
@@ -24,7 +37,8 @@ class BudgetExhausted(DomainError):
     code = "budget_exhausted"
 
     def __init__(self, available: int, needed: int) -> None:
-        super().__init__(f"budget exhausted: available {available}, needed {needed}")
+        super().__init__(f"budget exhausted: available {available}, needed {needed}",
+                         available=available, needed=needed)
         self.available, self.needed = available, needed
 
 

@@ -22,6 +22,7 @@ from storage.ledger import EXPIRED, Ledger
 from storage.ledger_lots import LIVE
 from storage.manyrows import among, insert_returning_ids, insert_rows, subtract_from
 from storage.models import Account, Employee, Entry, Lot, LotAllocation, Txn
+from storage import memos
 
 
 @dataclass
@@ -91,7 +92,7 @@ def _write_expiry(s: Session, lots: list[tuple[int, int, int, int | None]], cuto
     mark = s.scalar(select(func.max(LotAllocation.id))) or 0
     stamp = f"{cutoff:%Y%m%dT%H%M%S}:{mark}"
     txn_rows = [{"idem_key": f"expire:{acc}:{stamp}:{rows[0][0]}", "kind": "expire", "employee_id": owners[acc],
-                 "amount": -sum(r for _, r in rows), "actor_id": None, "reason": "积分到期", "category": "expiry",
+                 "amount": -sum(r for _, r in rows), "actor_id": None, "reason": memos.EXPIRED, "category": "expiry",
                  "created_at": now, "reverses_txn_id": None, "related_txn_id": None}
                 for acc, rows in by_account.items()]
     conn = s.connection()

@@ -21,6 +21,7 @@ from storage.employees import mark_left
 from storage.ledger import Ledger
 from storage.members import PLATFORM_COLUMNS
 from storage.models import Binding, Employee, Order
+from storage import memos
 
 log = logging.getLogger(__name__)
 PENDING_ORDER_STATUSES = ("awaiting_confirmation", "awaiting_fulfilment")
@@ -98,7 +99,7 @@ def apply_leaver_policy(db: Database, settings: Settings, now: datetime) -> int:
             if ledger.find(key) is not None:
                 continue
             to: str | int = "expired" if policy == "expire" else int(pool_id)  # type: ignore[arg-type]
-            reason = "离职积分过期" if policy == "expire" else "离职积分转入积分池"
+            reason = memos.LEAVER_EXPIRED if policy == "expire" else memos.LEAVER_TO_POOL
             if ledger.move_all(emp_id, to=to, idem_key=key, reason=reason) is not None:
                 moved += 1
     return moved

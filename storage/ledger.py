@@ -24,6 +24,7 @@ from storage.errors import AlreadyReversed, NotReversible, UnknownEmployee, Unkn
 from storage.ledger_debit import MAX_POINTS, DebitMixin, check_amount, check_key  # noqa: F401 (re-exported)
 from storage.ledger_lots import EXPIRED, HOLD, ISSUANCE, REDEEMED, LotsMixin, Slice  # noqa: F401 (re-exported)
 from storage.models import Account, Employee, Entry, Lot, Txn
+from storage import memos
 
 SYSTEM_ACCOUNTS = (ISSUANCE, HOLD, REDEEMED, EXPIRED)
 REVERSIBLE_KINDS = ("award", "deduct", "expire")
@@ -232,7 +233,7 @@ class Ledger(DebitMixin, LotsMixin):
         if allow_partial:
             take = min(take, self.balance(wallet.id))
         txn = self._new_txn(idem_key, "reverse", orig.employee_id, -take, actor_id=actor_id,
-                            reason=reason or f"撤销 E{orig.id}", reverses=orig.id, category=orig.category)
+                            reason=reason or memos.REVERSAL.format(txn=orig.id), reverses=orig.id, category=orig.category)
         if take:
             self._gate_debit(wallet.id, take)
             lot_id = self.s.scalar(select(Lot.id).where(Lot.txn_id == orig.id))
@@ -254,7 +255,7 @@ class Ledger(DebitMixin, LotsMixin):
         wallet, points = self.wallet(orig.employee_id), -orig.amount
         source = self.account(ISSUANCE if orig.kind == "deduct" else EXPIRED)
         txn = self._new_txn(idem_key, "reverse", orig.employee_id, points, actor_id=actor_id,
-                            reason=reason or f"撤销 E{orig.id}", reverses=orig.id, category=orig.category)
+                            reason=reason or memos.REVERSAL.format(txn=orig.id), reverses=orig.id, category=orig.category)
         live, past = self._split_past(self._allocations(orig.id))
         if live:
             self._credit(wallet, sum(sl.amount for sl in live))
@@ -293,11 +294,11 @@ class Ledger(DebitMixin, LotsMixin):
             left = self.balance(budget.id)
             if left > 0 and not rollover:
                 reset = self._new_txn(f"budget-reset:{manager_id}:{month}", "budget_reset", manager_id, -left,
-                                      reason=f"{month} 额度重置", category="budget")
+                                      reason=memos.BUDGET_RESET.format(month=month), category="budget")
                 self._gate_debit(budget.id, left, budget=True)
                 self._entry(reset, budget, -left)
                 self._entry(reset, issuance, left)
-            txn = self._new_txn(key, "budget_grant", manager_id, amount, reason=f"{month} 月度额度", category="budget")
+            txn = self._new_txn(key, "budget_grant", manager_id, amount, reason=memos.BUDGET_GRANT.format(month=month), category="budget")
             self._credit(budget, amount)
             self._entry(txn, issuance, -amount)
             self._entry(txn, budget, amount)

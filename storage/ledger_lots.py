@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, literal_column, select, update
 from storage.errors import LedgerCorrupt
 from storage.fastsql import Fast
 from storage.models import Account, Lot, LotAllocation, Txn
+from storage import memos
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -110,7 +111,7 @@ class LotsMixin:
         total = sum(s.amount for s in slices)
         if not total:
             return None
-        txn = self._new_txn(idem_key, "expire", wallet.employee_id, -total, reason="过期", related=related.id)
+        txn = self._new_txn(idem_key, "expire", wallet.employee_id, -total, reason=memos.EXPIRED_AFTER_REFUND, related=related.id)
         self._gate_debit(wallet.id, total)
         for sl in slices:
             self._update(update(Lot).where(Lot.id == sl.lot_id).values(remaining=Lot.remaining - sl.amount))

@@ -28,6 +28,7 @@ from storage.errors import InsufficientPoints, InvalidAmount, InvalidState, NotP
 from storage.ledger import Ledger
 from storage.members import audit
 from storage.models import Account, Employee, Order
+from storage import memos
 
 if TYPE_CHECKING:
     from settings import CatalogItem, Settings
@@ -36,8 +37,6 @@ AWAITING_CONFIRMATION = "awaiting_confirmation"
 AWAITING_FULFILMENT = "awaiting_fulfilment"
 FULFILLED, REJECTED, CANCELLED, LAPSED = "fulfilled", "rejected", "cancelled", "lapsed"
 OPEN_STATES = (AWAITING_CONFIRMATION, AWAITING_FULFILMENT)
-STATUS_TEXT = {AWAITING_CONFIRMATION: "待确认", AWAITING_FULFILMENT: "等待发放", FULFILLED: "已发放",
-               REJECTED: "已拒绝", CANCELLED: "已取消", LAPSED: "已失效"}
 LAPSE_AFTER = timedelta(hours=24)
 MAX_QUANTITY = 99
 FULFILLERS = ("hr", "admin")
@@ -143,24 +142,14 @@ def _claim(s: Session, order: Order, frm: str, to: str, **values: Any) -> bool:
     return res.rowcount == 1
 
 
-def state_text(order: Order) -> str:
-    """Why an action cannot apply to the order any more, in the user's words."""
-    texts = {FULFILLED: f"订单 R{order.id} 已发放，不能再更改。",
-             REJECTED: f"订单 R{order.id} 已被拒绝，积分已退回。",
-             CANCELLED: f"订单 R{order.id} 已取消。",
-             LAPSED: f"订单 R{order.id} 超过 24 小时未确认，已失效。如仍需兑换请重新下单。",
-             AWAITING_CONFIRMATION: f"订单 R{order.id} 尚未确认（24 小时内未确认会自动失效），暂无需处理。",
-             AWAITING_FULFILMENT: f"订单 R{order.id} 已确认，等待发放。"}
-    return texts.get(order.status, f"订单 R{order.id} 当前状态不能进行此操作。")
-
-
 def _gone(order: Order) -> InvalidState:
-    return InvalidState(state_text(order))
+    """Why an action cannot apply to the order any more: its state, worded by cards/messages.py."""
+    return InvalidState(f"order {order.status}", reason=f"order_{order.status}", order=order.id)
 
 
 def _own(order: Order, employee: Employee) -> None:
     if order.employee_id != employee.id:
-        raise NotPermitted(f"订单 R{order.id} 不是你的订单，只有下单人本人可以确认或取消。")
+        raise NotPermitted("not the owner", reason="order_not_yours", order=order.id)
 
 
 def start(s: Session, settings: "Settings", employee: Employee, item_token: str, qty: int, now: datetime) -> Order:
@@ -196,7 +185,7 @@ def confirm(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str
                 return order  # a concurrent twin confirmed it
             raise _gone(order)
         hold = ledger.hold(employee.id, order.cost, idem_key=f"order:{order.id}:hold",
-                           reason=f"兑换 R{order.id} {order.item_name}×{order.quantity}")
+                           reason=memos.REDEMPTION.format(order=order.id, item=order.item_name, quantity=order.quantity))
         catalog.take_stock(s, order.sku, order.quantity)
         order.hold_txn_id = hold.id
         s.flush()
@@ -225,14 +214,14 @@ def cancel(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str,
                 return order
             raise _gone(order)
         if seen == AWAITING_FULFILMENT:
-            _give_back(s, ledger, order, employee.id, f"取消兑换 R{order.id}")
+            _give_back(s, ledger, order, employee.id, memos.CANCELLED_REDEMPTION.format(order=order.id))
     audit(s, "order_cancel", now=now, actor_id=employee.id, target_id=order.employee_id, detail=f"R{order.id}")
     return order
 
 
 def _decider(s: Session, order_ref: int | str, actor: Employee, now: datetime) -> Order:
     if actor.role not in FULFILLERS:
-        raise NotPermitted("只有 HR 或管理员可以处理订单。")
+        raise NotPermitted("not a fulfiller", reason="orders_hr_only")
     order = get(s, order_ref, now)
     if order.status != AWAITING_FULFILMENT:
         raise _gone(order)
@@ -243,13 +232,13 @@ def fulfil(s: Session, ledger: Ledger, actor: Employee, order_ref: int | str, no
     """HR hands the item out: the hold becomes final. Nobody fulfils their own order."""
     order = _decider(s, order_ref, actor, now)
     if order.employee_id == actor.id:
-        raise NotPermitted(f"不能发放自己的订单 R{order.id}，请由其他 HR 或管理员处理。")
+        raise NotPermitted("own order", reason="order_own", order=order.id)
     with s.begin_nested():
         if not _claim(s, order, AWAITING_FULFILMENT, FULFILLED, decided_at=now, decided_by=actor.id,
                       note=(note or "")[:500]):
             raise _gone(order)
         if order.hold_txn_id is None:
-            raise InvalidState(f"订单 R{order.id} 没有冻结记录，请联系管理员。")
+            raise InvalidState("order without hold", reason="order_no_hold", order=order.id)
         ledger.settle(order.hold_txn_id, idem_key=f"order:{order.id}:settle", actor_id=actor.id)
     audit(s, "order_fulfil", now=now, actor_id=actor.id, target_id=order.employee_id, detail=f"R{order.id}")
     return order
@@ -262,6 +251,6 @@ def reject(s: Session, ledger: Ledger, actor: Employee, order_ref: int | str, no
         if not _claim(s, order, AWAITING_FULFILMENT, REJECTED, decided_at=now, decided_by=actor.id,
                       note=(note or "")[:500]):
             raise _gone(order)
-        _give_back(s, ledger, order, actor.id, f"拒绝订单 R{order.id}" + (f": {note}" if note else ""))
+        _give_back(s, ledger, order, actor.id, memos.with_note(memos.REJECTED_ORDER.format(order=order.id), note))
     audit(s, "order_reject", now=now, actor_id=actor.id, target_id=order.employee_id, detail=f"R{order.id}")
     return order

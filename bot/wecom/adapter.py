@@ -17,6 +17,7 @@ from bot.core.replies import CardReply, Failed, NoReply, Outgoing, Reply, Text, 
 from bot.spool import FAILED, UNAVAILABLE, Spooled, Spooler, replay_through
 from bot.wecom import crypto as wc
 from bot.wecom.parse import parse
+from cards import messages as msg
 from cards.render_wecom import passive_text
 from cards.text import escape_wecom_text
 
@@ -96,7 +97,7 @@ class WeComAdapter:
             return Answer(200, ""), ()
         if isinstance(event, CardAction):
             # A click is answered by greying out the clicked button; the result goes as a new message.
-            return (self._passive(event, wc.update_button_reply_xml(user, self.corp_id, created, "已处理")),
+            return (self._passive(event, wc.update_button_reply_xml(user, self.corp_id, created, msg.BUTTON_DONE)),
                     (self._message(user, _card(reply)),))
         if isinstance(reply, Text):  # WeCom renders HTML tags in text: a reply may quote user text
             return self._passive(event, wc.text_reply_xml(user, self.corp_id, created, escape_wecom_text(reply.text))), ()

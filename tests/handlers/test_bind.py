@@ -134,8 +134,23 @@ def test_binding_audit(pbot: PeopleBot, clock) -> None:  # noqa: F811
     pbot.send("u_e2", "申诉 - 使用一下账号")  # E2's binding is used again
     with pbot.db.session_scope() as s:
         report = bindings.binding_audit(s, clock(), 90)
-    leavers, shared, unused = report.values()
-    assert leavers == ["L1 离职者 dingtalk:d_l1"]
-    assert shared == ["E1 张三 wecom:u_e1 (roster says E5)"]
-    assert any(r.startswith("E1 张三 wecom:u_e1") for r in unused)
-    assert not any(r.startswith("E2 ") for r in unused) and not any(r.startswith("L1 ") for r in unused)
+    assert list(report) == ["leavers", "shared", "unused"]
+    assert report["leavers"] == [bindings.AuditRow("L1", "离职者", "dingtalk", "d_l1")]
+    assert report["shared"] == [bindings.AuditRow("E1", "张三", "wecom", "u_e1", roster_no="E5")]
+    unused = {r.employee_no: r for r in report["unused"]}
+    assert unused["E1"].platform_user_id == "u_e1" and unused["E1"].last_used is not None
+    assert "E2" not in unused and "L1" not in unused
+
+
+def test_the_audit_cli_words_each_section(pbot: PeopleBot, clock) -> None:  # noqa: F811
+    from app import create_app
+
+    with pbot.db.session_scope() as s:
+        left = make_employee(s, "L1", name="离职者", status="left")
+        members.bind(s, left, "dingtalk", "d_l1", now=clock(), actor_id=None, how="test")
+    app = create_app({"database": {"url": pbot.db.url}}, db=pbot.db)
+    result = app.test_cli_runner().invoke(args=["audit-bindings", "--days", "30"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "离职员工仍有的绑定 (leavers): 1" and lines[1] == "  L1 离职者 dingtalk:d_l1"
+    assert "超过 30 天未使用的绑定 (unused): 0" in lines
