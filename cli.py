@@ -65,6 +65,11 @@ def register_cli(app: Flask) -> None:
             sync_catalog(s, bot.settings.catalog)
         click.echo(f"created {len(report.created)}: {', '.join(report.created)}")
         click.echo(f"updated {len(report.updated)}: {', '.join(report.updated)}")
+        click.echo(f"bound {len(report.bound)} roster chat ids")
+        for label in report.kept_unbound:
+            click.echo(f"  kept unbound (unbound earlier; re-link with a bind code): {label}")
+        for label in report.conflicts:
+            click.echo(f"  not bound (the account is bound to another employee): {label}")
         click.echo(f"rejected {len(report.rejected)}")
         for line, reason in report.rejected:
             click.echo(f"  line {line}: {reason}")

@@ -71,6 +71,21 @@ def manager_digest_card(d: Any, week: str, task_id: str) -> Card:
                 buttons=tuple(buttons), task_id=task_id)
 
 
+def binding_audit_card(kind: str, row: Any, days: int, task_id: str) -> Card:
+    """One binding HR should look at (``row``: a storage/bindings.py AuditRow), with the button that removes
+    it: the typed 强制解绑, so the click runs the same checks and leaves the same audit entry."""
+    platform = msg.PLATFORM_NAMES.get(row.platform, row.platform)
+    lines = [f"{row.employee_no} {row.name} · {platform} {row.platform_user_id}"]
+    if row.roster_no:
+        lines.append(f"花名册中这个账号属于 {row.roster_no}")
+    if row.last_used:
+        lines.append(f"最近使用: {row.last_used:%Y-%m-%d}")
+    buttons = () if row.employee_no.startswith("#") else (
+        Button("解除这个绑定", f"强制解绑 {row.employee_no} {platform} 绑定审计清理", "danger"),)
+    return Card(title=f"绑定审计 · {msg.binding_audit_title(kind, days)}", lines=tuple(lines), buttons=buttons,
+                task_id=task_id)
+
+
 def hr_digest_card(d: Any, week: str, audit_days: int = 90) -> Card:
     """``d``: a storage/digests.py HrDigest, data only; every word of it is here."""
     lines: list[str] = [f"待发放订单（最早的在前）：{d.orders_total}"]
@@ -88,6 +103,10 @@ def hr_digest_card(d: Any, week: str, audit_days: int = 90) -> Card:
     if d.bindings:
         lines.append("绑定审计：")
         lines += [f"{msg.binding_audit_title(kind, audit_days)}：{n}" for kind, n in d.bindings.items()]
+        rest = sum(d.bindings.values()) - len(d.binding_rows)
+        if d.binding_rows:
+            lines.append(f"其中 {len(d.binding_rows)} 条另有卡片，可直接解除绑定" +
+                         (f"；其余 {rest} 条请运行 flask audit-bindings 查看。" if rest > 0 else "。"))
     return Card(title=f"HR 积分周报 · {week}", lines=tuple(lines),
                 fields=(("待发放订单", str(d.orders_total)), ("待处理申诉", str(d.appeals_total))),
                 buttons=(Button("待办", "待办"),), task_id=f"hr-digest-{week}")

@@ -5,6 +5,8 @@ Cards with buttons get a task_id unique per card instance (WeCom rejects a reuse
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cards.model import Button, Card
 
 
@@ -77,6 +79,31 @@ def todo_card(sections: list[tuple[str, list[str], int]]) -> Card:
         return Card(title="待办", lines=("暂无待办事项。",))
     return Card(title="待办", lines=tuple(lines))
 
+
+
+def force_unbound_notice(*, employee: str, accounts: str, by: str, reason: str) -> Card:
+    """Told on the accounts still bound after HR removed some without the employee's confirmation."""
+    return Card(title="聊天账号已被解绑", lines=(f"{by} 解除了 {employee} 的聊天账号绑定: {accounts}。", f"原因: {reason}",
+                                          "此后不会再向这些账号推送消息；如有疑问请联系 HR。"))
+
+
+def bind_code_card(text: str) -> Card:
+    """A bind code sent one-to-one (asked for in a group chat)."""
+    return Card(title="绑定码", lines=tuple(text.splitlines()))
+
+
+def lookup_card(*, name: str, no: str, department: str, active: bool, available: int, on_hold: int,
+                lifetime_earned: int, expiring: Sequence[tuple[str, int]], rows: Sequence[str], total: int,
+                platforms: Sequence[str]) -> Card:
+    """查询: what HR (or the manager) sees about one employee."""
+    fields = (("可用积分", str(available)), ("兑换冻结中", str(on_hold)), ("累计获得", str(lifetime_earned)),
+              ("已绑定", "、".join(platforms) or "未绑定"))
+    lines = [f"部门: {department or '未分部门'}" + ("" if active else "（已离职，账户冻结）")]
+    lines += [f"30 天内将过期: {pts} 积分（{when} 到期）" for when, pts in expiring]
+    lines.append(f"最近 {len(rows)} 条记录（共 {total} 条）:" if rows else "暂无积分记录。")
+    lines += rows
+    return Card(title=f"{name}（{no}）的积分: {available}", lines=tuple(lines), fields=fields,
+                footer="记录有误时可「奖励」「扣除」更正，或请员工发送「申诉 E<编号> <理由>」。")
 
 
 def unbind_done(*, request_id: int, employee: str, count: int) -> Card:

@@ -15,7 +15,7 @@ COMMAND_NAMES = {
     "points": "积分", "history": "明细", "shop": "商城", "redeem": "兑换", "confirm": "确认兑换", "cancel": "取消兑换",
     "orders": "我的订单", "award": "奖励", "deduct": "扣除", "budget": "额度", "appeal": "申诉", "approve": "通过申诉",
     "deny": "驳回申诉", "fulfil": "发放", "reject": "拒绝订单", "todo": "待办", "bind": "绑定", "unbind": "解绑",
-    "confirm-unbind": "确认解绑", "rank": "排行榜", "rules": "规则", "help": "帮助", "reactivate": "恢复员工",
+    "confirm-unbind": "确认解绑", "force-unbind": "强制解绑", "bind-code": "绑定码", "lookup": "查询", "rank": "排行榜", "rules": "规则", "help": "帮助", "reactivate": "恢复员工",
 }
 
 
@@ -57,7 +57,7 @@ REASONS = {
     "code_locked": "绑定码已因多次输错被锁定，请向 HR 重新获取。",
     "self_award": "不能给自己发放或扣除积分。",
     "over_max_award": "单次奖励最多 {max} 积分。",
-    "outside_team": "你只能奖励自己的直属下属。",
+    "outside_team": "你只能奖励自己团队的成员（直接或间接下属）。",
     "appeal_pending": "E{txn} 已有待处理的申诉 A{appeal}，请耐心等待处理。",
     "appeal_not_by_approval": ("E{txn} 是兑换、转移或额度记录，不能通过申诉更正：订单请使用「发放」/「拒绝订单」处理，"
                                "其他情况请联系 HR。可以驳回这条申诉。"),
@@ -72,6 +72,9 @@ REASONS = {
     "unbind_not_yours": "只有被解绑的员工本人可以确认这条解绑申请。",
     "unbind_closed_or_expired": "解绑申请 U{request} 已处理或已过期，请重新发送「解绑」。",
     "unbind_closed": "解绑申请 U{request} 已处理。",
+    "force_unbind_hr_only": "只有 HR 或管理员可以强制解绑。",
+    "lookup_outside_team": "你只能查询自己团队成员（直接或间接下属）的积分。",
+    "binding_unbound": "这个聊天账号已被解绑，需要用新的绑定码重新绑定。",
     "order_not_yours": "订单 R{order} 不是你的订单，只有下单人本人可以确认或取消。",
     "orders_hr_only": "只有 HR 或管理员可以处理订单。",
     "order_own": "不能发放自己的订单 R{order}，请由其他 HR 或管理员处理。",
@@ -139,6 +142,14 @@ LEAVER_UNBOUND = "{name} 已离职，已直接解除绑定: {accounts}（U{id}�
 UNBIND_REQUESTED = "已发起解绑申请 U{id}，等待 {name}（{no}）确认。"
 UNBIND_DONE = "已解绑 {count} 个聊天账号（U{id}）。此后不会再向这些账号推送消息；如需重新绑定，请向 HR 索取绑定码。"
 NO_UNBIND_REQUEST = "找不到这条解绑申请。"
+FORCE_UNBOUND = "已强制解绑 {name}（{no}）的 {count} 个聊天账号: {accounts}。原因: {reason}"
+NEED_FORCE_REASON = "请写明强制解绑的原因（会记入审计日志）。"
+BIND_CODE = ("{name}（{no}）的绑定码: {code}\n{hours} 小时内有效，只能使用一次；新的绑定码生成后旧的即失效。"
+             "请本人在钉钉或企业微信中向机器人发送: 绑定 {no} {code}")
+BIND_CODE_PRIVATE = "绑定码不能在群里发送，已私信发送给你。"
+BIND_CODE_LEAVER = "{name}（{no}）已离职，不能生成绑定码。如需恢复请先「恢复员工」。"
+USE_LOOKUP = "查看同事的积分请发送: 查询 {who}"
+PLATFORM_NAMES = {"wecom": "企业微信", "dingtalk": "钉钉"}
 TODO_APPEALS, TODO_ORDERS, TODO_LEAVERS = "待处理申诉", "待发放订单", "仍有积分的离职员工"
 TODO_APPEAL_LINE = "A{id} {name} {about}: {reason}  →  通过申诉 A{id} / 驳回申诉 A{id}"
 TODO_APPEAL_MISSING = "未收到的积分"

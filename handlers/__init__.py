@@ -10,7 +10,7 @@ MODULES = (
     "handlers.query", "handlers.shop", "handlers.redeem", "handlers.orders_admin", "handlers.rank",
     "handlers.rules", "handlers.help",
     # people, awards, appeals, binding
-    "handlers.award", "handlers.budget", "handlers.appeal", "handlers.todo", "handlers.bind",
+    "handlers.award", "handlers.budget", "handlers.appeal", "handlers.todo", "handlers.lookup", "handlers.bind",
     # platform events: approvals and members joining or leaving
     "handlers.approvals", "handlers.members",
 )

@@ -86,7 +86,7 @@ def check_award_allowed(ctx: Context, giver: Employee, change: Change) -> None:
     points_cfg = ctx.settings.points
     if change.points > int(points_cfg["max_award"]):
         raise NotPermitted("over max award", reason="over_max_award", max=points_cfg["max_award"])
-    if points_cfg["manager_award_scope"] == "team" and change.person.manager_id != giver.id:
+    if points_cfg["manager_award_scope"] == "team" and not ctx.members.in_team(giver.id, change.person.id):
         raise NotPermitted("outside team", reason="outside_team")
 
 

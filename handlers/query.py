@@ -26,6 +26,8 @@ _PAGE = re.compile(r"^(?:第)?(\d{1,6})(?:页)?$")
 
 def handle_points(event: Event, ctx: Context) -> Reply:
     member = ctx.me
+    if ctx.args.strip() and member.role in ("hr", "admin", "manager"):  # 积分 zhangsan: someone else's points
+        return Text(msg.USE_LOOKUP.format(who=ctx.args.strip()))
     tz = ctx.settings.tz
     st = ctx.queries.statement(member.id, days=EXPIRY_WINDOW_DAYS)
     period = ctx.settings.leaderboard["period"]

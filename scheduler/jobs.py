@@ -23,7 +23,7 @@ from cards import builders_jobs as cards
 from cards import messages as msg
 from storage.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
                               period_key, release, to_utc, worker_name)
-from storage.digests import hr_digest, manager_digests
+from storage.digests import AUDIT_DAYS, hr_digest, manager_digests
 from storage.employees import active_ids
 from storage.expiry import expire_due, expired_between, expiring_between
 from storage.leavers import apply_leaver_policy
@@ -127,10 +127,13 @@ def hr_digest_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     hr = active_ids(bot.db, "hr") or active_ids(bot.db, "admin")
     if not hr:
         return "no HR or admin employee to send the digest to"
-    card = cards.hr_digest_card(data, period)
-    row = {"idem_key": f"hr-digest:{period}", "kind": "notice",
-           "payload": {"employee_id": hr[0], "employee_ids": hr, "card": card.to_dict()}}
-    return f"{enqueue_many(bot.db, [row], now)} HR digest queued for {len(hr)} people"
+    card = cards.hr_digest_card(data, period, AUDIT_DAYS)
+    audit = [cards.binding_audit_card(kind, r, AUDIT_DAYS, task_id=f"hrd-{period}-b{i}")
+             for i, (kind, r) in enumerate(data.binding_rows)]
+    rows = [{"idem_key": key, "kind": "notice", "payload": {"employee_id": hr[0], "employee_ids": hr, "card": c.to_dict()}}
+            for key, c in [(f"hr-digest:{period}", card),
+                           *((f"hr-digest:{period}:binding:{i}", c) for i, c in enumerate(audit))]]
+    return f"{enqueue_many(bot.db, rows, now)} HR digest card(s) queued for {len(hr)} people"
 
 
 def budget_grant(bot: Any, period: str, now: datetime, lease: Lease) -> str:

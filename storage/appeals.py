@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidState, NotPermitted, UnknownAppeal, UnknownTxn
 from storage.ledger import Ledger
-from storage.members import audit
+from storage.members import audit, in_team, team
 from storage.models import REASON_MAX, Appeal, Employee, Txn
 from storage import memos
 
@@ -100,8 +100,8 @@ def reviewers(s: Session, appeal: Appeal) -> list[Employee]:
 
 
 def _manages(s: Session, appeal: Appeal, decider: Employee) -> bool:
-    emp = s.get(Employee, appeal.employee_id)
-    return decider.role == "manager" and emp is not None and emp.manager_id == decider.id
+    """The appellant is in the decider's team (storage/members.py ``team``: direct and indirect reports)."""
+    return decider.role == "manager" and in_team(s, decider.id, appeal.employee_id)
 
 
 def may_decide(s: Session, appeal: Appeal, decider: Employee) -> bool:
@@ -116,8 +116,7 @@ def open_for(s: Session, decider: Employee) -> list[Appeal]:
     """Open appeals this person may decide, oldest first."""
     q = select(Appeal).where(Appeal.status == OPEN, Appeal.employee_id != decider.id)
     if decider.role not in DECIDER_ROLES:
-        q = q.join(Employee, Employee.id == Appeal.employee_id).where(Employee.manager_id == decider.id,
-                                                                      manager_decides())
+        q = q.where(Appeal.employee_id.in_(team(decider.id)), manager_decides())
     return list(s.scalars(q.order_by(Appeal.id)))
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import InvalidCode, InvalidState, NotPermitted, UnknownEmployee
-from storage.members import PLATFORM_COLUMNS, audit, unbind_all
+from storage.members import ACTIVE, PLATFORM_COLUMNS, audit, by_employee_no, unbind_all
 from storage.models import BindCode, Binding, Employee, UnbindRequest
 
 CODE_DIGITS = 8
@@ -61,7 +61,8 @@ def redeem_code(s: Session, employee_no: str, code: str, now: datetime) -> Emplo
     A wrong try is counted before raising: the caller must not roll the count back (the chat
     handler catches InvalidCode and answers normally instead of letting it abort the savepoint).
     """
-    emp = s.scalar(select(Employee).where(Employee.employee_no == employee_no, Employee.status == "active"))
+    emp = by_employee_no(s, employee_no)
+    emp = emp if emp is not None and emp.status == "active" else None
     row = None if emp is None else s.scalar(
         select(BindCode).where(BindCode.employee_id == emp.id, BindCode.used_at.is_(None), BindCode.expires_at > now)
         .order_by(BindCode.id.desc()).limit(1))
@@ -103,6 +104,17 @@ def request_unbind(s: Session, target: Employee, by: Employee, platform: str, no
     if target.status != "active":
         complete_unbind(s, req, by, now)
     return req
+
+
+def force_unbind(s: Session, target: Employee, by: Employee, platform: str, reason: str, now: datetime) -> int:
+    """HR or an admin removes bindings at once, when the employee cannot confirm (left, lost the account)."""
+    if by.role not in ADMIN_ROLES:
+        raise NotPermitted("force unbind", reason="force_unbind_hr_only")
+    count = unbind_all(s, target.id, now=now, actor_id=by.id, why=f"force: {reason}", platform=platform,
+                       kind="force")
+    audit(s, "force_unbind", now=now, actor_id=by.id, target_id=target.id,
+          detail=f"{platform or '*'} {count}: {reason}")
+    return count
 
 
 def complete_unbind(s: Session, req: UnbindRequest, by: Employee, now: datetime) -> int:
@@ -151,7 +163,8 @@ def _row(emp: Employee | None, b: Binding, roster_no: str | None = None, last_us
 
 def _leaver_bindings(s: Session) -> list[AuditRow]:
     rows = s.execute(select(Employee, Binding).join(Binding, Binding.employee_id == Employee.id)
-                     .where(Employee.status != "active").order_by(Employee.employee_no, Binding.platform)).all()
+                     .where(Employee.status != "active", Binding.status == ACTIVE)
+                     .order_by(Employee.employee_no, Binding.platform)).all()
     return [_row(emp, b) for emp, b in rows]
 
 
@@ -165,7 +178,8 @@ def _shared_accounts(s: Session) -> list[AuditRow]:
         out += [_row(s.get(Employee, b.employee_id), b) for b in bs]
     for platform, column in PLATFORM_COLUMNS.items():  # the roster names someone else for this account
         rows = s.execute(select(Binding, Employee).join(Employee, column == Binding.platform_user_id)
-                         .where(Binding.platform == platform, Employee.id != Binding.employee_id)).all()
+                         .where(Binding.platform == platform, Binding.status == ACTIVE,
+                                Employee.id != Binding.employee_id, Employee.status == "active")).all()
         out += [_row(s.get(Employee, b.employee_id), b, roster_no=other.employee_no) for b, other in rows]
     return out
 
@@ -173,7 +187,7 @@ def _shared_accounts(s: Session) -> list[AuditRow]:
 def _unused(s: Session, cutoff: datetime) -> list[AuditRow]:
     last = func.coalesce(Binding.last_used_at, Binding.created_at)
     rows = s.execute(select(Employee, Binding).join(Binding, Binding.employee_id == Employee.id)
-                     .where(Employee.status == "active", last < cutoff).order_by(last)).all()
+                     .where(Employee.status == "active", Binding.status == ACTIVE, last < cutoff).order_by(last)).all()
     return [_row(emp, b, last_used=b.last_used_at or b.created_at) for emp, b in rows]
 
 

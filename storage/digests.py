@@ -15,12 +15,13 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
 from storage import appeals
-from storage.bindings import binding_audit
+from storage.bindings import AuditRow, binding_audit
 from storage.db import Database
 from storage.models import Account, Appeal, Employee, Entry, Lot, Order, Txn
 
 AWAITING_FULFILMENT = "awaiting_fulfilment"
 REDEEMED = ("awaiting_fulfilment", "fulfilled")
+AUDIT_DAYS, AUDIT_ROWS = 90, 5  # the HR digest's binding audit: unused for 90 days; 5 cards with a button
 
 
 @dataclass
@@ -79,6 +80,7 @@ class HrDigest:
     expiring: list[DepartmentExpiry] = field(default_factory=list)
     expiring_month: str = ""
     bindings: dict[str, int] = field(default_factory=dict)  # storage/bindings.py AUDIT_KINDS -> rows
+    binding_rows: list[tuple[str, AuditRow]] = field(default_factory=list)  # the first few, to fix from chat
 
 
 def _rows(db: Database, query: Any) -> list[Any]:
@@ -86,19 +88,40 @@ def _rows(db: Database, query: Any) -> list[Any]:
         return list(s.execute(query).all())
 
 
+def _managers_above(db: Database) -> dict[int, list[int]]:
+    """{employee id: every manager above them, nearest first}: the inverse of storage/members.py ``team``,
+    built once from (id, manager_id) so each figure below stays one GROUP BY over everyone."""
+    parent = {e: m for e, m in _rows(db, select(Employee.id, Employee.manager_id))}
+    above: dict[int, list[int]] = {}
+    for emp in parent:
+        chain, seen, m = [], {emp}, parent.get(emp)
+        while m is not None and m not in seen:  # a loop in the roster ends the chain
+            chain.append(m)
+            seen.add(m)
+            m = parent.get(m)
+        above[emp] = chain
+    return above
+
+
 def manager_digests(db: Database, now: datetime, month_start: datetime) -> dict[int, ManagerDigest]:
-    """{manager id: their digest figures} for every active manager."""
+    """{manager id: their digest figures} for every active manager; a team is everyone below them."""
     week_ago, month_ago = now - timedelta(days=7), now - timedelta(days=30)
     out = {mid: ManagerDigest(name=name) for mid, name in _rows(db, select(Employee.id, Employee.name).where(
         Employee.role == "manager", Employee.status == "active").order_by(Employee.id))}
+    above = _managers_above(db)
+
+    def to_team(rows: list[Any], field_name: str) -> None:
+        for emp, n in rows:
+            for mid in above.get(emp, ()):
+                if mid in out:
+                    setattr(out[mid], field_name, getattr(out[mid], field_name) + int(n or 0))
+
     awards = and_(Txn.kind == "award", Txn.created_at >= week_ago, Txn.created_at < now)
     for mid, pts in _rows(db, select(Txn.actor_id, func.sum(Txn.amount)).where(awards).group_by(Txn.actor_id)):
         if mid in out:
             out[mid].awarded_by_me = int(pts or 0)
-    for mid, pts in _rows(db, select(Employee.manager_id, func.sum(Txn.amount)).join(Employee, Employee.id == Txn.employee_id)
-                          .where(awards).group_by(Employee.manager_id)):
-        if mid in out:
-            out[mid].awarded_to_team = int(pts or 0)
+    to_team(_rows(db, select(Txn.employee_id, func.sum(Txn.amount)).where(awards).group_by(Txn.employee_id)),
+            "awarded_to_team")
     for mid, bal in _rows(db, select(Account.employee_id, Account.balance).where(Account.kind == "budget")):
         if mid in out:
             out[mid].budget_left = int(bal or 0)
@@ -109,20 +132,18 @@ def manager_digests(db: Database, now: datetime, month_start: datetime) -> dict[
     for mid, pts in _rows(db, used):
         if mid in out:
             out[mid].budget_used = int(pts or 0)
-    for mid, n in _rows(db, select(Employee.manager_id, func.count(Appeal.id)).join(Employee, Employee.id == Appeal.employee_id)
-                        .where(Appeal.status == "open", appeals.manager_decides()).group_by(Employee.manager_id)):
-        if mid in out:
-            out[mid].open_appeals = int(n)
-    for mid, n in _rows(db, select(Employee.manager_id, func.count(Order.id)).join(Employee, Employee.id == Order.employee_id)
-                        .where(Order.status == AWAITING_FULFILMENT).group_by(Employee.manager_id)):
-        if mid in out:
-            out[mid].team_orders = int(n)
+    to_team(_rows(db, select(Appeal.employee_id, func.count(Appeal.id))
+                  .where(Appeal.status == "open", appeals.manager_decides()).group_by(Appeal.employee_id)),
+            "open_appeals")
+    to_team(_rows(db, select(Order.employee_id, func.count(Order.id)).where(Order.status == AWAITING_FULFILMENT)
+                  .group_by(Order.employee_id)), "team_orders")
     recent = select(Txn.id).where(Txn.employee_id == Employee.id, Txn.kind == "award", Txn.created_at >= month_ago)
-    quiet = (select(Employee.manager_id, Employee.name).where(Employee.status == "active", Employee.manager_id.is_not(None),
-                                                               ~recent.exists()).order_by(Employee.manager_id, Employee.id))
-    for mid, name in _rows(db, quiet):
-        if mid in out:
-            out[mid].quiet.append(name)
+    quiet = (select(Employee.id, Employee.name).where(Employee.status == "active", Employee.manager_id.is_not(None),
+                                                      ~recent.exists()).order_by(Employee.id))
+    for emp, name in _rows(db, quiet):
+        for mid in above.get(emp, ()):
+            if mid in out:
+                out[mid].quiet.append(name)
     return out
 
 
@@ -156,7 +177,7 @@ def hr_digest(db: Database, now: datetime, next_month: tuple[datetime, datetime]
     d.trend = [ItemTrend(item, (w[0], w[1], w[2], w[3])) for item, w in
                sorted(trend.items(), key=lambda kv: (-sum(kv[1]), kv[0]))]
     d.expiring = [DepartmentExpiry(dept or "", pts) for dept, pts in expiring_by_department(db, *next_month)]
-    d.bindings = binding_audit_counts(db, now)
+    d.bindings, d.binding_rows = binding_audit_summary(db, now)
     return d
 
 
@@ -178,8 +199,11 @@ def expiring_by_department(db: Database, start: datetime, end: datetime, slices:
     return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def binding_audit_counts(db: Database, now: datetime, days: int = 90) -> dict[str, int]:
-    """How many rows each section of the binding audit (storage/bindings.py) has."""
+def binding_audit_summary(db: Database, now: datetime, days: int = AUDIT_DAYS, limit: int = AUDIT_ROWS
+                           ) -> tuple[dict[str, int], list[tuple[str, AuditRow]]]:
+    """How many rows each section of the binding audit (storage/bindings.py) has, and the first ``limit``
+    rows (leavers first, then shared accounts, then unused ones) for HR to clean up one by one."""
     with db.session_scope() as s:
         report = binding_audit(s, now=now, days=days)
-    return {kind: len(rows) for kind, rows in report.items()}
+    rows = [(kind, row) for kind, found in report.items() for row in found][:limit]
+    return {kind: len(found) for kind, found in report.items()}, rows

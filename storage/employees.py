@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.ledger import Ledger
-from storage.members import audit, unbind_all
+from storage.errors import InvalidState, UnknownEmployee
+from storage.members import audit, bind, bound_ids, rebind_after_leave, unbind_all
 from storage.models import Employee
 
 ROLES = ("employee", "manager", "hr", "admin")
@@ -25,6 +27,9 @@ class ImportReport:
     updated: list[str] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
     left: list[int] = field(default_factory=list)  # employee ids newly marked as left
+    bound: list[str] = field(default_factory=list)  # "E1 wecom:zhangsan": roster ids bound by this import
+    kept_unbound: list[str] = field(default_factory=list)  # roster ids an unbind keeps unbound (HR re-links them)
+    conflicts: list[str] = field(default_factory=list)  # roster ids bound to another employee
 
 
 def month_key(now: datetime, tz: tzinfo | None = None) -> str:
@@ -101,6 +106,8 @@ def import_roster(s: Session, rows: list[tuple[int, dict[str, str]]], ledger: Le
         if row["status"] == "left" and emp.left_at is None:
             mark_left(s, ledger, emp, now=now, actor_id=None, why="roster")
             report.left.append(emp.id)
+        if emp.status == "active":
+            _bind_roster_ids(s, emp, now, report)
         grant_current_budget(ledger, emp, now, budget, rollover, tz)
     return report
 
@@ -122,12 +129,29 @@ def _upsert(s: Session, row: dict[str, str], now: datetime) -> tuple[Employee, b
     return emp, created
 
 
+def _bind_roster_ids(s: Session, emp: Employee, now: datetime, report: ImportReport) -> None:
+    """A roster id is an active binding from the import on, so notices reach people who never wrote; an
+    account an unbind left unbound, or one bound to someone else, is reported instead."""
+    for platform, uid in (("dingtalk", emp.dingtalk_userid), ("wecom", emp.wecom_userid)):
+        if not uid or bound_ids(s, emp.id).get(platform) == uid:
+            continue
+        label = f"{emp.employee_no} {platform}:{uid}"
+        try:
+            with s.begin_nested():
+                bind(s, emp, platform, uid, now=now, actor_id=None, how="roster")
+            report.bound.append(label)
+        except InvalidState:
+            report.kept_unbound.append(label)
+        except (UnknownEmployee, IntegrityError):
+            report.conflicts.append(label)
+
+
 def mark_left(s: Session, ledger: Ledger, emp: Employee, *, now: datetime, actor_id: int | None, why: str) -> bool:
     """Unbind every chat account and freeze the wallet; pending orders stay for HR."""
     if emp.status == "left" and emp.left_at is not None:
         return False
     emp.status, emp.left_at = "left", now
-    unbind_all(s, emp.id, now=now, actor_id=actor_id, why=f"left: {why}")
+    unbind_all(s, emp.id, now=now, actor_id=actor_id, why=f"left: {why}", kind="left")
     ledger.set_frozen(emp.id, True)
     audit(s, "left", now=now, actor_id=actor_id, target_id=emp.id, detail=why)
     return True
@@ -139,6 +163,7 @@ def reactivate(s: Session, ledger: Ledger, emp: Employee, *, now: datetime, acto
     emp.status, emp.left_at = "active", None
     ledger.set_frozen(emp.id, False)
     audit(s, "reactivate", now=now, actor_id=actor_id, target_id=emp.id)
+    rebind_after_leave(s, emp.id, now=now, actor_id=actor_id)
     return True
 
 

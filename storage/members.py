@@ -1,13 +1,14 @@
 """Who is who: platform identities to employees, and people named in a command."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.errors import UnknownEmployee
+from storage.errors import InvalidState, UnknownEmployee
 from storage.fastsql import Fast, as_persistent
 from storage.models import AuditLog, Binding, Employee
 
@@ -19,48 +20,83 @@ def audit(s: Session, action: str, *, now: datetime, actor_id: int | None = None
     s.add(AuditLog(at=now, action=action, actor_id=actor_id, target_id=target_id, detail=detail[:2000]))
 
 
+ACTIVE, UNBOUND = "active", "unbound"  # Binding.status
+
+
 def bind(s: Session, employee: Employee, platform: str, user_id: str, *, now: datetime, actor_id: int | None,
          how: str) -> Binding:
-    """Bind a chat account; one account per employee per platform, one employee per account."""
+    """Bind a chat account: one active account per employee and platform, one employee per account.
+
+    An unbound row of the account is taken over when a person acts (a code, HR re-linking it), never by
+    the roster on its own (``how="roster"``): that is what makes an unbind stick. The employee's other
+    active account on the platform is replaced (unbound, kept in the audit log).
+    """
     existing = s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == user_id))
-    if existing is not None:
+    if existing is not None and existing.status == ACTIVE:
         if existing.employee_id != employee.id:
             raise UnknownEmployee("this chat account is bound to another employee")
         return existing
-    old = s.scalar(select(Binding).where(Binding.employee_id == employee.id, Binding.platform == platform))
-    if old is not None and old.platform_user_id == user_id:  # bound a moment ago by a concurrent first message
-        return old
+    if existing is not None and how == "roster":
+        raise InvalidState("account unbound", reason="binding_unbound")
+    old = s.scalar(select(Binding).where(Binding.employee_id == employee.id, Binding.platform == platform,
+                                         Binding.status == ACTIVE))
     if old is not None:
-        s.delete(old)
-        audit(s, "unbind", now=now, actor_id=actor_id, target_id=employee.id,
-              detail=f"{platform}:{old.platform_user_id} replaced")
-        s.flush()
-    binding = Binding(employee_id=employee.id, platform=platform, platform_user_id=user_id, created_at=now,
-                      last_used_at=now)
-    with s.begin_nested():
-        s.add(binding)
-        s.flush()
+        _unbind(s, old, now=now, actor_id=actor_id, kind="replaced", why="replaced")
+    if existing is not None:
+        existing.employee_id, existing.status, existing.unbound_at, existing.unbound_why = employee.id, ACTIVE, None, ""
+        existing.created_at = existing.last_used_at = now
+        binding = existing
+    else:
+        binding = Binding(employee_id=employee.id, platform=platform, platform_user_id=user_id, created_at=now,
+                          last_used_at=now, status=ACTIVE, unbound_why="")
+        with s.begin_nested():
+            s.add(binding)
+            s.flush()
     audit(s, "bind", now=now, actor_id=actor_id, target_id=employee.id, detail=f"{platform}:{user_id} ({how})")
+    s.flush()
     return binding
 
 
+def _unbind(s: Session, b: Binding, *, now: datetime, actor_id: int | None, kind: str, why: str) -> None:
+    b.status, b.unbound_at, b.unbound_why = UNBOUND, now, kind
+    audit(s, "unbind", now=now, actor_id=actor_id, target_id=b.employee_id, detail=f"{b.platform}:{b.platform_user_id} ({why})")
+
+
 def unbind_all(s: Session, employee_id: int, *, now: datetime, actor_id: int | None, why: str,
-               platform: str = "") -> int:
-    q = select(Binding).where(Binding.employee_id == employee_id)
+               platform: str = "", kind: str = "unbind") -> int:
+    """Unbind the employee's active accounts (on one platform, or all); ``kind`` is kept on each row."""
+    q = select(Binding).where(Binding.employee_id == employee_id, Binding.status == ACTIVE)
     if platform:
         q = q.where(Binding.platform == platform)
     rows = list(s.scalars(q))
     for b in rows:
-        s.delete(b)
-        audit(s, "unbind", now=now, actor_id=actor_id, target_id=employee_id, detail=f"{b.platform}:{b.platform_user_id} ({why})")
+        _unbind(s, b, now=now, actor_id=actor_id, kind=kind, why=why)
     s.flush()
     return len(rows)
+
+
+def rebind_after_leave(s: Session, employee_id: int, *, now: datetime, actor_id: int | None) -> int:
+    """A reactivated leaver gets back the accounts leaving unbound (not those unbound for another reason),
+    on the platforms where they have not bound another since."""
+    rows = list(s.scalars(select(Binding).where(Binding.employee_id == employee_id, Binding.unbound_why == "left",
+                                                Binding.status == UNBOUND).order_by(Binding.unbound_at.desc())))
+    restored = 0
+    for b in rows:
+        if b.platform in bound_ids(s, employee_id):
+            continue
+        b.status, b.unbound_at, b.unbound_why = ACTIVE, None, ""
+        audit(s, "bind", now=now, actor_id=actor_id, target_id=employee_id,
+              detail=f"{b.platform}:{b.platform_user_id} (reactivated)")
+        s.flush()
+        restored += 1
+    return restored
 
 
 _B, _E = Binding.__table__, Employee.__table__
 _EMPLOYEE_COLUMNS = tuple(c.name for c in _E.c)
 _BOUND = Fast(select(_B.c.id, _B.c.last_used_at, *_E.c).join(_E, _E.c.id == _B.c.employee_id)
-              .where(_B.c.platform == bindparam("platform"), _B.c.platform_user_id == bindparam("user_id")))
+              .where(_B.c.platform == bindparam("platform"), _B.c.platform_user_id == bindparam("user_id"),
+                     _B.c.status == ACTIVE))
 _TOUCH = Fast(_B.update().where(_B.c.id == bindparam("binding")).values(last_used_at=bindparam("at")))
 
 
@@ -88,7 +124,7 @@ def resolve_member(s: Session, platform: str, user_id: str, now: datetime) -> Em
         return None
     try:
         bind(s, emp, platform, user_id, now=now, actor_id=None, how="roster")
-    except UnknownEmployee:
+    except (UnknownEmployee, InvalidState):  # bound to someone else, or unbound: the roster does not re-bind it
         return None
     except IntegrityError:  # a concurrent first message of the same person bound the account just now
         return _bound_now(s, platform, user_id)
@@ -99,12 +135,40 @@ def _bound_now(s: Session, platform: str, user_id: str) -> Employee | None:
     """The binding as committed this instant: a locking read, so a binding another transaction is
     still committing is waited for, not missed (under REPEATABLE READ it also reads past the snapshot)."""
     return s.scalar(select(Employee).join(Binding, Binding.employee_id == Employee.id)
-                    .where(Binding.platform == platform, Binding.platform_user_id == user_id)
+                    .where(Binding.platform == platform, Binding.platform_user_id == user_id,
+                           Binding.status == ACTIVE)
                     .with_for_update(read=True))
 
 
 def bound_ids(s: Session, employee_id: int) -> dict[str, str]:
-    return {b.platform: b.platform_user_id for b in s.scalars(select(Binding).where(Binding.employee_id == employee_id))}
+    """The active accounts of an employee, by platform: where notices go."""
+    return {b.platform: b.platform_user_id for b in s.scalars(
+        select(Binding).where(Binding.employee_id == employee_id, Binding.status == ACTIVE))}
+
+
+_PREFIXED = re.compile(r"^([A-Za-z]+)(\d+)$")
+
+
+def by_employee_no(s: Session, token: str) -> Employee | None:
+    """The employee an employee number means: exactly, else case-insensitively, else with a leading letter
+    prefix dropped or added ("E1030" for a roster that writes "1030", or the other way round) — the last
+    two only when exactly one employee matches, so a guess never picks the wrong person."""
+    token = token.strip()
+    if not token:
+        return None
+    emp = s.scalar(select(Employee).where(Employee.employee_no == token))
+    if emp is not None:
+        return emp
+    found = list(s.scalars(select(Employee).where(func.lower(Employee.employee_no) == token.lower()).limit(2)))
+    if found:
+        return found[0] if len(found) == 1 else None
+    m = _PREFIXED.match(token)
+    if m:  # "E1030": the roster may write "1030"
+        found = list(s.scalars(select(Employee).where(Employee.employee_no == m.group(2)).limit(2)))
+    elif token.isdigit():  # "1030": the roster may write "E1030"
+        like = list(s.scalars(select(Employee).where(Employee.employee_no.like(f"%{token}")).limit(50)))
+        found = [e for e in like if (p := _PREFIXED.match(e.employee_no)) is not None and p.group(2) == token]
+    return found[0] if len(found) == 1 else None
 
 
 def find_person(s: Session, token: str, platform: str, mentions: tuple[str, ...] = ()) -> Employee:
@@ -114,9 +178,7 @@ def find_person(s: Session, token: str, platform: str, mentions: tuple[str, ...]
         token = mentions[0]
     if not token:
         raise UnknownEmployee("no person given")
-    emp = s.scalar(select(Employee).where(Employee.employee_no == token))
-    if emp is None:  # people type "e3" for "E3"
-        emp = s.scalar(select(Employee).where(func.lower(Employee.employee_no) == token.lower()).limit(1))
+    emp = by_employee_no(s, token)
     if emp is not None:
         return emp
     binding = s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == token))
@@ -135,6 +197,22 @@ def find_person(s: Session, token: str, platform: str, mentions: tuple[str, ...]
     raise UnknownEmployee(f"no employee {token}")
 
 
+def team(manager_id: int) -> Select[tuple[int]]:
+    """SQL: the ids of everyone below ``manager_id`` in the reporting tree, direct and indirect.
+
+    The one definition of a manager's team: the award scope, who decides an appeal, 查询 and the manager
+    digest all use it. UNION (not UNION ALL) ends the recursion even if the roster has a loop.
+    """
+    tree = select(Employee.id).where(Employee.manager_id == manager_id).cte("team", recursive=True)
+    tree = tree.union(select(Employee.id).join(tree, Employee.manager_id == tree.c.id))
+    return select(tree.c.id).where(tree.c.id != manager_id)
+
+
+def in_team(s: Session, manager_id: int, employee_id: int) -> bool:
+    return s.scalar(select(literal(True)).where(literal(employee_id).in_(team(manager_id)))) is not None
+
+
 def binding_for(s: Session, platform: str, user_id: str) -> Binding | None:
-    """The binding of this chat account, if any (nothing written, unlike ``resolve_member``)."""
-    return s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == user_id))
+    """The active binding of this chat account, if any (nothing written, unlike ``resolve_member``)."""
+    return s.scalar(select(Binding).where(Binding.platform == platform, Binding.platform_user_id == user_id,
+                                          Binding.status == ACTIVE))

@@ -37,7 +37,13 @@ class Employee(Base):
 
 
 class Binding(Base):
-    """A chat account bound to an employee. Deleted on unbind; the audit log keeps the history."""
+    """A chat account bound to an employee: the only map from an account to an employee for messages and
+    notices (docs/commands.md, "Binding").
+
+    An unbind does not delete the row: it turns ``unbound``, so the roster id the account came from cannot
+    bind it again on its own (a new code or HR re-links it); ``unbound_why`` says which kind of unbind it
+    was (``unbind``, ``force``, ``left``, ``replaced``), so a reactivated leaver gets back what leaving took.
+    """
 
     __tablename__ = "bindings"
     __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
@@ -47,6 +53,9 @@ class Binding(Base):
     platform_user_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    unbound_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    unbound_why: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
 
 class BindCode(Base):

@@ -88,6 +88,10 @@ class Members(_Bound):
     def bind(self, employee: Employee, platform: str, user_id: str, *, actor_id: int | None, how: str) -> None:
         members.bind(self.s, employee, platform, user_id, now=self.clock(), actor_id=actor_id, how=how)
 
+    def in_team(self, manager_id: int, employee_id: int) -> bool:
+        """Below the manager in the reporting tree, directly or not (storage/members.py ``team``)."""
+        return members.in_team(self.s, manager_id, employee_id)
+
     def left(self, platform: str, user_id: str) -> leavers.LeaverReport | None:
         """A platform says this account's person left: unbind, freeze, report (storage/leavers.py)."""
         return leavers.member_left(self.s, self.ledger, platform, user_id, now=self.clock())
@@ -151,6 +155,13 @@ class Bindings(_Bound):
 
     def complete(self, req: UnbindRequest, by: Employee) -> int:
         return bindings.complete_unbind(self.s, req, by, self.clock())
+
+    def force_unbind(self, target: Employee, by: Employee, platform: str, reason: str) -> int:
+        return bindings.force_unbind(self.s, target, by, platform, reason, self.clock())
+
+    def issue_code(self, employee: Employee) -> str:
+        """A fresh one-time code (the older ones stop working); only its hash is stored."""
+        return bindings.issue_code(self.s, employee, self.clock())
 
 
 class Approvals(_Bound):

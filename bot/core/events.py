@@ -19,10 +19,12 @@ class Actor:
 @dataclass(frozen=True, slots=True)
 class Conversation:
     """Where a reply belongs. ``reply_url`` is DingTalk's sessionWebhook (empty elsewhere), kept for the
-    Stream edge, which answers through it (docs/protocols.md)."""
+    Stream edge, which answers through it (docs/protocols.md). ``is_group``: a group chat, where
+    everyone present reads the reply (DingTalk ``conversationType`` 2; a WeCom app chat is one-to-one)."""
 
     reply_url: str = ""
     reply_url_expires_at: float | None = None
+    is_group: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -222,6 +222,7 @@ def parse_robot(body: Mapping[str, Any], received_at: datetime) -> TextCommand |
         reply_url_expires_at=expires / 1000
         if isinstance(expires, (int, float)) and not isinstance(expires, bool)
         else None,
+        is_group=_str(body.get("conversationType")) == "2",
     )
     base: dict[str, Any] = {
         "platform": PLATFORM,

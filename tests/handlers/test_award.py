@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.core.context import Context
-from bot.core.events import Actor, TextCommand
+from bot.core.events import Actor, Conversation, TextCommand
 from bot.core.middleware import default_chain
 from bot.core.replies import CardReply, Text
 from bot.core.router import Router
 from cards.model import Card
-from handlers import appeal, award, bind, budget, todo
+from handlers import appeal, award, bind, budget, lookup, query, todo
 from settings import build_settings
 from storage import members
 from storage.employees import month_key
@@ -55,7 +55,7 @@ class PeopleBot:
         self.db, self.clock = db, clock
         self.settings = build_settings({"points": {**POINTS, **(points or {})}})
         self.router = Router(middleware=default_chain())
-        for module in (award, budget, appeal, todo, bind):
+        for module in (award, budget, appeal, todo, bind, lookup, query):
             module.register(self.router)
         self.seq = 0
         self.ids: dict[str, int] = {}
@@ -73,10 +73,12 @@ class PeopleBot:
                     ledger.grant_budget(emp.id, month_key(self.clock()), self.settings.points["manager_monthly_budget"])
         return self
 
-    def send(self, user: str, text: str, mentions: tuple[str, ...] = (), platform: str = "wecom") -> str:
+    def send(self, user: str, text: str, mentions: tuple[str, ...] = (), platform: str = "wecom",
+             group: bool = False) -> str:
         self.seq += 1
         event = TextCommand(platform=platform, event_id=f"ev{self.seq}", actor=Actor(user),
-                            received_at=self.clock(), text=text, mentions=mentions)
+                            received_at=self.clock(), text=text, mentions=mentions,
+                            conversation=Conversation(is_group=group))
         with self.db.session_scope() as s:
             ctx = Context(session=s, settings=self.settings, clock=self.clock, platform=platform)
             self.last_reply = self.router.dispatch(event, ctx)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 import threading
 import types
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from storage import claims
 from storage.claims import Lease, LeaseLost, period_key
 from settings import build_settings
 from storage.ledger import Ledger
+from storage.members import bind
 from storage.outbox import enqueue_many
 from storage.models import Account, Appeal, Employee, JobRun, Order, Outbox
 from tests.storage.factories import make_employee
@@ -168,6 +170,29 @@ def test_hr_digest_sections(bot: Any, company: dict[str, int], clock: Any) -> No
     assert "HR 积分周报" in dingtalk and "HR 积分周报" in wecom
     run(bot, "hr-digest", clock(), force=True)
     assert len(queued(bot, "hr-digest:")) == 1
+
+
+def test_hr_digest_sends_binding_audit_cards_with_a_cleanup_button(bot: Any, company: dict[str, int],
+                                                                   clock: Any) -> None:
+    with bot.db.session_scope() as s:  # a leaver whose account is still bound (left before bindings were kept)
+        s.get(Employee, company["gone"]).status = "left"
+        for i in range(7):
+            emp = make_employee(s, f"U{i}", name=f"久未用{i}")
+            bind(s, emp, "dingtalk", f"d-u{i}", now=clock() - timedelta(days=200), actor_id=None, how="test")
+        bind(s, s.get(Employee, company["gone"]), "wecom", "w-gone", now=clock(), actor_id=None, how="test")
+    run(bot, "hr-digest", clock())
+    main, *audit = queued(bot, "hr-digest:")
+    assert len(audit) == 5  # the limit; the rest is summarised on the main card
+    _, _, card = rendered(main)
+    text = "\n".join(card.lines)
+    assert "离职员工仍有的绑定：1" in text and "超过 90 天未使用的绑定：7" in text and "其余 3 条" in text
+    assert "(bindings" not in text  # Chinese only
+    _, dingtalk, first = rendered(audit[0])
+    dingtalk = unquote(dingtalk)
+    assert first.title == "绑定审计 · 离职员工仍有的绑定" and "L1 钱离职 · 企业微信 w-gone" in first.lines[0]
+    assert [b.command for b in first.buttons] == ["强制解绑 L1 企业微信 绑定审计清理"]
+    assert "dtmd://" in dingtalk and "强制解绑 L1 企业微信 绑定审计清理" in dingtalk and json.loads(audit[0].payload)["employee_ids"] == [company["hr"]]
+    assert len({Card.from_dict(json.loads(r.payload)["card"]).task_id for r in audit}) == 5
 
 
 def test_budget_grant_once_per_month(bot: Any, company: dict[str, int], clock: Any) -> None:

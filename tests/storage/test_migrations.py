@@ -55,3 +55,31 @@ def test_partial_indexes_are_partial_after_upgrade(engine_url: str) -> None:
         assert where.lower() in found[name].lower().replace("(", "").replace(")", ""), (name, found[name])
     downgrade(db, "base")
     db.dispose()
+
+
+def test_0006_binds_roster_ids_except_those_an_unbind_removed(engine_url: str) -> None:
+    """Existing deployments: active employees' roster ids become bindings unless the audit log shows an unbind
+    of that account (before 0006 an unbind deleted the row) or the account or platform is already bound."""
+    db = Database(engine_url)
+    Base.metadata.drop_all(db.engine)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    upgrade(db, "0005")
+    t = "2026-03-01 00:00:00"
+    with db.engine.begin() as conn:
+        for i, (no, status, ding, wecom) in enumerate([("E1", "active", "d1", "w1"), ("E2", "active", "", "w2"),
+                                                       ("E3", "left", "d3", ""), ("E4", "active", "d4", "w4")], 1):
+            conn.exec_driver_sql(
+                "INSERT INTO employees (id, employee_no, name, department, role, status, dingtalk_userid, wecom_userid,"
+                f" created_at) VALUES ({i}, '{no}', '{no}', '', 'employee', '{status}', '{ding}', '{wecom}', '{t}')")
+        conn.exec_driver_sql("INSERT INTO bindings (employee_id, platform, platform_user_id, created_at) "
+                             f"VALUES (4, 'wecom', 'w4-own', '{t}')")  # E4 bound another wecom account by code
+        conn.exec_driver_sql("INSERT INTO audit_log (at, action, target_id, detail) "
+                             f"VALUES ('{t}', 'unbind', 2, 'wecom:w2 (U7)')")  # E2 unbound w2
+    upgrade(db)
+    with db.engine.connect() as conn:
+        rows = set(conn.exec_driver_sql("SELECT employee_id, platform, platform_user_id, status FROM bindings").all())
+    assert rows == {(1, "dingtalk", "d1", "active"), (1, "wecom", "w1", "active"), (4, "dingtalk", "d4", "active"),
+                    (4, "wecom", "w4-own", "active")}
+    downgrade(db, "base")
+    db.dispose()
