@@ -301,3 +301,23 @@ def test_playground_in_headless_chromium(server, browser) -> None:
     page.open("dingtalk", "zhangsan")
     assert _balance(db, "1002") in _numbers(page.send("积分"))
     page.shot("playground-dingtalk-balance.png")
+
+    # A manager awards someone who never opened the bot: the notice reaches them all the same.
+    page.open("wecom", "lijun")
+    page.send("奖励 linfeng 30 新人带教")
+    page.open("wecom", "linfeng")
+    page.wait.until(lambda d: any("新人带教" in m.text for m in page.bot_messages()))
+    page.shot("playground-wecom-notice-never-wrote.png")
+
+    # An employee unbinds WeCom; the next message finds the account unbound, not re-bound from the roster.
+    page.open("wecom", "wangwu")
+    page.send("解绑")
+    confirm = page.wait.until(lambda d: next(iter(d.find_elements(
+        page.by.CSS_SELECTOR, ".convo:not([hidden]) .wc-card button[data-key^='确认解绑']")), None))
+    shown = len(page.bot_messages())
+    confirm.click()
+    page.wait.until(lambda d: len(page.bot_messages()) > shown)
+    page.wait.until(lambda d: _ledger(db, "SELECT status FROM bindings WHERE platform = 'wecom' "
+                                          "AND platform_user_id = 'wangwu'") == "unbound")
+    assert "还没有绑定" in page.send("积分")
+    page.shot("playground-wecom-unbind.png")
