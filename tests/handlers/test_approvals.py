@@ -30,7 +30,7 @@ from handlers import members as member_handlers
 from settings import build_settings
 from storage.invariants import check_invariants
 from storage import approvals as storage_approvals
-from storage.models import ApprovalInstance, Outbox, ProcessedEvent, Txn
+from storage.models import ApprovalInstance, Binding, Outbox, ProcessedEvent, Txn
 from tests.e2e.conftest import DINGTALK, WECOM
 from tests.storage.factories import make_employee
 
@@ -354,3 +354,18 @@ def test_reconcile_retries_a_detail_fetch_whose_task_died(h: Harness, api: respo
     clock.advance(minutes=11)
     assert approvals_sync.reconcile(h.bot, clock()) == 1
     assert h.by_key() == {"approval:wecom:P3": [500]}
+
+
+def test_an_unbound_employees_approval_still_awards_by_roster_id(h: Harness) -> None:
+    """An unbind keeps the account unbound for messages, never for points: the roster id still names the person."""
+    from storage.members import resolve_member, unbind_all
+
+    with h.db.session_scope() as s:
+        assert resolve_member(s, "dingtalk", "dt_e1", h.clock()).id == h.ids["E1"]
+        unbind_all(s, h.ids["E1"], now=h.clock(), actor_id=None, why="U1")
+    h.send(dingtalk_event("D-UNB", "agree"))
+    assert h.by_key() == {"approval:dingtalk:D-UNB": [100]}
+    with h.db.session_scope() as s:
+        assert s.scalar(select(Binding.status).where(Binding.platform_user_id == "dt_e1")) == "unbound"
+    [notice] = h.outbox("notice")
+    assert notice["employee_id"] == h.ids["E1"]  # queued; delivery finds no active account and sends nothing
