@@ -24,6 +24,7 @@ from bot.spool import Spool, Spooler
 from bot.web import dingtalk_blueprint, probes_blueprint, wecom_blueprint
 from bot.wecom.adapter import WeComAdapter
 from cli import register_cli
+from console import register_console
 from playground import register_playground
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage.db import Database, utcnow
@@ -123,4 +124,5 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     app.register_blueprint(probes_blueprint(bot))
     register_cli(app)
     register_playground(app, bot)
+    register_console(app, bot)
     return app

@@ -100,6 +100,32 @@ def register_cli(app: Flask) -> None:
             code = issue_code(s, emp, now=bot.db.clock())
         click.echo(code)
 
+    @app.cli.command("console-link", help="Print a single-use HR console login link for EMPLOYEE_NO (a manager, HR or "
+                     "admin still employed); exits 1 for anyone else.")
+    @click.argument("employee_no")
+    @click.option("--minutes", type=click.IntRange(min=1, max=1440), default=None,
+                  help="How long the link stays usable (default: [console] link_minutes).")
+    def console_link(employee_no: str, minutes: int | None) -> None:
+        from storage.console import issue_link
+        from storage.errors import DomainError
+        from storage.members import by_employee_no
+
+        bot = _bot()
+        if not bot.settings.console["enabled"]:
+            click.echo("the console is off: set [console] enabled = true", err=True)
+            sys.exit(1)
+        try:
+            with bot.db.session_scope() as s:
+                emp = by_employee_no(s, employee_no)
+                if emp is None:
+                    click.echo(f"no employee {employee_no}", err=True)
+                    sys.exit(1)
+                token = issue_link(s, emp, bot.db.clock(), minutes or bot.settings.console["link_minutes"], via="cli")
+        except DomainError:
+            click.echo(f"{employee_no} has no console access (only active managers, HR and admins)", err=True)
+            sys.exit(1)
+        click.echo(f"{str(bot.settings.server['public_url']).rstrip('/')}/console/login/{token}")
+
     @app.cli.command("restock", help="Set the remaining stock of SKU to N.")
     @click.argument("sku")
     @click.argument("n", type=click.IntRange(min=0))

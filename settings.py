@@ -7,6 +7,7 @@ person reading it is an operator at start-up, not a developer with a traceback.
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "leaderboard": {"top_n": 10, "period": "week", "groups": []},
     "playground": {"enabled": False},
+    "console": {"enabled": False, "secret_key": "", "session_hours": 8, "link_minutes": 10},
     "spool": {"dir": "var/spool", "max_mb": 64, "max_events": 10000},
     "retention": {"events_days": 30, "sent_messages_days": 30, "job_runs_days": 180, "rate_buckets_days": 2},
 }
@@ -109,6 +111,7 @@ class Settings:
     scheduler: Mapping[str, Any]
     leaderboard: Mapping[str, Any]
     playground: Mapping[str, Any]
+    console: Mapping[str, Any]
     spool: Mapping[str, Any]
     retention: Mapping[str, Any]
     catalog: tuple[CatalogItem, ...] = ()
@@ -264,6 +267,23 @@ def _refuse_self_pointing_apis(sections: Mapping[str, dict[str, Any]]) -> None:
                               f"set the platform's real address, e.g. {DEFAULTS[section][key]}")
 
 
+def _validate_console(console: dict[str, Any], playground: Mapping[str, Any]) -> None:
+    """The session key signs every console cookie: required, shared by every process and host. Only the local
+    demo (the playground on) may leave it empty; each start then makes a random one (sessions end at restart)."""
+    for key in ("session_hours", "link_minutes"):
+        if console[key] <= 0:
+            raise ConfigError(f"console.{key}: expected a positive number")
+    if not console["enabled"]:
+        return
+    key = console["secret_key"]
+    if not key and playground["enabled"]:
+        console["secret_key"] = secrets.token_urlsafe(32)
+    elif len(key) < 32:
+        raise ConfigError("console.secret_key: required when console.enabled is true, at least 32 characters "
+                          "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'); the same on every "
+                          "process and host; or set POINTSBOT_CONSOLE__SECRET_KEY")
+
+
 def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settings:
     unknown = set(data) - set(DEFAULTS) - set(LIST_SECTIONS)
     if unknown:
@@ -277,6 +297,7 @@ def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settin
     if sections["retention"]["job_runs_days"] <= 40:
         raise ConfigError("retention.job_runs_days: expected more than 40 days (the scheduler's catch-up looks back 40)")
     _refuse_self_pointing_apis(sections)
+    _validate_console(sections["console"], sections["playground"])
     return Settings(**sections, catalog=parse_catalog(data.get("catalog")), rules=parse_rules(data.get("rules")),
                     source=source)
 

@@ -87,6 +87,11 @@ def force_unbound_notice(*, employee: str, accounts: str, by: str, reason: str) 
                                           "此后不会再向这些账号推送消息；如有疑问请联系 HR。"))
 
 
+def console_link_card(text: str) -> Card:
+    """A console login link sent one-to-one (asked for in a group chat)."""
+    return Card(title="积分后台登录链接", lines=tuple(text.splitlines()))
+
+
 def bind_code_card(text: str) -> Card:
     """A bind code sent one-to-one (asked for in a group chat)."""
     return Card(title="绑定码", lines=tuple(text.splitlines()))

@@ -15,7 +15,7 @@ COMMAND_NAMES = {
     "points": "积分", "history": "明细", "shop": "商城", "redeem": "兑换", "confirm": "确认兑换", "cancel": "取消兑换",
     "orders": "我的订单", "award": "奖励", "deduct": "扣除", "budget": "额度", "appeal": "申诉", "approve": "通过申诉",
     "deny": "驳回申诉", "fulfil": "发放", "reject": "拒绝订单", "todo": "待办", "bind": "绑定", "unbind": "解绑",
-    "confirm-unbind": "确认解绑", "force-unbind": "强制解绑", "bind-code": "绑定码", "lookup": "查询", "rank": "排行榜", "rules": "规则", "help": "帮助", "reactivate": "恢复员工",
+    "confirm-unbind": "确认解绑", "force-unbind": "强制解绑", "bind-code": "绑定码", "lookup": "查询", "console": "后台", "rank": "排行榜", "rules": "规则", "help": "帮助", "reactivate": "恢复员工",
 }
 
 
@@ -75,6 +75,10 @@ REASONS = {
     "force_unbind_hr_only": "只有 HR 或管理员可以强制解绑。",
     "lookup_outside_team": "你只能查询自己团队成员（直接或间接下属）的积分。",
     "binding_unbound": "这个聊天账号已被解绑，需要用新的绑定码重新绑定。",
+    "console_not_allowed": "积分后台仅限在职的经理、HR 和管理员使用。",
+    "console_link_unknown": "这个登录链接无效。请在钉钉或企业微信中向机器人发送「后台」获取新的链接。",
+    "console_link_spent": "这个登录链接已使用或已过期（每个链接只能用一次，10 分钟内有效）。请在聊天中发送「后台」获取新的链接。",
+    "console_staff_only": "仅限 HR 和管理员查看。",
     "order_not_yours": "订单 R{order} 不是你的订单，只有下单人本人可以确认或取消。",
     "orders_hr_only": "只有 HR 或管理员可以处理订单。",
     "order_own": "不能发放自己的订单 R{order}，请由其他 HR 或管理员处理。",
@@ -149,6 +153,9 @@ BIND_CODE = ("{name}（{no}）的绑定码: {code}\n{hours} 小时内有效，�
 BIND_CODE_PRIVATE = "绑定码不能在群里发送，已私信发送给你。"
 BIND_CODE_LEAVER = "{name}（{no}）已离职，不能生成绑定码。如需恢复请先「恢复员工」。"
 USE_LOOKUP = "查看同事的积分请发送: 查询 {who}"
+CONSOLE_LINK = "积分后台登录链接（{minutes} 分钟内有效，只能使用一次，请勿转发）:\n{url}"
+CONSOLE_LINK_PRIVATE = "后台登录链接不能在群里发送，已私信发送给你。"
+CONSOLE_OFF = "积分后台未启用，请联系管理员。"
 PLATFORM_NAMES = {"wecom": "企业微信", "dingtalk": "钉钉"}
 TODO_APPEALS, TODO_ORDERS, TODO_LEAVERS = "待处理申诉", "待发放订单", "仍有积分的离职员工"
 TODO_APPEAL_LINE = "A{id} {name} {about}: {reason}  →  通过申诉 A{id} / 驳回申诉 A{id}"

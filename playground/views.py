@@ -11,15 +11,17 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request
 from sqlalchemy import select
 
 from bot.clockutil import epoch_clock
 from playground.fake_api import MessageLog
 from playground.signer import DingTalkSigner, SignedRequest, WeComSigner
 from storage.models import Binding, Employee
+from storage.services import Services
 
 MAX_TEXT = 2000
+CONSOLE_LOGINS = (("hanmei", "韩梅 HR"), ("caoyu", "曹宇 管理员"), ("lijun", "李军 经理"))
 
 
 class BadInput(Exception):
@@ -164,7 +166,20 @@ def playground_blueprint(app: Flask, bot: Any, log: MessageLog) -> Blueprint:
     def page() -> str:
         platforms = [p for p in ("dingtalk", "wecom") if getattr(pg, p) is not None]
         rules = {p: [r.name for r in bot.settings.rules if r.platform == p] for p in platforms}
-        return render_template("playground.html", platforms=platforms, rules=rules)
+        console = [(uid, label) for uid, label in CONSOLE_LOGINS] if bot.settings.console["enabled"] else []
+        return render_template("playground.html", platforms=platforms, rules=rules, console=console)
+
+    @bp.get("/console/<user>")
+    def console_login(user: str) -> Response:
+        """A demo role's login link, opened at once: the console's own login page (a POST) does the rest."""
+        if not bot.settings.console["enabled"] or user not in dict(CONSOLE_LOGINS):
+            raise BadInput("user: not a demo console role")
+        with bot.db.session_scope() as s:
+            emp = s.scalar(select(Employee).where(Employee.wecom_userid == user))
+            if emp is None:
+                raise BadInput("user: not in the demo company (run make run to load it)")
+            token = Services(s, bot.settings, bot.db.clock).console.issue_link(emp, via="playground")
+        return redirect(f"/console/login/{token}")
 
     @bp.get("/api/users")
     def users() -> Response:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from storage.db import Database
 from storage.ledger import Ledger
 from storage.errors import InvalidState, UnknownEmployee
-from storage.members import audit, bind, bound_ids, rebind_after_leave, unbind_all
+from storage.members import audit, bind, bound_ids, unbind_all
 from storage.models import Employee
 
 ROLES = ("employee", "manager", "hr", "admin")
@@ -163,7 +163,6 @@ def reactivate(s: Session, ledger: Ledger, emp: Employee, *, now: datetime, acto
     emp.status, emp.left_at = "active", None
     ledger.set_frozen(emp.id, False)
     audit(s, "reactivate", now=now, actor_id=actor_id, target_id=emp.id)
-    rebind_after_leave(s, emp.id, now=now, actor_id=actor_id)
     return True
 
 

@@ -75,23 +75,6 @@ def unbind_all(s: Session, employee_id: int, *, now: datetime, actor_id: int | N
     return len(rows)
 
 
-def rebind_after_leave(s: Session, employee_id: int, *, now: datetime, actor_id: int | None) -> int:
-    """A reactivated leaver gets back the accounts leaving unbound (not those unbound for another reason),
-    on the platforms where they have not bound another since."""
-    rows = list(s.scalars(select(Binding).where(Binding.employee_id == employee_id, Binding.unbound_why == "left",
-                                                Binding.status == UNBOUND).order_by(Binding.unbound_at.desc())))
-    restored = 0
-    for b in rows:
-        if b.platform in bound_ids(s, employee_id):
-            continue
-        b.status, b.unbound_at, b.unbound_why = ACTIVE, None, ""
-        audit(s, "bind", now=now, actor_id=actor_id, target_id=employee_id,
-              detail=f"{b.platform}:{b.platform_user_id} (reactivated)")
-        s.flush()
-        restored += 1
-    return restored
-
-
 _B, _E = Binding.__table__, Employee.__table__
 _EMPLOYEE_COLUMNS = tuple(c.name for c in _E.c)
 _BOUND = Fast(select(_B.c.id, _B.c.last_used_at, *_E.c).join(_E, _E.c.id == _B.c.employee_id)

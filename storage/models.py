@@ -42,7 +42,7 @@ class Binding(Base):
 
     An unbind does not delete the row: it turns ``unbound``, so the roster id the account came from cannot
     bind it again on its own (a new code or HR re-links it); ``unbound_why`` says which kind of unbind it
-    was (``unbind``, ``force``, ``left``, ``replaced``), so a reactivated leaver gets back what leaving took.
+    was (``unbind``, ``force``, ``left``, ``replaced``), for the audit and the console.
     """
 
     __tablename__ = "bindings"
@@ -66,6 +66,24 @@ class BindCode(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ConsoleLogin(Base):
+    """A single-use console login link and, once used, the session it started (docs/console.md).
+
+    Only a hash of the link's token is stored. The session cookie names this row, so a logout (``ended_at``)
+    ends the session on the server, not only in the browser that logged out.
+    """
+
+    __tablename__ = "console_logins"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    used_from: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class UnbindRequest(Base):

@@ -14,9 +14,9 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from settings import CatalogItem, Settings
-from storage import appeals, approvals, bindings, catalog, leavers, members, orders, outbox, queries
+from storage import appeals, approvals, bindings, catalog, console, leavers, members, orders, outbox, queries
 from storage.ledger import Ledger
-from storage.models import Appeal, Binding, Employee, Order, Txn, UnbindRequest
+from storage.models import Appeal, Binding, ConsoleLogin, Employee, Order, Txn, UnbindRequest
 
 
 class _Bound:
@@ -164,6 +164,38 @@ class Bindings(_Bound):
         return bindings.issue_code(self.s, employee, self.clock())
 
 
+class Console(_Bound):
+    """The HR console's logins and reads (storage/console.py); its writes go through the other services."""
+
+    def issue_link(self, employee: Employee, via: str) -> str:
+        return console.issue_link(self.s, employee, self.clock(), self.settings.console["link_minutes"], via)
+
+    def redeem_link(self, token: str, ip: str) -> ConsoleLogin:
+        return console.redeem_link(self.s, token, self.clock(), ip)
+
+    def session_member(self, login_id: int, employee_id: int, role: str) -> Employee | None:
+        return console.session_member(self.s, login_id, employee_id, role, self.clock(),
+                                      self.settings.console["session_hours"])
+
+    def end_session(self, login_id: int, ip: str) -> None:
+        console.end_session(self.s, login_id, self.clock(), ip)
+
+    def search(self, viewer: Employee, q: str, limit: int = 50) -> tuple[list[Employee], int]:
+        return console.search(self.s, viewer, q, limit)
+
+    def may_see(self, viewer: Employee, employee_id: int) -> bool:
+        return console.may_see(self.s, viewer, employee_id)
+
+    def person(self, employee: Employee) -> console.Person:
+        return console.person(self.s, employee)
+
+    def audit_page(self, viewer: Employee, f: console.AuditFilter, page: int) -> tuple[list[Any], int]:
+        return console.audit_page(self.s, viewer, f, page)
+
+    def audit_actions(self) -> list[str]:
+        return console.audit_actions(self.s)
+
+
 class Approvals(_Bound):
     def on_change(self, **change: Any) -> approvals.Decision:
         """One approval state change (storage/approvals.py ``on_approval``: platform, instance_id, template,
@@ -209,6 +241,10 @@ class Services:
     @cached_property
     def approvals(self) -> Approvals:
         return Approvals(self)
+
+    @cached_property
+    def console(self) -> Console:
+        return Console(self)
 
     def task(self, name: str, payload: dict[str, Any], *, key: str, platform: str = "") -> None:
         """Queue slow work for the outbox (``{"task": name}``, run by ``PointsBot.tasks`` in app.py), once per key."""

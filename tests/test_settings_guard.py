@@ -23,6 +23,7 @@ def _production(data: dict[str, Any]) -> dict[str, Any]:
     """The demo config with the playground off and every API base at the real platforms."""
     data = copy.deepcopy(data)
     data["playground"] = {"enabled": False}
+    data["console"]["secret_key"] = "production-console-secret-0123456789"
     data["wecom"].update(api_base="https://qyapi.weixin.qq.com", group_webhook_base="https://qyapi.weixin.qq.com")
     data["dingtalk"].update(api_base="https://api.dingtalk.com", oapi_base="https://oapi.dingtalk.com")
     return data
@@ -69,6 +70,13 @@ def test_server_on_all_interfaces_still_catches_loopback() -> None:
     data["server"].update(host="0.0.0.0", port=8080)
     data["dingtalk"]["oapi_base"] = "http://127.0.0.1:8080"
     with pytest.raises(ConfigError, match=r"^dingtalk\.oapi_base"):
+        build_settings(data)
+
+
+def test_the_example_without_the_playground_needs_a_console_key() -> None:
+    data = _production(_example())
+    data["console"]["secret_key"] = ""
+    with pytest.raises(ConfigError, match=r"^console\.secret_key"):
         build_settings(data)
 
 

@@ -24,7 +24,7 @@ SETTINGS = build_settings({"catalog": [{"sku": "c", "name": "课程", "cost": 10
 
 
 def test_the_read_only_routes_are_the_query_commands() -> None:
-    assert {r.name for r in READ_ONLY} == {"points", "history", "rules", "shop", "rank", "help"}
+    assert {r.name for r in READ_ONLY} == {"points", "history", "rules", "shop", "rank", "help", "lookup"}
 
 
 @pytest.mark.parametrize("route", READ_ONLY, ids=lambda r: r.name)

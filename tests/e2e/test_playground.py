@@ -321,3 +321,32 @@ def test_playground_in_headless_chromium(server, browser) -> None:
                                           "AND platform_user_id = 'wangwu'") == "unbound")
     assert "还没有绑定" in page.send("积分")
     page.shot("playground-wecom-unbind.png")
+
+
+@pytest.mark.slow
+def test_console_login_by_link_in_headless_chromium(server, browser) -> None:
+    """The HR console through a real browser: the playground's login button issues a link, 进入后台 posts it,
+    an employee's page shows the ledger's balance, and nothing was loaded from anywhere but the app."""
+    base, db = server
+    page = Page(browser, base)
+    page.d.get(f"{base}/playground")
+    page.wait.until(lambda d: d.find_elements(page.by.CSS_SELECTOR, "#console-logins a.chip"))
+    href = page.d.find_element(page.by.CSS_SELECTOR, "#console-logins a.chip").get_attribute("href")
+    assert href.endswith("/playground/console/hanmei")
+    page.d.get(href)
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "enter"))
+    page.shot("console-login.png")
+    page.d.find_element(page.by.ID, "enter").click()
+    page.wait.until(lambda d: "/console/people" in d.current_url)
+    box = page.d.find_element(page.by.NAME, "q")
+    box.send_keys("张三")
+    box.submit()
+    page.wait.until(lambda d: "q=" in d.current_url)
+    page.shot("console-people.png")
+    page.d.find_element(page.by.LINK_TEXT, "张三").click()
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "available"))
+    assert int(page.d.find_element(page.by.ID, "available").text) == _balance(db, "1002")
+    page.shot("console-person.png")
+    loaded = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(base) for url in loaded), loaded
+    assert _ledger(db, "SELECT COUNT(*) FROM audit_log WHERE action = 'console_login'") == 1

@@ -80,7 +80,8 @@ class Company:
 
     def bindings(self, no: str = "E1") -> list[str]:
         with self.db.session_scope() as s:
-            return sorted(b.platform for b in s.scalars(select(Binding).where(Binding.employee_id == self.ids[no])))
+            active = select(Binding).where(Binding.employee_id == self.ids[no], Binding.status == "active")
+            return sorted(b.platform for b in s.scalars(active))
 
     def notices(self) -> list[tuple[int, str]]:
         with self.db.session_scope() as s:

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from storage.employees import import_roster, mark_left, reactivate, read_roster
+from storage.employees import import_roster, read_roster
 from storage.errors import InvalidState
 from storage.ledger import Ledger
 from storage.members import bind, bound_ids, by_employee_no, in_team, resolve_member, team, unbind_all
@@ -103,19 +103,6 @@ def test_a_new_account_replaces_the_old_one_and_a_code_can_take_over_an_unbound_
         bind(s, b, "dingtalk", "old", now=clock(), actor_id=b.id, how="code")  # the account changed hands
         ids = (a.id, b.id)
     assert tuple(_status(engine_db, "dingtalk", "old")) == ("active", "", ids[1])
-
-
-def test_a_reactivated_leaver_gets_back_what_leaving_took_only(engine_db, clock):
-    with engine_db.session_scope() as s:
-        emp = make_employee(s, "E1")
-        ledger = Ledger(s, clock)
-        bind(s, emp, "wecom", "zs", now=clock(), actor_id=None, how="test")
-        bind(s, emp, "dingtalk", "dz", now=clock(), actor_id=None, how="test")
-        unbind_all(s, emp.id, now=clock(), actor_id=None, why="U1", platform="dingtalk")  # their own unbind
-        mark_left(s, ledger, emp, now=clock(), actor_id=None, why="test")
-        assert bound_ids(s, emp.id) == {}
-        reactivate(s, ledger, emp, now=clock(), actor_id=None)
-        assert bound_ids(s, emp.id) == {"wecom": "zs"}
 
 
 @pytest.mark.parametrize("roster_no, typed, found", [

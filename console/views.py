@@ -1,0 +1,170 @@
+"""The console's pages: login by single-use link, people, one employee, the audit log.
+
+Every request reads who is asking from the database (``before_request``), so a logout, a departure or a
+role change ends a session at once; every page checks the role on the server; reads run in a read
+transaction (on SQLite it takes no write lock, so browsing never stalls a callback).
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from cards import messages as msg
+from storage.console import STAFF_ROLES, AuditFilter
+from storage.errors import DomainError
+from storage.members import ACTIVE
+from storage.models import Employee
+from storage.services import Services
+
+PUBLIC = {"console.login_help", "console.login_form", "console.login", "console.static"}
+PER_PAGE = 20
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # a login link's token never leaves in a Referer
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+
+
+def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
+    bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+                   static_folder="static", static_url_path="/static")
+
+    def services(s: Any) -> Services:
+        return Services(s, bot.settings, bot.db.clock)
+
+    @bp.before_request
+    def who_is_asking() -> Any:
+        if request.method == "POST":
+            csrf.protect()
+        if request.endpoint in PUBLIC:
+            return None
+        ident = session.get("login") or {}
+        member = None
+        if ident:
+            with bot.db.read_scope() as s:
+                emp = services(s).console.session_member(int(ident["id"]), int(ident["emp"]), str(ident["role"]))
+                member = None if emp is None else (emp.id, emp.name, emp.role, emp.employee_no)
+        if member is None:
+            session.clear()
+            return redirect(url_for("console.login_help"))
+        g.member_id, g.member_name, g.member_role, g.member_no = member
+        g.login_id = int(ident["id"])
+        return None
+
+    @bp.after_request
+    def headers(resp: Response) -> Response:
+        resp.headers.update(HEADERS)
+        return resp
+
+    @bp.errorhandler(CSRFError)
+    def csrf_failed(exc: CSRFError) -> tuple[str, int]:
+        return render_template("console/message.html", title="页面已过期",
+                               text="表单已过期或来源不明，请返回重新打开页面后再提交。"), 400
+
+    # ---- login ---------------------------------------------------------------------------------
+    @bp.get("/login")
+    def login_help() -> str:
+        return render_template("console/login_help.html")
+
+    @bp.get("/login/<token>")
+    def login_form(token: str) -> str:
+        """A GET never uses the link up: chat apps and scanners open links to preview them."""
+        return render_template("console/login_form.html", token=token)
+
+    @bp.post("/login/<token>")
+    def login(token: str) -> Any:
+        try:
+            with bot.db.session_scope() as s:
+                row = services(s).console.redeem_link(token, request.remote_addr or "")
+                emp = s.get(Employee, row.employee_id)
+                ident = {"id": row.id, "emp": row.employee_id, "role": emp.role if emp else ""}
+        except DomainError as exc:
+            return render_template("console/login_help.html", problem=msg.domain_error(exc)), 403
+        session.clear()
+        session.permanent = True
+        session["login"] = ident
+        return redirect(url_for("console.people"))
+
+    @bp.post("/logout")
+    def logout() -> Any:
+        with bot.db.session_scope() as s:
+            services(s).console.end_session(g.login_id, request.remote_addr or "")
+        session.clear()
+        return redirect(url_for("console.login_help"))
+
+    # ---- pages ---------------------------------------------------------------------------------
+    @bp.get("/")
+    def home() -> Any:
+        return redirect(url_for("console.people"))
+
+    @bp.get("/people")
+    def people() -> str:
+        q = request.args.get("q", "")[:64]
+        with bot.db.read_scope() as s:
+            viewer = s.get(Employee, g.member_id)
+            rows, total = services(s).console.search(viewer, q)
+            return render_template("console/people.html", rows=rows, total=total, q=q)
+
+    @bp.get("/people/<int:employee_id>")
+    def person(employee_id: int) -> str:
+        page = max(1, min(request.args.get("page", 1, type=int) or 1, 10_000))
+        with bot.db.read_scope() as s:
+            sv = services(s)
+            viewer = s.get(Employee, g.member_id)
+            emp = s.get(Employee, employee_id)
+            if emp is None or not sv.console.may_see(viewer, employee_id):
+                abort(404)  # the same answer whether the person exists or is outside the viewer's team
+            return render_template(
+                "console/person.html", emp=emp, st=sv.queries.statement(emp.id, days=30),
+                history=sv.queries.history(emp.id, page=page, per_page=PER_PAGE), more=sv.console.person(emp),
+                local=lambda at, fmt="%Y-%m-%d %H:%M": msg.local_time(at, bot.settings.tz, fmt),
+                kind_text=msg.TXN_KIND_TEXT, order_status=msg.ORDER_STATUS, platforms=msg.PLATFORM_NAMES,
+                active=ACTIVE)
+
+    @bp.get("/audit")
+    def audit() -> Any:
+        if g.member_role not in STAFF_ROLES:
+            return render_template("console/message.html", title="没有权限",
+                                   text="审计日志仅限 HR 和管理员查看。"), 403
+        f, problem = _audit_filter(request.args, bot.settings.tz)
+        page = max(1, min(request.args.get("page", 1, type=int) or 1, 10_000))
+        with bot.db.read_scope() as s:
+            sv = services(s)
+            rows, total = sv.console.audit_page(s.get(Employee, g.member_id), f, page)
+            return render_template("console/audit.html", rows=rows, total=total, page=page,
+                                   pages=max(1, math.ceil(total / 50)), actions=sv.console.audit_actions(),
+                                   args=request.args, problem=problem,
+                                   local=lambda at: msg.local_time(at, bot.settings.tz, "%Y-%m-%d %H:%M:%S"))
+
+    @bp.app_template_global()
+    def console_member() -> dict[str, Any]:
+        return {"name": g.get("member_name", ""), "role": g.get("member_role", ""),
+                "staff": g.get("member_role") in STAFF_ROLES}
+
+    return bp
+
+
+def _audit_filter(args: Any, tz: Any) -> tuple[AuditFilter, str]:
+    """The form's filters; a bad date is named and ignored, never a 500."""
+    bounds: list[datetime | None] = []
+    problem = ""
+    for key, extra in (("start", 0), ("end", 1)):
+        raw = (args.get(key) or "").strip()
+        if not raw:
+            bounds.append(None)
+            continue
+        try:
+            day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=tz) + timedelta(days=extra)
+            bounds.append(day.astimezone(timezone.utc).replace(tzinfo=None))
+        except ValueError:
+            problem = f"日期「{raw}」格式不对，应为 2026-03-01。"
+            bounds.append(None)
+    return AuditFilter(actor=(args.get("actor") or "").strip()[:64], action=(args.get("action") or "").strip()[:64],
+                       employee=(args.get("employee") or "").strip()[:64], start=bounds[0], end=bounds[1]), problem
