@@ -86,6 +86,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "leaderboard": {"top_n": 10, "period": "week", "groups": []},
     "playground": {"enabled": False},
+    "orders": {"reject_reasons": ["库存不足", "不符合兑换规则", "信息不全"]},
+    "appeals": {"deny_reasons": ["已核实无误", "不符合申诉规则", "信息不全"]},
     "console": {"enabled": False, "secret_key": "", "session_hours": 8, "link_minutes": 10},
     "spool": {"dir": "var/spool", "max_mb": 64, "max_events": 10000},
     "retention": {"events_days": 30, "sent_messages_days": 30, "job_runs_days": 180, "rate_buckets_days": 2},
@@ -112,6 +114,8 @@ class Settings:
     leaderboard: Mapping[str, Any]
     playground: Mapping[str, Any]
     console: Mapping[str, Any]
+    orders: Mapping[str, Any]
+    appeals: Mapping[str, Any]
     spool: Mapping[str, Any]
     retention: Mapping[str, Any]
     catalog: tuple[CatalogItem, ...] = ()
@@ -298,6 +302,11 @@ def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settin
         raise ConfigError("retention.job_runs_days: expected more than 40 days (the scheduler's catch-up looks back 40)")
     _refuse_self_pointing_apis(sections)
     _validate_console(sections["console"], sections["playground"])
+    for section, key in (("orders", "reject_reasons"), ("appeals", "deny_reasons")):
+        reasons = sections[section][key]
+        if len(reasons) > 3 or any(not isinstance(r, str) or not r.strip() or len(r) > 20 for r in reasons):
+            raise ConfigError(f"{section}.{key}: expected up to three short texts (each 1 to 20 characters), "
+                              "offered as buttons")
     return Settings(**sections, catalog=parse_catalog(data.get("catalog")), rules=parse_rules(data.get("rules")),
                     source=source)
 

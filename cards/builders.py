@@ -87,15 +87,17 @@ def redeem_done(*, order_id: int, item: str, quantity: int, cost: int, balance: 
 
 
 def fulfil_request(*, order_id: int, employee: str, employee_no: str, department: str, item: str, quantity: int,
-                   cost: int, reviewer_id: int) -> Card:
-    """Sent to each HR member and admin; whoever acts first wins, the others get told it is done."""
+                   cost: int, reviewer_id: int, reject_reasons: Sequence[str] = ()) -> Card:
+    """Sent to each HR member and admin; whoever acts first wins, the others get told it is done. A rejection
+    always carries a reason: one button per preset (``[orders] reject_reasons``), or typed."""
     ref = f"R{order_id}"
     who = f"{employee}（{employee_no}{'，' + department if department else ''}）"
     return Card(
         title=f"新的兑换订单 {ref} 待发放",
         fields=(("兑换人", who), ("商品", f"{item} ×{quantity}"), ("积分", f"{cost}（已冻结）")),
-        buttons=(Button("发放", f"发放 {ref}", "primary"), Button("拒绝订单", f"拒绝订单 {ref}", "danger")),
-        footer=f"也可发送: 发放 {ref} <备注> / 拒绝订单 {ref} <原因>（拒绝会退回积分）",
+        buttons=(Button("发放", f"发放 {ref}", "primary"),
+                 *(Button(f"拒绝：{r}", f"拒绝订单 {ref} {r}", "danger") for r in reject_reasons[:3])),
+        footer=f"也可发送: 发放 {ref} <备注> / 拒绝订单 {ref} <理由>（拒绝会退回积分）",
         task_id=f"{ref}-fulfil-{reviewer_id}",
     )
 
@@ -110,8 +112,7 @@ def order_fulfilled(*, order_id: int, item: str, quantity: int, actor: str, note
 def order_rejected(*, order_id: int, item: str, quantity: int, cost: int, actor: str, note: str,
                    balance: int) -> Card:
     fields = [("商品", f"{item} ×{quantity}"), ("处理人", actor), ("退回积分", str(cost)), ("当前可用积分", str(balance))]
-    if note:
-        fields.append(("原因", note))
+    fields.append(("拒绝理由", note or "未填写"))
     return Card(title=f"你的兑换订单 R{order_id} 被拒绝，积分已退回", fields=tuple(fields))
 
 

@@ -35,13 +35,15 @@ APPEAL_FOOTERS = {
 
 
 def appeal_review(*, appeal_id: int, employee: str, employee_no: str, subject: str, reason: str,
-                  reviewer_id: int, plan: str) -> Card:
-    """Sent to each reviewer; the buttons are the decide commands, the footer says what approval does."""
+                  reviewer_id: int, plan: str, deny_reasons: Sequence[str] = ()) -> Card:
+    """Sent to each reviewer; the buttons are the decide commands (a denial with one of the preset reasons,
+    ``[appeals] deny_reasons``), the footer says what approval does."""
     ref = f"A{appeal_id}"
     return Card(
         title=f"新的积分申诉 {ref}",
         fields=(("申诉人", f"{employee}（{employee_no}）"), ("申诉对象", subject), ("理由", reason)),
-        buttons=(Button("通过申诉", f"通过申诉 {ref}", "primary"), Button("驳回申诉", f"驳回申诉 {ref}", "danger")),
+        buttons=(Button("通过申诉", f"通过申诉 {ref}", "primary"),
+                 *(Button(f"驳回：{r}", f"驳回申诉 {ref} {r}", "danger") for r in deny_reasons[:3])),
         footer=APPEAL_FOOTERS[plan].format(ref=ref),
         task_id=f"{ref}-review-{reviewer_id}",
     )
@@ -49,9 +51,9 @@ def appeal_review(*, appeal_id: int, employee: str, employee_no: str, subject: s
 
 def appeal_decided(*, appeal_id: int, approved: bool, decider: str, outcome: str, note: str) -> Card:
     """Told to the appellant once, whichever reviewer decided."""
-    fields = [("处理人", decider), ("结果", outcome)]
-    if note:
-        fields.append(("备注", note))
+    fields = [("处理人", decider), ("结果", outcome), ("备注", note)] if approved else \
+        [("处理人", decider), ("驳回理由", note or "未填写")]
+    fields = [f for f in fields if f[1]]
     return Card(title=f"你的申诉 A{appeal_id} 已{'通过' if approved else '驳回'}", fields=tuple(fields))
 
 

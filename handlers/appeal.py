@@ -22,7 +22,7 @@ APPEAL_USAGE = "申诉 <E编号> <理由>，或 申诉 - <理由>（应得但未
 APPEAL_EXAMPLE = "申诉 E12 扣分有误，当天我在出差"
 APPROVE_USAGE = "通过申诉 <A编号> [积分] [备注]（针对发放或未到账的申诉写明补发积分；针对扣除或过期的申诉不写积分即退回）"
 APPROVE_EXAMPLE = "通过申诉 A3 50 补发上月全勤"
-DENY_USAGE = "驳回申诉 <A编号> [备注]"
+DENY_USAGE = "驳回申诉 <A编号> <理由>"
 DENY_EXAMPLE = "驳回申诉 A3 已核实无误"
 DECIDERS = ("manager", "hr", "admin")
 DASHES = ("-", "—", "–", "－")
@@ -64,7 +64,8 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
     plan = appeals.plan_for(ctx.queries.txn(txn_id) if txn_id is not None else None)
     for reviewer in who:
         card = cards.appeal_review(appeal_id=appeal.id, employee=member.name, employee_no=member.employee_no,
-                                   subject=subject, reason=reason, reviewer_id=reviewer.id, plan=plan.value)
+                                   subject=subject, reason=reason, reviewer_id=reviewer.id, plan=plan.value,
+                                   deny_reasons=ctx.settings.appeals["deny_reasons"])
         ctx.notify(reviewer.id, card, key=f"A{appeal.id}:review:{reviewer.id}")
     told = msg.REVIEWERS_TOLD.format(n=len(who)) if who else msg.NO_REVIEWER
     return Text(msg.APPEAL_FILED.format(id=appeal.id, subject=subject, told=told))
@@ -73,7 +74,7 @@ def handle_appeal(event: Event, ctx: Context) -> Reply:
 def _outcome(ctx: Context, decision: appeals.Decision, points: int | None) -> str:
     appeal, txn = decision.appeal, decision.txn
     if not decision.approved:
-        return msg.APPEAL_DENIED_OUTCOME
+        return ""
     assert txn is not None
     if decision.plan is appeals.Plan.POINTS:
         return msg.APPEAL_TOPPED_UP.format(points=points, txn=txn.id)
@@ -97,6 +98,9 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
             return Text(msg.usage_text(name, usage, example, msg.BAD_POINTS))
         rest = rest[1:]
     note = " ".join(rest)
+    if not approve and not note:  # the appellant is always told why
+        return Text(msg.usage_text(name, usage, example, msg.NEED_REASON.format(
+            presets="、".join(ctx.settings.appeals["deny_reasons"]))))
     if len(note) > REASON_MAX:
         return Text(msg.usage_text(name, usage, example, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
     decider = ctx.me
@@ -106,8 +110,8 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
     assert appellant is not None
     ctx.notify(appellant.id, cards.appeal_decided(appeal_id=appeal_id, approved=approve, decider=decider.name,
                                                   outcome=outcome, note=note), key=f"A{appeal_id}:decided")
-    verb = msg.VERB_APPROVED if approve else msg.VERB_DENIED
-    text = msg.APPEAL_DECIDED.format(id=appeal_id, verb=verb, outcome=outcome, name=appellant.name)
+    text = msg.APPEAL_DECIDED.format(id=appeal_id, outcome=outcome, name=appellant.name) if approve else \
+        msg.APPEAL_DENIED.format(id=appeal_id, note=note, name=appellant.name)
     if decision.plan is appeals.Plan.POINTS and decider.role == "manager":
         text += msg.FROM_YOUR_BUDGET.format(left=budget_left(ctx, decider.id))
     return Text(text)

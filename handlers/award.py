@@ -29,6 +29,7 @@ DEDUCT_EXAMPLE = "扣除 1002 20 重复领取"
 DOUBLE_SEND_WINDOW = timedelta(seconds=60)
 GIVERS = ("manager", "hr", "admin")
 _POINTS = re.compile(r"^\+?(\d{1,9})(?:积分|分)?$")
+_NUMBER = re.compile(r"^[+-]?\d+(?:积分|分)?$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,14 @@ def parse_points(token: str) -> int | None:
         return None
     n = int(m.group(1))
     return n if 0 < n <= MAX_POINTS else None
+
+
+def points_problem(ctx: Context, token: str) -> str:
+    """What is wrong with a points token: a number out of range is told its range (a manager's is max_award)."""
+    if _NUMBER.match(token) is None:
+        return msg.BAD_POINTS
+    top = int(ctx.settings.points["max_award"]) if ctx.me.role == "manager" else MAX_POINTS
+    return msg.POINTS_RANGE.format(max=top)
 
 
 def find_target(ctx: Context, event: Event, token: str) -> Employee:
@@ -66,7 +75,7 @@ def parse_change(ctx: Context, event: Event) -> Change | str:
         return msg.NEED_TARGET
     points = parse_points(tokens[at])
     if points is None:
-        return msg.BAD_POINTS
+        return points_problem(ctx, tokens[at])
     reason = " ".join(tokens[at + 1:])
     if len(reason) > REASON_MAX:
         return msg.REASON_TOO_LONG.format(max=REASON_MAX)

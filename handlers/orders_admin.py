@@ -18,7 +18,7 @@ from storage.models import REASON_MAX, Employee, Order
 
 FULFIL_USAGE = "发放 <R订单号> [备注]"
 FULFIL_EXAMPLE = "发放 R12 已放到前台，请自取"
-REJECT_USAGE = "拒绝订单 <R订单号> [原因]"
+REJECT_USAGE = "拒绝订单 <R订单号> <理由>"
 REJECT_EXAMPLE = "拒绝订单 R12 该商品已停产"
 
 
@@ -30,7 +30,8 @@ def notify_fulfillers(ctx: Context, order: Order, requester: Employee) -> int:
             continue
         card = builders.fulfil_request(order_id=order.id, employee=requester.name, employee_no=requester.employee_no,
                                        department=requester.department, item=order.item_name,
-                                       quantity=order.quantity, cost=order.cost, reviewer_id=person.id)
+                                       quantity=order.quantity, cost=order.cost, reviewer_id=person.id,
+                                       reject_reasons=ctx.settings.orders["reject_reasons"])
         ctx.notify(person.id, card, key=f"R{order.id}:fulfil-request:{person.id}")
         told += 1
     return told
@@ -69,6 +70,9 @@ def handle_reject(event: Event, ctx: Context) -> Reply:
     if parsed is None:
         return Text(msg.usage_text("reject", REJECT_USAGE, REJECT_EXAMPLE, msg.NEED_ORDER_REF))
     ref, note = parsed
+    if not note:  # the employee is always told why
+        return Text(msg.usage_text("reject", REJECT_USAGE, REJECT_EXAMPLE, msg.NEED_REASON.format(
+            presets="、".join(ctx.settings.orders["reject_reasons"]))))
     if len(note) > REASON_MAX:
         return Text(msg.usage_text("reject", REJECT_USAGE, REJECT_EXAMPLE, msg.NOTE_TOO_LONG.format(max=REASON_MAX)))
     actor = ctx.me
@@ -79,7 +83,7 @@ def handle_reject(event: Event, ctx: Context) -> Reply:
                                                  cost=order.cost, actor=actor.name, note=note, balance=balance),
                key=f"R{order.id}:rejected")
     return Text(msg.REJECTED.format(id=order.id, name=owner.name, item=order.item_name, qty=order.quantity,
-                                    cost=order.cost))
+                                    cost=order.cost, note=note))
 
 
 def register(router: Router) -> None:

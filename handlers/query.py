@@ -41,8 +41,11 @@ def handle_points(event: Event, ctx: Context) -> Reply:
 
 
 def history_line(txn: Txn, ctx: Context) -> str:
+    """``E<n> MM-DD HH:MM kind ±points reason``; the year is written when it is not this year's."""
     what = msg.TXN_KIND_TEXT.get(txn.kind, txn.kind)
-    when = msg.local_time(txn.created_at, ctx.settings.tz, "%m-%d %H:%M")
+    this_year = msg.local_time(ctx.now(), ctx.settings.tz, "%Y")
+    fmt = "%m-%d %H:%M" if msg.local_time(txn.created_at, ctx.settings.tz, "%Y") == this_year else "%Y-%m-%d %H:%M"
+    when = msg.local_time(txn.created_at, ctx.settings.tz, fmt)
     amount = f"{txn.amount:+d}" if txn.amount else "±0"
     reason = f" {txn.reason}" if txn.reason else ""
     return f"E{txn.id} {when} {what} {amount}{reason}"

@@ -94,7 +94,8 @@ def history(s: Session, employee_id: int, page: int = 1, per_page: int = 10) -> 
     page = min(max(1, page), pages)
     items = s.scalars(select(Txn).where(Txn.employee_id == employee_id,
                                         Txn.kind.notin_(("budget_grant", "budget_reset")))
-                      .order_by(Txn.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
+                      .order_by(Txn.created_at.desc(), Txn.id.desc()).offset((page - 1) * per_page)
+                      .limit(per_page)).all()
     return HistoryPage(items=tuple(items), page=page, pages=pages, total=total)
 
 

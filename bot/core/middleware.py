@@ -10,7 +10,7 @@ from typing import Callable
 
 from bot.core.context import Context
 from bot.core.events import Event
-from bot.core.replies import CardReply, Reply, Text
+from bot.core.replies import CardReply, Refused, Reply
 from bot.core.router import Route
 import telemetry
 from cards import messages as msg
@@ -49,7 +49,7 @@ class RequireRole:
         if route.roles is not None and (ctx.member is None or ctx.member.role not in route.roles):
             log.info("denied %s to %s role %s", route.name, ctx.member and ctx.member.employee_no,
                      ctx.member and ctx.member.role)
-            return Text(msg.not_permitted(route.name))
+            return Refused(msg.not_permitted(route.name))
         return next()
 
 
@@ -67,7 +67,7 @@ class DomainErrors:
         except DomainError as exc:
             log.info("%s: %s (%s) platform=%s event=%s", route.name, exc.code, type(exc).__name__, event.platform,
                      event.event_id)
-            return Text(msg.domain_error(exc))
+            return Refused(msg.domain_error(exc))
 
 
 def default_chain() -> list:

@@ -13,6 +13,12 @@ class Text:
 
 
 @dataclass(frozen=True, slots=True)
+class Refused(Text):
+    """The action did not happen (not permitted, not enough points, already decided…): a card whose button was
+    clicked must stay as it was, so the person can see it is still open and try again."""
+
+
+@dataclass(frozen=True, slots=True)
 class Failed(Text):
     """A bug stopped the handler: the user is told; nothing was applied and nothing is recorded."""
 

@@ -13,7 +13,7 @@ from bot.clockutil import epoch_clock
 from bot.crypto import CallbackCrypto
 from bot.core.events import CardAction, Event, TextCommand, Unknown
 from bot.core.pipeline import Answer, Pipeline, Rendered
-from bot.core.replies import CardReply, Failed, NoReply, Outgoing, Reply, Text, Unavailable
+from bot.core.replies import CardReply, Failed, NoReply, Outgoing, Refused, Reply, Text, Unavailable
 from bot.spool import FAILED, UNAVAILABLE, Spooled, Spooler, replay_through
 from bot.wecom import crypto as wc
 from bot.wecom.parse import parse
@@ -95,8 +95,11 @@ class WeComAdapter:
             return self._failed(event, reply)
         if isinstance(reply, NoReply):
             return Answer(200, ""), ()
+        if isinstance(event, CardAction) and isinstance(reply, Refused):
+            # Nothing happened: the card stays clickable, and why goes as a message of its own.
+            return Answer(200, ""), (self._message(user, _card(reply)),)
         if isinstance(event, CardAction):
-            # A click is answered by greying out the clicked button; the result goes as a new message.
+            # A click that acted greys out the clicked button; the result goes as a new message.
             return (self._passive(event, wc.update_button_reply_xml(user, self.corp_id, created, msg.BUTTON_DONE)),
                     (self._message(user, _card(reply)),))
         if isinstance(reply, Text):  # WeCom renders HTML tags in text: a reply may quote user text

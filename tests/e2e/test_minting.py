@@ -87,7 +87,7 @@ def test_a_manager_cannot_mint_through_an_appeal(client, company) -> None:
         award = s.scalar(select(Txn.id).where(Txn.idem_key == "approval:dingtalk:inst-att-1"))
     b = appeal_ref(chat.say("zhang", f"申诉 E{award} 应该是200分"))
     assert "需由 HR 或管理员处理" in chat.say("mgr", f"通过申诉 {b} 100 补足")
-    assert "需由 HR 或管理员处理" in chat.say("mgr", f"驳回申诉 {b}")
+    assert "需由 HR 或管理员处理" in chat.say("mgr", f"驳回申诉 {b} 已核实")
     assert (wallet(bot, "E1"), wallet(bot, "M1", "budget")) == (200, 0)
     clean(bot)
 

@@ -95,9 +95,9 @@ def test_wecom_send_is_encrypted_and_the_passive_reply_decrypted(pg, monkeypatch
 def test_wecom_click_is_a_template_card_event_answered_with_update_button(pg, monkeypatch) -> None:
     seen, cfg = _capture(monkeypatch), pg.extensions["pointsbot"].settings.wecom
     resp = pg.test_client().post("/playground/api/click", json={"platform": "wecom", "user": "zhangsan",
-                                                                "key": "取消兑换 R999", "task_id": "task-1"})
+                                                                "key": "帮助", "task_id": "task-1"})
     inner, _ = signing.aes_decrypt(cfg["encoding_aes_key"], ElementTree.fromstring(seen[0].body).findtext("Encrypt"))
-    assert "<Event><![CDATA[template_card_event]]></Event>" in inner and "<EventKey><![CDATA[取消兑换 R999]]>" in inner
+    assert "<Event><![CDATA[template_card_event]]></Event>" in inner and "<EventKey><![CDATA[帮助]]>" in inner
     assert resp.get_json()["reply"]["msgtype"] == "update_button"
 
 

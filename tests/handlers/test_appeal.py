@@ -46,7 +46,8 @@ def test_appeal_notifies_manager_and_hr_with_buttons(manager_award) -> None:
     assert [len(reviews[no]) for no in ("M1", "H1", "A1", "M2")] == [1, 1, 1, 0]
     assert all("申诉" not in c["title"] for c in reviews["E1"])
     card = reviews["M1"][0]
-    assert [b["command"] for b in card["buttons"]] == [f"通过申诉 A{a}", f"驳回申诉 A{a}"]
+    assert [b["command"] for b in card["buttons"]] == [f"通过申诉 A{a}", f"驳回申诉 A{a} 已核实无误",
+                                                       f"驳回申诉 A{a} 不符合申诉规则", f"驳回申诉 A{a} 信息不全"]
     assert f"通过申诉 A{a} <积分>" in card["footer"]  # approval of an award needs the points to add
     task_ids = {reviews[no][0]["task_id"] for no in ("M1", "H1", "A1")}
     assert len(task_ids) == 3 and all(t.startswith(f"A{a}-review") for t in task_ids)
@@ -150,7 +151,7 @@ def test_deny_then_nothing_more(deducted) -> None:
     reply = bot.send("u_admin", f"驳回申诉 A{a} 已核实无误")
     assert "驳回" in reply and appeal_row(bot, a).status == "denied" and bot.balance("E1") == 30
     [decided] = [c for c in bot.notices_to("E1") if f"A{a}" in c["title"]]
-    assert "驳回" in decided["title"] and ["备注", "已核实无误"] in decided["fields"]
+    assert "驳回" in decided["title"] and ["驳回理由", "已核实无误"] in decided["fields"]
     before = bot.counts()
     assert "已驳回" in bot.send("u_hr", f"通过申诉 A{a}") and bot.counts() == before
 

@@ -52,7 +52,7 @@ def test_cancel_and_reject_after_fulfil_are_refused(sbot: ShopBot) -> None:
     sbot.redeem_and_confirm()
     sbot.send("u_hr", "发放 R1")
     assert sbot.send("u_e1", "取消兑换 R1") == "订单 R1 已发放，不能再更改。"
-    assert sbot.send("u_hr2", "拒绝订单 R1") == "订单 R1 已发放，不能再更改。"
+    assert sbot.send("u_hr2", "拒绝订单 R1 库存不足") == "订单 R1 已发放，不能再更改。"
     assert sbot.order(1).status == "fulfilled" and sbot.txns("release") == 0
     assert sbot.balance("E1") == 1500 and sbot.stock("card100") == 1
 
@@ -63,15 +63,15 @@ def test_reject_restores_lots_and_stock(sbot: ShopBot) -> None:
     sbot.redeem_and_confirm(text="兑换 card100 2")
     assert sbot.stock("card100") == 0
     reply = sbot.send("u_hr", "拒绝订单 R1 该商品已停产")
-    assert reply == "已拒绝订单 R1（张三 100元购物卡 ×2），2000 积分已退回，库存已恢复，已通知员工。"
+    assert reply == "已拒绝订单 R1（张三 100元购物卡 ×2），理由: 该商品已停产。2000 积分已退回，库存已恢复，已通知员工。"
     assert sbot.lots("E1") == before and sbot.stock("card100") == 2
     assert (sbot.balance("E1"), sbot.on_hold("E1")) == (2800, 0)
     order = sbot.order(1)
     assert (order.status, order.note) == ("rejected", "该商品已停产")
     [notice] = sbot.notices_to("E1")
-    assert "被拒绝" in notice["title"] and ["原因", "该商品已停产"] in notice["fields"]
+    assert "被拒绝" in notice["title"] and ["拒绝理由", "该商品已停产"] in notice["fields"]
     assert ["当前可用积分", "2800"] in notice["fields"]
-    assert sbot.send("u_hr2", "拒绝订单 R1") == "订单 R1 已被拒绝，积分已退回。"
+    assert sbot.send("u_hr2", "拒绝订单 R1 库存不足") == "订单 R1 已被拒绝，积分已退回。"
     assert sbot.send("u_hr2", "发放 R1") == "订单 R1 已被拒绝，积分已退回。"
     assert sbot.send("u_e1", "取消兑换 R1") == "订单 R1 已被拒绝，积分已退回。"
     assert sbot.txns("release") == 1 and sbot.txns("settle") == 0 and sbot.invariants() == []
@@ -80,7 +80,7 @@ def test_reject_restores_lots_and_stock(sbot: ShopBot) -> None:
 def test_unconfirmed_orders_are_not_for_hr(sbot: ShopBot) -> None:
     sbot.send("u_e1", "兑换 1")
     assert "尚未确认" in sbot.send("u_hr", "发放 R1")
-    assert "尚未确认" in sbot.send("u_hr", "拒绝订单 R1")
+    assert "尚未确认" in sbot.send("u_hr", "拒绝订单 R1 库存不足")
     assert sbot.order(1).status == "awaiting_confirmation"
 
 

@@ -210,7 +210,8 @@ def test_confirm_holds_points_takes_stock_and_asks_hr(sbot: ShopBot) -> None:
     assert (sbot.balance("E1"), sbot.on_hold("E1"), sbot.stock("card100")) == (1500, 1000, 1)
     for no in ("H1", "H2", "A1"):
         [card] = sbot.notices_to(no)
-        assert [b["command"] for b in card["buttons"]] == ["发放 R1", "拒绝订单 R1"]
+        assert [b["command"] for b in card["buttons"]] == ["发放 R1", "拒绝订单 R1 库存不足",
+                                                           "拒绝订单 R1 不符合兑换规则", "拒绝订单 R1 信息不全"]
         assert card["task_id"] == f"R1-fulfil-{sbot.ids[no]}" and "张三" in json.dumps(card, ensure_ascii=False)
     assert sbot.notices_to("E2") == [] and sbot.invariants() == []
 

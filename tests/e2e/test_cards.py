@@ -1,0 +1,77 @@
+"""Cards that tell the truth, through the real endpoints on both platforms (Cards)."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import select
+
+from storage.models import Order, Outbox
+from tests.e2e.conftest import load_roster
+from tests.e2e.test_conversations import Chat
+
+ROSTER = """employee_no,name,department,manager_no,role,dingtalk_userid,wecom_userid
+M1,王经理,研发部,,manager,mgr,mgr
+E1,张三,研发部,M1,employee,zhang,zhang
+H1,韩梅,人力资源部,,hr,hr1,hr1
+H2,冯雪,人力资源部,,hr,hr2,hr2
+"""
+
+
+@pytest.fixture
+def bot(app):  # type: ignore[no-untyped-def]
+    bot = app.extensions["pointsbot"]
+    load_roster(bot, ROSTER)
+    return bot
+
+
+def sent_to(bot, user: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The outbox messages for one chat user, as text."""
+    with bot.db.session_scope() as s:
+        rows = [json.loads(r.payload) for r in s.scalars(select(Outbox).order_by(Outbox.id))]
+    return [json.dumps(r.get("card", r), ensure_ascii=False) for r in rows if r.get("user_id") == user]
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
+def test_a_failed_confirm_leaves_the_card_open(client, bot, platform: str) -> None:
+    chat = Chat(client, platform)
+    chat.say("hr1", "奖励 E1 400 季度之星")
+    reply = chat.say("zhang", "兑换 course")  # 300 points: affordable now
+    ref = re.search(r"R\d+", reply + "".join(sent_to(bot, "zhang"))).group(0)
+    chat.say("hr1", "扣除 E1 200 更正")  # now 200 left: the confirm must fail
+    clicked = chat.click("zhang", f"确认兑换 {ref}")
+    if platform == "wecom":
+        assert clicked == ""  # no update_button: the card keeps its buttons
+        assert "积分不足" in sent_to(bot, "zhang")[-1]
+    else:
+        assert "积分不足" in clicked
+    with bot.db.session_scope() as s:
+        assert s.scalar(select(Order.status)) == "awaiting_confirmation"
+    chat.say("hr1", "奖励 E1 200 补回")
+    clicked = chat.click("zhang", f"确认兑换 {ref}")  # the same button works once it can
+    if platform == "wecom":
+        assert clicked.startswith("update_button:")
+    with bot.db.session_scope() as s:
+        assert s.scalar(select(Order.status)) == "awaiting_fulfilment"
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
+def test_a_preset_reason_button_rejects_and_the_employee_reads_why(client, bot, platform: str) -> None:
+    chat = Chat(client, platform)
+    chat.say("hr1", "奖励 E1 400 季度之星")
+    chat.say("zhang", "兑换 course")
+    chat.click("zhang", "确认兑换 R1")
+    with bot.db.session_scope() as s:
+        cards = [json.loads(r.payload)["card"] for r in s.scalars(select(Outbox).order_by(Outbox.id))
+                 if json.loads(r.payload).get("employee_id") and "R1" in r.payload and "待发放" in r.payload]
+    commands = [b["command"] for c in cards for b in c["buttons"]]
+    assert "拒绝订单 R1 库存不足" in commands and "拒绝订单 R1" not in commands
+    clicked = chat.click("hr2", "拒绝订单 R1 库存不足")
+    if platform == "wecom":
+        assert clicked.startswith("update_button:")
+    with bot.db.session_scope() as s:
+        order = s.scalar(select(Order))
+        told = [r.payload for r in s.scalars(select(Outbox).order_by(Outbox.id)) if "被拒绝" in r.payload]
+    assert order.status == "rejected" and order.note == "库存不足"
+    assert told and "拒绝理由" in told[-1] and "库存不足" in told[-1]
