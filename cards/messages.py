@@ -153,6 +153,9 @@ BIND_CODE = ("{name}（{no}）的绑定码: {code}\n{hours} 小时内有效，�
 BIND_CODE_PRIVATE = "绑定码不能在群里发送，已私信发送给你。"
 BIND_CODE_LEAVER = "{name}（{no}）已离职，不能生成绑定码。如需恢复请先「恢复员工」。"
 USE_LOOKUP = "查看同事的积分请发送: 查询 {who}"
+ALREADY_ACTIVE = "{name}（{no}）在职，无需恢复。"
+REACTIVATED = ("已恢复 {name}（{no}）为在职，账户已解冻，可用积分 {balance}。"
+               "聊天账号需重新绑定: 发送「绑定码 {no}」生成绑定码交给本人。")
 CONSOLE_LINK = "积分后台登录链接（{minutes} 分钟内有效，只能使用一次，请勿转发）:\n{url}"
 CONSOLE_LINK_PRIVATE = "后台登录链接不能在群里发送，已私信发送给你。"
 CONSOLE_OFF = "积分后台未启用，请联系管理员。"

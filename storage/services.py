@@ -14,7 +14,8 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from settings import CatalogItem, Settings
-from storage import appeals, approvals, bindings, catalog, console, leavers, members, orders, outbox, queries
+from storage import (appeals, approvals, bindings, catalog, console, employees, leavers, members, orders, outbox,
+                     queries)
 from storage.ledger import Ledger
 from storage.models import Appeal, Binding, ConsoleLogin, Employee, Order, Txn, UnbindRequest
 
@@ -87,6 +88,10 @@ class Members(_Bound):
 
     def bind(self, employee: Employee, platform: str, user_id: str, *, actor_id: int | None, how: str) -> None:
         members.bind(self.s, employee, platform, user_id, now=self.clock(), actor_id=actor_id, how=how)
+
+    def reactivate(self, employee: Employee, by: Employee) -> bool:
+        """Back from left: the wallet unfrozen; False when they were active already (storage/employees.py)."""
+        return employees.reactivate(self.s, self.ledger, employee, now=self.clock(), actor_id=by.id)
 
     def in_team(self, manager_id: int, employee_id: int) -> bool:
         """Below the manager in the reporting tree, directly or not (storage/members.py ``team``)."""

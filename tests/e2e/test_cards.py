@@ -75,3 +75,24 @@ def test_a_preset_reason_button_rejects_and_the_employee_reads_why(client, bot, 
         told = [r.payload for r in s.scalars(select(Outbox).order_by(Outbox.id)) if "被拒绝" in r.payload]
     assert order.status == "rejected" and order.note == "库存不足"
     assert told and "拒绝理由" in told[-1] and "库存不足" in told[-1]
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
+def test_the_leaver_notice_names_a_command_that_brings_them_back(client, bot, platform: str) -> None:
+    from storage.employees import mark_left
+    from storage.ledger import Ledger
+    from storage.models import Account, Employee
+
+    chat = Chat(client, platform)
+    chat.say("hr1", "奖励 E1 70 交接")
+    with bot.db.session_scope() as s:
+        emp = s.scalar(select(Employee).where(Employee.employee_no == "E1"))
+        mark_left(s, Ledger(s, bot.db.clock), emp, now=bot.db.clock(), actor_id=None, why="test")
+    assert "没有权限" in chat.say("mgr", "恢复员工 E1")
+    reply = chat.say("hr1", "恢复员工 E1")
+    assert "已恢复 张三（E1）为在职，账户已解冻，可用积分 70" in reply and "绑定码 E1" in reply
+    with bot.db.session_scope() as s:
+        emp = s.scalar(select(Employee).where(Employee.employee_no == "E1"))
+        wallet = s.scalar(select(Account).where(Account.employee_id == emp.id, Account.kind == "wallet"))
+        assert emp.status == "active" and not wallet.frozen
+    assert "在职，无需恢复" in chat.say("hr1", "恢复员工 E1")
