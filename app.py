@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 from flask import Flask
 
 import handlers
-from bot import approvals_sync
+from bot import approvals_sync, cards_closed
 from bot.core.middleware import default_chain
 from bot.core.pipeline import Pipeline
 from bot.core.router import Router
@@ -50,7 +50,8 @@ class PointsBot:
     adapters: dict[str, Any] = field(default_factory=dict)
     spool: Any = None  # bot.spool.Spool: callbacks kept while the database is unreachable
     clock: Callable[[], float] | None = None
-    tasks: dict[str, Any] = field(default_factory=lambda: {"approval_detail": approvals_sync.fetch_detail_task})
+    tasks: dict[str, Any] = field(default_factory=lambda: {"approval_detail": approvals_sync.fetch_detail_task,
+                                                           "close_cards": cards_closed.close_cards})
 
     def deliver(self, **kw: Any) -> DeliveryStats:
         """Send what the outbox holds (the ``deliver-outbox`` job and the scheduler's loop)."""

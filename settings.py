@@ -90,7 +90,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "appeals": {"deny_reasons": ["已核实无误", "不符合申诉规则", "信息不全"]},
     "console": {"enabled": False, "secret_key": "", "session_hours": 8, "link_minutes": 10},
     "spool": {"dir": "var/spool", "max_mb": 64, "max_events": 10000},
-    "retention": {"events_days": 30, "sent_messages_days": 30, "job_runs_days": 180, "rate_buckets_days": 2},
+    "retention": {"events_days": 30, "sent_messages_days": 30, "job_runs_days": 180, "rate_buckets_days": 2,
+                  "sent_cards_days": 7},
 }
 LIST_SECTIONS = ("catalog", "rules")
 CHOICES = {

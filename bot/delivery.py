@@ -36,6 +36,7 @@ from bot.errors import ConfigurationError, PlatformApiError
 from cards import render_dingtalk, render_wecom
 from cards.model import Card
 from storage.members import bound_ids
+from storage.sent_cards import record_sent
 from storage.models import Outbox, RateBucket
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class Plan:
     payload: dict[str, Any]
     targets: list[Target]
     note: str = ""
+    receipts: list[tuple[str, str, str]] = field(default_factory=list)  # (platform, user, response_code) per card
+
+
 
 
 @dataclass
@@ -86,6 +90,7 @@ class SendResult:
     status: str  # sent | retry | dead | config
     error: str = ""
     payload: dict[str, Any] | None = None  # progress to keep when part of a row was delivered
+    receipts: list[tuple[str, str, str]] = field(default_factory=list)  # cards with a subject that went out
 
 
 def backoff_seconds(attempts: int, rand: Callable[[], float] = random.random) -> float:
@@ -222,12 +227,16 @@ def _send_target(bot: Any, plan: Plan, target: Target) -> list[str]:
         # a user's own repeated query: a second identical 积分 answer would vanish.
         check = DUPLICATE_CHECK_SECONDS if payload.get("duplicate_check") else None
         if body["msgtype"] == "template_card":
-            client.send_template_card(target.users, body["template_card"], duplicate_check_seconds=check)
+            code = client.send_template_card(target.users, body["template_card"], duplicate_check_seconds=check)
+            if card.subject:
+                plan.receipts += [("wecom", u, code or "") for u in target.users]
         else:
             client.send_text(target.users, body["text"]["content"], duplicate_check_seconds=check)
         return []
     key, param = render_dingtalk.to_robot_api(render_dingtalk.render_markdown(card, API_MAX_BYTES))
     result = clients["dingtalk"].robot_send_oto(target.users, key, param)
+    if card.subject:
+        plan.receipts += [("dingtalk", u, "") for u in target.users if u not in result.failed_staff_ids]
     if result.error is not None and not result.error.retryable:
         log.warning("outbox row %s: dingtalk dropped %d user(s): %s", plan.row_id, len(result.failed_staff_ids),
                     result.error.code)
@@ -262,11 +271,14 @@ def _send(bot: Any, plan: Plan) -> SendResult:
             problems.append(f"{target.platform}: {len(left)} owed")
     text = "; ".join(dict.fromkeys(problems))[:500]
     if plan.targets and gave_up == len(plan.targets):
-        return SendResult("dead", text)
-    if not owed:
-        return SendResult("sent", "; ".join(x for x in (plan.note, text) if x)[:500])
-    progress = dict(plan.payload, _pending=owed) if plan.kind in ("notice", "platform_message") else None
-    return SendResult("retry", text, progress)
+        result = SendResult("dead", text)
+    elif not owed:
+        result = SendResult("sent", "; ".join(x for x in (plan.note, text) if x)[:500])
+    else:
+        progress = dict(plan.payload, _pending=owed) if plan.kind in ("notice", "platform_message") else None
+        result = SendResult("retry", text, progress)
+    result.receipts = plan.receipts  # whatever went out is recorded, whatever happens to the rest
+    return result
 
 
 # ---- claim / mark -------------------------------------------------------------------------------
@@ -312,6 +324,8 @@ def _mark(bot: Any, row_id: int, worker_id: str, outcome: SendResult, t: datetim
             log.warning("outbox row %s: lost the lease before marking it", row_id)
             return
         row.locked_by, row.locked_until, row.last_error = "", None, outcome.error[:500]
+        if outcome.receipts:
+            record_sent(s, json.loads(row.payload).get("card") or {}, outcome.receipts, t)
         if outcome.payload is not None:
             row.payload = json.dumps(outcome.payload, ensure_ascii=False)
         if outcome.status == "sent":

@@ -72,7 +72,7 @@ def redeem_confirm(*, order_id: int, item: str, quantity: int, cost: int, balanc
                 ("确认后剩余", str(balance - cost))),
         buttons=(Button("确认兑换", f"确认兑换 {ref}", "primary"), Button("取消兑换", f"取消兑换 {ref}", "default")),
         footer="24 小时内未确认，订单将自动失效。",
-        task_id=f"{ref}-confirm",
+        task_id=f"{ref}-confirm", subject=f"{ref}:confirm",
     )
 
 
@@ -83,7 +83,7 @@ def redeem_done(*, order_id: int, item: str, quantity: int, cost: int, balance: 
         fields.append(("记录编号", f"E{hold_txn_id}"))
     return Card(title=f"已确认兑换 {ref}，等待 HR 发放", fields=tuple(fields),
                 buttons=(Button("取消兑换", f"取消兑换 {ref}", "default"),),
-                footer="HR 发放前可随时取消，积分将原路退回。", task_id=f"{ref}-done")
+                footer="HR 发放前可随时取消，积分将原路退回。", task_id=f"{ref}-done", subject=ref)
 
 
 def fulfil_request(*, order_id: int, employee: str, employee_no: str, department: str, item: str, quantity: int,
@@ -98,7 +98,7 @@ def fulfil_request(*, order_id: int, employee: str, employee_no: str, department
         buttons=(Button("发放", f"发放 {ref}", "primary"),
                  *(Button(f"拒绝：{r}", f"拒绝订单 {ref} {r}", "danger") for r in reject_reasons[:3])),
         footer=f"也可发送: 发放 {ref} <备注> / 拒绝订单 {ref} <理由>（拒绝会退回积分）",
-        task_id=f"{ref}-fulfil-{reviewer_id}",
+        task_id=f"{ref}-fulfil-{reviewer_id}", subject=ref,
     )
 
 

@@ -45,7 +45,7 @@ def appeal_review(*, appeal_id: int, employee: str, employee_no: str, subject: s
         buttons=(Button("通过申诉", f"通过申诉 {ref}", "primary"),
                  *(Button(f"驳回：{r}", f"驳回申诉 {ref} {r}", "danger") for r in deny_reasons[:3])),
         footer=APPEAL_FOOTERS[plan].format(ref=ref),
-        task_id=f"{ref}-review-{reviewer_id}",
+        task_id=f"{ref}-review-{reviewer_id}", subject=ref,
     )
 
 
@@ -64,7 +64,7 @@ def unbind_confirm(*, request_id: int, employee: str, accounts: str, by_other: s
     lines.append(f"将解除 {employee} 的聊天账号绑定: {accounts}")
     lines.append("解绑后将不再向这些账号推送消息；如需再次使用请向 HR 索取绑定码。")
     return Card(title=f"确认解绑 {ref}", lines=tuple(lines),
-                buttons=(Button("确认解绑", f"确认解绑 {ref}", "danger"),), task_id=f"{ref}-confirm")
+                buttons=(Button("确认解绑", f"确认解绑 {ref}", "danger"),), task_id=f"{ref}-confirm", subject=ref)
 
 
 def todo_card(sections: list[tuple[str, list[str], int]]) -> Card:

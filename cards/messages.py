@@ -116,6 +116,18 @@ def binding_audit_title(kind: str, days: int) -> str:
     return BINDING_AUDIT.get(kind, kind).format(days=days)
 
 
+CLOSED = {"fulfilled": "已由 {name} 发放", "rejected": "已由 {name} 拒绝", "cancelled": "已由 {name} 取消",
+          "confirmed": "已确认", "approved": "已由 {name} 通过", "denied": "已由 {name} 驳回", "unbound": "已确认解绑"}
+SUBJECT_NAMES = {"R": "订单", "A": "申诉", "U": "解绑申请"}
+
+
+def card_closed(subject: str, outcome: str, name: str = "") -> tuple[str, str]:
+    """(what replaces a decided card's buttons, the message to those whose copy cannot be edited)."""
+    ref = subject.split(":")[0]
+    button = CLOSED[outcome].format(name=name)
+    return button, f"{SUBJECT_NAMES.get(ref[:1], '')} {ref} {button}。".lstrip()
+
+
 def order_state(order_id: int, status: str) -> str:
     """Why an action cannot apply to an order in ``status`` any more."""
     return REASONS.get(f"order_{status}", "订单 R{order} 当前状态不能进行此操作。").format(order=order_id)

@@ -26,6 +26,9 @@ class Card:
     footer: str = ""
     # A stable id for the card instance (WeCom task_id); empty when the card has no buttons.
     task_id: str = field(default="")
+    # What the buttons decide (an order R12, an appeal A3, an unbind request U5): once it is decided, every
+    # card sent about it shows the outcome (bot/cards_closed.py). Empty for a card that decides nothing.
+    subject: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +38,7 @@ class Card:
             "buttons": [{"label": b.label, "command": b.command, "style": b.style} for b in self.buttons],
             "footer": self.footer,
             "task_id": self.task_id,
+            "subject": self.subject,
         }
 
     @classmethod
@@ -46,4 +50,5 @@ class Card:
             buttons=tuple(Button(b["label"], b["command"], b.get("style", "primary")) for b in data.get("buttons", ())),
             footer=data.get("footer", ""),
             task_id=data.get("task_id", ""),
+            subject=data.get("subject", ""),
         )

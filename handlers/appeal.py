@@ -108,6 +108,7 @@ def _decide(event: Event, ctx: Context, approve: bool) -> Reply:
     outcome = _outcome(ctx, decision, points)
     appellant = ctx.members.get(decision.appeal.employee_id)
     assert appellant is not None
+    ctx.close_cards(f"A{appeal_id}", "approved" if approve else "denied", decider)
     ctx.notify(appellant.id, cards.appeal_decided(appeal_id=appeal_id, approved=approve, decider=decider.name,
                                                   outcome=outcome, note=note), key=f"A{appeal_id}:decided")
     text = msg.APPEAL_DECIDED.format(id=appeal_id, outcome=outcome, name=appellant.name) if approve else \

@@ -103,6 +103,7 @@ def handle_confirm_unbind(event: Event, ctx: Context) -> Reply:
         return Text(msg.usage_text("confirm-unbind", CONFIRM_USAGE, CONFIRM_EXAMPLE, msg.NO_UNBIND_REQUEST))
     member = ctx.me
     count = ctx.bindings.complete(req, member)
+    ctx.close_cards(f"U{req.id}", "unbound", member)
     target = ctx.members.get(req.employee_id)
     if req.requested_by != member.id and target is not None:
         ctx.notify(req.requested_by, cards.unbind_done(request_id=req.id, employee=target.name, count=count),

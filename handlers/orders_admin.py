@@ -62,6 +62,7 @@ def handle_fulfil(event: Event, ctx: Context) -> Reply:
     owner = _requester(ctx, order)
     ctx.notify(owner.id, builders.order_fulfilled(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                                   actor=actor.name, note=note), key=f"R{order.id}:fulfilled")
+    ctx.close_cards(f"R{order.id}", "fulfilled", actor)
     return Text(msg.FULFILLED.format(id=order.id, name=owner.name, item=order.item_name, qty=order.quantity))
 
 
@@ -82,6 +83,7 @@ def handle_reject(event: Event, ctx: Context) -> Reply:
     ctx.notify(owner.id, builders.order_rejected(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                                  cost=order.cost, actor=actor.name, note=note, balance=balance),
                key=f"R{order.id}:rejected")
+    ctx.close_cards(f"R{order.id}", "rejected", actor)
     return Text(msg.REJECTED.format(id=order.id, name=owner.name, item=order.item_name, qty=order.quantity,
                                     cost=order.cost, note=note))
 

@@ -97,6 +97,7 @@ def handle_confirm(event: Event, ctx: Context) -> Reply:
         if order.status == orders.FULFILLED:
             return Text(msg.ORDER_FULFILLED_ALREADY.format(id=order.id))
         return Text(msg.ALREADY_CONFIRMED.format(id=order.id))
+    ctx.close_cards(f"R{order.id}:confirm", "confirmed", member)
     notify_fulfillers(ctx, order, member)
     balance = ctx.orders.available_points(member.id)
     return CardReply(builders.redeem_done(order_id=order.id, item=order.item_name, quantity=order.quantity,
@@ -111,6 +112,8 @@ def handle_cancel(event: Event, ctx: Context) -> Reply:
     order = ctx.orders.cancel(member, ref)
     if was == orders.CANCELLED:
         return Text(msg.ALREADY_CANCELLED.format(id=order.id))
+    ctx.close_cards(f"R{order.id}:confirm" if was == orders.AWAITING_CONFIRMATION else f"R{order.id}", "cancelled",
+                    member)
     if was != orders.AWAITING_FULFILMENT:
         return Text(msg.CANCELLED_NOTHING_HELD.format(id=order.id))
     release = ctx.ledger.find(f"order:{order.id}:release")

@@ -86,6 +86,24 @@ class ConsoleLogin(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+class SentCard(Base):
+    """A card with buttons that went out, kept so a decision can show its outcome on every copy (bot/cards_closed.py).
+
+    ``response_code`` is WeCom's single-use, 72-hour code for ``update_template_card`` (empty on DingTalk,
+    whose markdown cards cannot be edited). ``closed_at`` is set once the card shows its outcome.
+    """
+
+    __tablename__ = "sent_cards"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(32), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(128))
+    task_id: Mapped[str] = mapped_column(String(128), default="")
+    response_code: Mapped[str] = mapped_column(String(256), default="")
+    sent_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class UnbindRequest(Base):
     __tablename__ = "unbind_requests"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -5,6 +5,7 @@ Why each window: a platform redelivers an event within minutes, so the stored an
 from the store); sent outbox rows are history, not state; finished ``job_runs`` must outlive the
 scheduler's catch-up look-back (40 days); per-minute rate buckets are dead a minute later. The
 monthly DingTalk quota counters (``rate_buckets`` whose window is a month, ``YYYY-MM``) are kept.
+``sent_cards`` outlive WeCom's 72-hour card codes (a decision after that is answered by a message).
 Batches keep every transaction short, as expiry does (docs/reliability.md §2.3): on SQLite a long
 delete would hold the write lock against every callback.
 """
@@ -18,7 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.sql import ColumnElement
 
 from storage.db import Database
-from storage.models import JobRun, Outbox, ProcessedEvent, RateBucket
+from storage.models import JobRun, Outbox, ProcessedEvent, RateBucket, SentCard
 
 BATCH = 1000
 
@@ -41,6 +42,7 @@ def _targets(now: datetime, days: Mapping[str, int]) -> list[tuple[Any, ColumnEl
         (Outbox, (Outbox.status == "sent") & (Outbox.sent_at < before(days["sent_messages_days"]))),
         (JobRun, (JobRun.status == "done") & (JobRun.finished_at < before(days["job_runs_days"]))),
         (RateBucket, RateBucket.window.like("%T%") & (RateBucket.window < minute)),  # per-minute windows only
+        (SentCard, SentCard.sent_at < before(max(days["sent_cards_days"], 3))),  # never inside WeCom's 72 hours
     ]
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from settings import CatalogItem, Settings
 from storage import (appeals, approvals, bindings, catalog, console, employees, leavers, members, orders, outbox,
-                     queries)
+                     queries, sent_cards)
 from storage.ledger import Ledger
 from storage.models import Appeal, Binding, ConsoleLogin, Employee, Order, Txn, UnbindRequest
 
@@ -201,6 +201,13 @@ class Console(_Bound):
         return console.audit_actions(self.s)
 
 
+class Cards(_Bound):
+    def close(self, subject: str, button: str, message: str, decider_id: int, key: str) -> None:
+        """Every card about ``subject`` shows the decision (storage/sent_cards.py, bot/cards_closed.py)."""
+        sent_cards.queue_close(self.s, subject, button, message, members.bound_ids(self.s, decider_id), key,
+                               self.clock())
+
+
 class Approvals(_Bound):
     def on_change(self, **change: Any) -> approvals.Decision:
         """One approval state change (storage/approvals.py ``on_approval``: platform, instance_id, template,
@@ -250,6 +257,10 @@ class Services:
     @cached_property
     def console(self) -> Console:
         return Console(self)
+
+    @cached_property
+    def cards(self) -> Cards:
+        return Cards(self)
 
     def task(self, name: str, payload: dict[str, Any], *, key: str, platform: str = "") -> None:
         """Queue slow work for the outbox (``{"task": name}``, run by ``PointsBot.tasks`` in app.py), once per key."""

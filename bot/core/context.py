@@ -12,6 +12,7 @@ from typing import Callable
 
 from sqlalchemy.orm import Session
 
+from cards import messages as msg
 from cards.model import Card
 from settings import Settings
 from storage.ledger import Ledger
@@ -82,3 +83,9 @@ class Context:
     def notify(self, employee_id: int, card: Card, *, key: str | None = None) -> None:
         """Queue a message to an employee on every platform they are bound on (storage/services.py)."""
         self.services.notify(employee_id, card.to_dict(), key=key)
+
+    def close_cards(self, subject: str, outcome: str, decider: Employee) -> None:
+        """``subject`` (R12, A3, U5, R12:confirm) is decided: every card sent about it shows ``outcome`` (a key of
+        cards/messages.py ``CLOSED``), whoever decided and however (button or typed). Once per subject."""
+        button, message = msg.card_closed(subject, outcome, decider.name)
+        self.services.cards.close(subject, button, message, decider.id, key=f"{subject}:closed")

@@ -43,6 +43,8 @@ class FakePlatforms:
     send_requests: int = 0
     wrong_secret: bool = False
     flow_users: set[str] = field(default_factory=set)
+    codes: dict[str, bool] = field(default_factory=dict)  # WeCom response_code → used
+    updated: list[tuple[str, str]] = field(default_factory=list)  # (user, replace_name) of edited cards
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -88,8 +90,24 @@ class FakePlatforms:
             return 200, {}, json.dumps({"errcode": 81013, "errmsg": "user invalid"})
         if failure == "untrusted_ip":
             return 200, {}, json.dumps({"errcode": 60020, "errmsg": "not allow to access from your ip"})
-        self._wecom_deliver(json.loads(req.body))
-        return 200, {}, json.dumps({"errcode": 0, "errmsg": "ok", "msgid": "m"})
+        body = json.loads(req.body)
+        self._wecom_deliver(body)
+        answer = {"errcode": 0, "errmsg": "ok", "msgid": "m"}
+        if body.get("msgtype") == "template_card":  # interaction cards get a single-use code (A.8.2, A.8.3)
+            with self.lock:
+                self.codes[f"code-{len(self.codes) + 1}"] = False
+                answer["response_code"] = f"code-{len(self.codes)}"
+        return 200, {}, json.dumps(answer)
+
+    def _wecom_update_card(self, req: Any) -> tuple[int, dict[str, str], str]:
+        """``update_template_card``: a code works once (A.8.3); the update is recorded per user."""
+        body = json.loads(req.body)
+        with self.lock:
+            if self.codes.get(body["response_code"]) is not False:
+                return 200, {}, json.dumps({"errcode": 40093, "errmsg": "invalid response_code"})
+            self.codes[body["response_code"]] = True
+            self.updated += [(u, body["button"]["replace_name"]) for u in body["userids"]]
+        return 200, {}, json.dumps({"errcode": 0, "errmsg": "ok"})
 
     def _wecom_deliver(self, body: dict) -> None:
         """Record a delivery; with ``enable_duplicate_check`` WeCom drops a copy of the same message (A.8.2)."""
@@ -139,6 +157,7 @@ class FakePlatforms:
         rsps.add_callback("GET", f"{WECOM}/cgi-bin/gettoken", callback=self._wecom_token)
         for path in ("message/send", "appchat/send", "webhook/send"):
             rsps.add_callback("POST", f"{WECOM}/cgi-bin/{path}", callback=self._wecom_send)
+        rsps.add_callback("POST", f"{WECOM}/cgi-bin/message/update_template_card", callback=self._wecom_update_card)
         rsps.add_callback("POST", f"{DINGTALK}/v1.0/oauth2/accessToken", callback=self._dingtalk_token)
         for path in ("v1.0/robot/oToMessages/batchSend", "v1.0/robot/groupMessages/send", "robot/sendBySession"):
             rsps.add_callback("POST", f"{DINGTALK}/{path}", callback=self._dingtalk_send)

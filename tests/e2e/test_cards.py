@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from storage.models import Order, Outbox
+from storage.models import Order, Outbox, SentCard
 from tests.e2e.conftest import load_roster
 from tests.e2e.test_conversations import Chat
 
@@ -96,3 +97,76 @@ def test_the_leaver_notice_names_a_command_that_brings_them_back(client, bot, pl
         wallet = s.scalar(select(Account).where(Account.employee_id == emp.id, Account.kind == "wallet"))
         assert emp.status == "active" and not wallet.frozen
     assert "在职，无需恢复" in chat.say("hr1", "恢复员工 E1")
+
+
+# ---- every copy of a decided card shows the outcome (item 1) --------------------------------------------
+@pytest.fixture
+def fake():  # type: ignore[no-untyped-def]
+    import responses
+
+    from tests.bot.fake_platforms import FakePlatforms
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        f = FakePlatforms()
+        f.install(rsps)
+        yield f
+
+
+def _to(fake, platform: str, user: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [d.text for d in fake.delivered if d.platform == platform and user in d.to.split("|")]
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
+def test_a_typed_fulfil_closes_every_card_about_the_order(client, bot, fake, platform: str) -> None:
+    chat = Chat(client, platform)
+    chat.say("hr1", "奖励 E1 400 季度之星")
+    chat.say("zhang", "兑换 course")
+    chat.click("zhang", "确认兑换 R1")
+    bot.deliver(worker_id="w1")  # the fulfil cards to 韩梅 and 冯雪, the cancel card to 张三, on both platforms
+    # the confirm card: on WeCom it went out through the outbox and is edited in place; on DingTalk it was the
+    # reply in the callback's answer, nothing to edit (and its owner, the decider, had the reply)
+    assert fake.updated == ([("zhang", "已确认")] if platform == "wecom" else [])
+    assert "已由 韩梅 发放" not in json.dumps(fake.updated, ensure_ascii=False)
+    assert chat.say("hr1", "发放 R1 前台自取").startswith("已发放订单 R1")  # typed, not clicked
+    bot.deliver(worker_id="w1")
+    edited = [("hr1", "已由 韩梅 发放"), ("hr2", "已由 韩梅 发放")] + ([("zhang", "已由 韩梅 发放")] if platform == "wecom" else [])
+    assert sorted(fake.updated[1 if platform == "wecom" else 0:]) == edited  # on DingTalk 张三's card was a reply
+    assert any("订单 R1 已由 韩梅 发放" in t for t in _to(fake, "dingtalk", "hr2"))  # markdown: told instead
+    assert not any("已由 韩梅 发放" in t for t in _to(fake, "dingtalk", "hr1"))  # the decider had the reply
+    assert "已发放，不能再更改" in chat.click("hr2", "发放 R1") + "".join(sent_to(bot, "hr2"))  # a stale click
+
+
+def test_an_appeal_decided_by_one_reviewer_closes_the_others_cards(client, bot, fake) -> None:
+    chat = Chat(client, "wecom")
+    a = re.search(r"A\d+", chat.say("zhang", "申诉 - 上月全勤未到账")).group(0)
+    bot.deliver(worker_id="w1")  # review cards to 王经理, 韩梅, 冯雪
+    chat.click("hr2", f"驳回申诉 {a} 信息不全")
+    bot.deliver(worker_id="w1")
+    assert sorted(u for u, text in fake.updated if text == "已由 冯雪 驳回") == ["hr1", "hr2", "mgr"]
+    assert any(f"申诉 {a} 已由 冯雪 驳回" in t for t in _to(fake, "dingtalk", "mgr"))
+
+
+def test_a_card_whose_code_is_too_old_is_answered_by_a_message(client, bot, fake, wall_clock) -> None:
+    chat = Chat(client, "wecom")
+    a = re.search(r"A\d+", chat.say("zhang", "申诉 - 上月全勤未到账")).group(0)
+    bot.deliver(worker_id="w1")
+    with bot.db.session_scope() as s:  # sent four days ago: WeCom's code lasts 72 hours
+        for card in s.scalars(select(SentCard)):
+            card.sent_at -= timedelta(days=4)
+    chat.say("hr1", f"驳回申诉 {a} 已核实无误")
+    bot.deliver(worker_id="w1")
+    assert fake.updated == []
+    assert any(f"申诉 {a} 已由 韩梅 驳回" in t for t in _to(fake, "wecom", "hr2"))
+    assert not any("已由 韩梅 驳回" in t for t in _to(fake, "wecom", "hr1"))
+
+
+def test_an_order_cancelled_by_its_owner_closes_hrs_cards(client, bot, fake) -> None:
+    chat = Chat(client, "wecom")
+    chat.say("hr1", "奖励 E1 400 季度之星")
+    chat.say("zhang", "兑换 course")
+    chat.click("zhang", "确认兑换 R1")
+    bot.deliver(worker_id="w1")
+    chat.say("zhang", "取消兑换 R1")
+    bot.deliver(worker_id="w1")
+    assert sorted(u for u, text in fake.updated if text == "已由 张三 取消") == ["hr1", "hr2", "zhang"]
+    assert any("订单 R1 已由 张三 取消" in t for t in _to(fake, "dingtalk", "hr1"))

@@ -222,7 +222,7 @@ def test_double_confirm_gives_one_hold(sbot: ShopBot) -> None:
     assert sbot.send("u_e1", "确认兑换 R1") == "订单 R1 已确认，等待发放。"
     assert sbot.send("u_e1", "CONFIRM r1") == "订单 R1 已确认，等待发放。"
     assert sbot.txns("hold") == 1 and sbot.balance("E1") == 1500 and sbot.stock("card100") == 1
-    assert sbot.count(Outbox) == 3  # one request per HR/admin, not one per click
+    assert sbot.count(Outbox) == 4  # one request per HR/admin and one close of the confirm card, not one per click
     assert sbot.invariants() == []
 
 

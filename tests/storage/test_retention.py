@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from settings import build_settings
 from storage import retention
-from storage.models import JobRun, Outbox, ProcessedEvent, RateBucket
+from storage.models import JobRun, Outbox, ProcessedEvent, RateBucket, SentCard
 
 
 def test_prune_keeps_what_the_windows_keep(engine_db, clock, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,13 +32,16 @@ def test_prune_keeps_what_the_windows_keep(engine_db, clock, monkeypatch: pytest
         s.add_all([RateBucket(destination="d", window=f"{ago(days=3):%Y-%m-%dT%H}:{m:02d}", count=1) for m in range(3)])
         s.add(RateBucket(destination="d", window=f"{ago(hours=1):%Y-%m-%dT%H:%M}", count=1))
         s.add(RateBucket(destination="dingtalk:quota", window=f"{ago(days=400):%Y-%m}", count=4999))  # monthly quota
+        for subject, age in (("R1", ago(days=8)), ("R2", ago(days=6))):  # cards: kept a week (≥ WeCom's 72 h)
+            s.add(SentCard(subject=subject, platform="wecom", user_id="u", task_id="t", response_code="c", sent_at=age))
     result = retention.prune(engine_db, now, days)
-    assert result.deleted == {"processed_events": 5, "outbox": 1, "job_runs": 1, "rate_buckets": 3}
+    assert result.deleted == {"processed_events": 5, "outbox": 1, "job_runs": 1, "rate_buckets": 3, "sent_cards": 1}
     with engine_db.session_scope() as s:
         assert list(s.scalars(select(ProcessedEvent.event_id))) == ["recent"]  # a redelivery is still answered
         assert sorted(s.scalars(select(Outbox.idem_key))) == ["dead-old", "pending-old", "sent-new"]
         assert sorted(s.scalars(select(JobRun.period))) == ["p-failed", "p-new", "p-run"]
         assert sorted(s.scalars(select(RateBucket.destination))) == ["d", "dingtalk:quota"]
+        assert list(s.scalars(select(SentCard.subject))) == ["R2"]
     assert retention.prune(engine_db, now, days).deleted == dict.fromkeys(result.deleted, 0)
 
 
