@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any, Callable, Iterator, Mapping
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, redirect, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
@@ -95,9 +95,25 @@ def dingtalk_blueprint(adapter: Any, cards_enabled: bool) -> Blueprint:
     return bp
 
 
+INDEX_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>pointsbot · 员工积分机器人</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; padding: 0 1em; line-height: 1.6">
+<h1>pointsbot · 员工积分机器人</h1>
+<p>这里运行的是钉钉和企业微信中的员工积分机器人。员工请在钉钉或企业微信中向机器人发送「帮助」。</p>
+<p>HR 和经理：在聊天中发送「后台」获取积分后台的登录链接。</p>
+</body></html>"""
+
+
 def probes_blueprint(bot: Any) -> Blueprint:
     """``/healthz``, ``/readyz`` and ``/status``: what load balancers and operators ask of a web process."""
     bp = Blueprint("probes", __name__)
+
+    @bp.get("/")
+    def index():  # type: ignore[no-untyped-def]
+        """The address a newcomer opens first: the playground in the demo, else a page saying what runs here."""
+        if bot.settings.playground["enabled"]:
+            return redirect("/playground")
+        return Response(INDEX_PAGE, mimetype="text/html")
 
     @bp.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

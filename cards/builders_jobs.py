@@ -86,27 +86,55 @@ def binding_audit_card(kind: str, row: Any, days: int, task_id: str) -> Card:
                 task_id=task_id)
 
 
-def hr_digest_card(d: Any, week: str, audit_days: int = 90) -> Card:
-    """``d``: a storage/digests.py HrDigest, data only; every word of it is here."""
-    lines: list[str] = [f"待发放订单（最早的在前）：{d.orders_total}"]
+CARD_TEXT_BYTES = 1800  # a detail card as text: WeCom's 2048-byte text, DingTalk's markdown, with room to spare
+
+
+def hr_digest_cards(d: Any, week: str, audit_days: int = 90) -> list[Card]:
+    """``d``: a storage/digests.py HrDigest, data only; every word of it is here.
+
+    Why several cards: a WeCom card with a button shows at most 112 characters of text, so the first card carries
+    the counts as fields and the 待办 button, and the lists follow as text cards cut at line boundaries, none
+    over ``CARD_TEXT_BYTES``: nothing is cut off on either platform.
+    """
+    expiring_now, expiring_next = sum(e.points for e in d.expiring_now), sum(e.points for e in d.expiring)
+    summary = Card(title=f"HR 积分周报 · {week}", lines=("明细见下方消息；发送「待办」处理订单和申诉。",),
+                   fields=(("待发放订单", str(d.orders_total)), ("待处理申诉", str(d.appeals_total)),
+                           ("离职仍有积分", f"{d.leavers_total} 人"), ("本月将过期", f"{expiring_now} 分"),
+                           ("下月将过期", f"{expiring_next} 分"), ("绑定待审计", str(sum(d.bindings.values())))),
+                   buttons=(Button("待办", "待办"),), task_id=f"hr-digest-{week}")
+    lines: list[str] = [f"【待发放订单（最早的在前）】{d.orders_total}"]
     lines += _more([f"R{o.id} {o.owner} {o.item}×{o.quantity}（等待 {o.days} 天）" for o in d.orders], d.orders_total)
-    lines.append(f"待处理申诉：{d.appeals_total}")
+    lines.append(f"【待处理申诉】{d.appeals_total}")
     lines += _more([f"A{a.id} {a.owner}（{a.days} 天）" for a in d.appeals], d.appeals_total)
-    lines.append(f"已离职仍有积分：{d.leavers_total} 人")
+    lines.append(f"【已离职仍有积分】{d.leavers_total} 人")
     lines += _more([f"{p.employee_no} {p.name}：{p.points} 分" for p in d.leavers], d.leavers_total, "人")
-    lines.append("近 4 周兑换趋势（每周件数，由远及近）：")
-    trend = [f"{t.item}：{'/'.join(map(str, t.weeks))}" for t in d.trend[:MAX_LIST]]
-    lines += trend or ["近 4 周没有兑换。"]
-    lines.append(f"{d.expiring_month} 将过期积分（按部门）：")
-    expiring = [f"{e.department or '未分部门'}：{e.points} 分" for e in d.expiring[:MAX_LIST]]
-    lines += expiring or ["下月没有将过期的积分。"]
+    lines.append("【近 4 周兑换趋势（每周件数，由远及近）】")
+    lines += [f"{t.item}：{'/'.join(map(str, t.weeks))}" for t in d.trend[:MAX_LIST]] or ["近 4 周没有兑换。"]
+    for label, rows, empty in ((f"{d.this_month} 月内将过期积分（按部门）", d.expiring_now, "本月没有将过期的积分。"),
+                               (f"{d.expiring_month} 将过期积分（按部门）", d.expiring, "下月没有将过期的积分。")):
+        lines.append(f"【{label}】")
+        lines += [f"{e.department or '未分部门'}：{e.points} 分" for e in rows[:MAX_LIST]] or [empty]
     if d.bindings:
-        lines.append("绑定审计：")
+        lines.append("【绑定审计】")
         lines += [f"{msg.binding_audit_title(kind, audit_days)}：{n}" for kind, n in d.bindings.items()]
         rest = sum(d.bindings.values()) - len(d.binding_rows)
         if d.binding_rows:
             lines.append(f"其中 {len(d.binding_rows)} 条另有卡片，可直接解除绑定" +
                          (f"；其余 {rest} 条请运行 flask audit-bindings 查看。" if rest > 0 else "。"))
-    return Card(title=f"HR 积分周报 · {week}", lines=tuple(lines),
-                fields=(("待发放订单", str(d.orders_total)), ("待处理申诉", str(d.appeals_total))),
-                buttons=(Button("待办", "待办"),), task_id=f"hr-digest-{week}")
+    return [summary, *_text_cards(f"HR 积分周报明细 · {week}", lines)]
+
+
+def _text_cards(title: str, lines: list[str]) -> list[Card]:
+    """``lines`` as cards without buttons, each under ``CARD_TEXT_BYTES`` as text, cut between lines."""
+    cards: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        n = len(line.encode()) + 1
+        if cards[-1] and size + n > CARD_TEXT_BYTES - len(title.encode()) - 16:
+            cards.append([])
+            size = 0
+        cards[-1].append(line)
+        size += n
+    if len(cards) == 1:
+        return [Card(title=title, lines=tuple(cards[0]))]
+    return [Card(title=f"{title}（{i}/{len(cards)}）", lines=tuple(c)) for i, c in enumerate(cards, 1)]

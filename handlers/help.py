@@ -17,6 +17,7 @@ from bot.core.router import Route, Router, normalise
 from cards import builders
 from cards import messages as msg
 
+SAMPLE_NO = "1002"  # the employee number in every handler's example (docs/commands.md)
 _CJK_HEAD = re.compile(r"([\u2e80-\u9fff\uf900-\ufaff]+)(.*)")
 
 
@@ -68,6 +69,15 @@ def suggest(router: Router, text: str) -> str | None:
     return " ".join([aliases[close[0]], *rest])
 
 
+def live_example(example: str, ctx: Context) -> str:
+    """Examples name employee ``SAMPLE_NO``; shown, they name a real colleague, so they work as typed whatever the
+    company's numbering (``1002``, ``E1002``…)."""
+    if SAMPLE_NO not in example:
+        return example
+    live = ctx.queries.sample_employee_no(ctx.member.id if ctx.member is not None else None)
+    return example.replace(SAMPLE_NO, live) if live else example
+
+
 def register(router: Router) -> None:
     def handle_help(event: Event, ctx: Context) -> Reply:
         topic = ctx.args.strip()
@@ -80,7 +90,7 @@ def register(router: Router) -> None:
             return overview(router, ctx, intro)
         return CardReply(builders.help_command_card(name=route.aliases[0], aliases=route.aliases[1:],
                                                     summary=route.summary, usage=route.usage,
-                                                    example=route.example, who=who_text(route)))
+                                                    example=live_example(route.example, ctx), who=who_text(route)))
 
     def handle_unknown(event: Event, ctx: Context) -> Reply:
         text = ctx.args.strip()

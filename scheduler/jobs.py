@@ -123,16 +123,17 @@ def hr_digest_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     at = local(now, bot.settings.tz)
     first = (at.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
     after = (first + timedelta(days=32)).replace(day=1)
-    data = hr_digest(bot.db, now, (to_utc(first), to_utc(after)), f"{first:%Y-%m}")
+    data = hr_digest(bot.db, now, (to_utc(first), to_utc(after)), f"{first:%Y-%m}", f"{at:%Y-%m}")
     hr = active_ids(bot.db, "hr") or active_ids(bot.db, "admin")
     if not hr:
         return "no HR or admin employee to send the digest to"
-    card = cards.hr_digest_card(data, period, AUDIT_DAYS)
+    digest = cards.hr_digest_cards(data, period, AUDIT_DAYS)
     audit = [cards.binding_audit_card(kind, r, AUDIT_DAYS, task_id=f"hrd-{period}-b{i}")
              for i, (kind, r) in enumerate(data.binding_rows)]
+    keyed = [(f"hr-digest:{period}" + (f":{i}" if i else ""), c) for i, c in enumerate(digest)]
+    keyed += [(f"hr-digest:{period}:binding:{i}", c) for i, c in enumerate(audit)]
     rows = [{"idem_key": key, "kind": "notice", "payload": {"employee_id": hr[0], "employee_ids": hr, "card": c.to_dict()}}
-            for key, c in [(f"hr-digest:{period}", card),
-                           *((f"hr-digest:{period}:binding:{i}", c) for i, c in enumerate(audit))]]
+            for key, c in keyed]
     return f"{enqueue_many(bot.db, rows, now)} HR digest card(s) queued for {len(hr)} people"
 
 

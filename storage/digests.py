@@ -77,8 +77,10 @@ class HrDigest:
     leavers: list[LeaverPoints] = field(default_factory=list)
     leavers_total: int = 0
     trend: list[ItemTrend] = field(default_factory=list)
-    expiring: list[DepartmentExpiry] = field(default_factory=list)
+    expiring: list[DepartmentExpiry] = field(default_factory=list)  # next month
     expiring_month: str = ""
+    expiring_now: list[DepartmentExpiry] = field(default_factory=list)  # the rest of this month
+    this_month: str = ""
     bindings: dict[str, int] = field(default_factory=dict)  # storage/bindings.py AUDIT_KINDS -> rows
     binding_rows: list[tuple[str, AuditRow]] = field(default_factory=list)  # the first few, to fix from chat
 
@@ -152,8 +154,10 @@ def _week_index(created: datetime, now: datetime) -> int:
     return 3 - min(3, int((now - created).total_seconds() // (7 * 86400)))
 
 
-def hr_digest(db: Database, now: datetime, next_month: tuple[datetime, datetime], label: str) -> HrDigest:
-    d = HrDigest(expiring_month=label)
+def hr_digest(db: Database, now: datetime, next_month: tuple[datetime, datetime], label: str,
+              this_month: str = "") -> HrDigest:
+    """The figures; expiry covers the rest of this month (from ``now``) and the next (``next_month``)."""
+    d = HrDigest(expiring_month=label, this_month=this_month)
     owner = aliased(Employee)
     waiting = _rows(db, select(Order.id, Order.item_name, Order.quantity, Order.created_at, owner.name)
                     .join(owner, owner.id == Order.employee_id).where(Order.status == AWAITING_FULFILMENT)
@@ -177,6 +181,7 @@ def hr_digest(db: Database, now: datetime, next_month: tuple[datetime, datetime]
     d.trend = [ItemTrend(item, (w[0], w[1], w[2], w[3])) for item, w in
                sorted(trend.items(), key=lambda kv: (-sum(kv[1]), kv[0]))]
     d.expiring = [DepartmentExpiry(dept or "", pts) for dept, pts in expiring_by_department(db, *next_month)]
+    d.expiring_now = [DepartmentExpiry(dept or "", pts) for dept, pts in expiring_by_department(db, now, next_month[0])]
     d.bindings, d.binding_rows = binding_audit_summary(db, now)
     return d
 

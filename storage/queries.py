@@ -144,6 +144,14 @@ def employee(s: Session, employee_id: int) -> Employee | None:
     return s.get(Employee, employee_id)
 
 
+def sample_employee_no(s: Session, not_id: int | None) -> str | None:
+    """An active colleague's employee number, for examples that must work in this company's numbering."""
+    q = select(Employee.employee_no).where(Employee.status == "active", Employee.role == "employee")
+    if not_id is not None:
+        q = q.where(Employee.id != not_id)
+    return s.scalar(q.order_by(Employee.id).limit(1))
+
+
 def recent_twin(s: Session, *, kind: str, actor_id: int, employee_id: int, amount: int, since: datetime) -> Txn | None:
     """The newest change of this kind by this actor to this employee for this amount since ``since``."""
     return s.scalar(select(Txn).where(Txn.kind == kind, Txn.actor_id == actor_id, Txn.employee_id == employee_id,

@@ -108,6 +108,9 @@ class Catalog(_Bound):
 
 
 class Queries(_Bound):
+    def sample_employee_no(self, not_id: int | None) -> str | None:
+        return queries.sample_employee_no(self.s, not_id)
+
     def statement(self, employee_id: int, days: int) -> queries.Statement:
         return queries.statement(self.s, employee_id, self.clock(), days=days)
 

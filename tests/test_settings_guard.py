@@ -95,6 +95,9 @@ def test_without_playground_page_and_fake_api_are_404(tmp_path) -> None:
                          ("post", "/playground/fake/dingtalk/v1.0/oauth2/accessToken"),
                          ("post", "/playground/fake/dingtalk/v1.0/robot/oToMessages/batchSend")]:
         assert getattr(client, method)(path).status_code == 404, path
+    root = client.get("/")
+    assert root.status_code == 200 and "pointsbot · 员工积分机器人" in root.get_data(as_text=True)
+    assert "playground" not in root.get_data(as_text=True)
 
 
 def test_with_playground_the_page_exists(tmp_path) -> None:
@@ -102,3 +105,5 @@ def test_with_playground_the_page_exists(tmp_path) -> None:
     data["database"] = {"url": f"sqlite:///{tmp_path / 'on.db'}"}
     client = create_app(data).test_client()
     assert client.get("/playground").status_code == 200
+    root = client.get("/")
+    assert root.status_code == 302 and root.headers["Location"].endswith("/playground")

@@ -171,6 +171,7 @@
       else add("bot", res.reply.content || res.reply.replace_name || "");
     } catch (e) { add("system", "出错：" + e.message); }
   }
+  let pollDelay = 1000;
   async function poll() {
     const c = convo();
     try {
@@ -181,8 +182,11 @@
         if (m.platform === "dingtalk") dingtalkMessage(m.body, "机器人消息");
         else wecomMessage(m);
       });
-    } catch (e) { /* the server may be restarting; try again */ }
-    setTimeout(poll, 1000);
+      pollDelay = 1000;
+    } catch (e) {  // the server may be restarting: try again, less and less often, so the console stays quiet
+      pollDelay = Math.min(pollDelay * 2, 30000);
+    }
+    setTimeout(poll, document.hidden ? Math.max(pollDelay, 5000) : pollDelay);
   }
 
   async function simulate(what) {

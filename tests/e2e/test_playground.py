@@ -322,6 +322,41 @@ def test_playground_in_headless_chromium(server, browser) -> None:
     assert "还没有绑定" in page.send("积分")
     page.shot("playground-wecom-unbind.png")
 
+    # Two HR people get the order; one rejects it with a preset reason; the other's card shows the outcome.
+    page.open("wecom", "zhangsan")
+    page.send("兑换 course")
+    confirm = page.wait.until(lambda d: next(iter(b for b in d.find_elements(
+        page.by.CSS_SELECTOR, ".convo:not([hidden]) .wc-card button[data-key^='确认兑换']") if b.is_enabled()), None))
+    ref = confirm.get_attribute("data-key").split()[-1]
+    confirm.click()
+    page.wait.until(lambda d: _ledger(db, "SELECT status FROM orders WHERE id = ?", int(ref[1:])) == "awaiting_fulfilment")
+    page.open("wecom", "hanmei")
+    reject = page.wait.until(lambda d: next(iter(d.find_elements(
+        page.by.CSS_SELECTOR, f".convo:not([hidden]) .wc-card button[data-key='拒绝订单 {ref} 库存不足']")), None))
+    reject.click()
+    page.wait.until(lambda d: _ledger(db, "SELECT note FROM orders WHERE id = ?", int(ref[1:])) == "库存不足")
+    page.open("wecom", "fengxue")
+    card = page.wait.until(lambda d: next(iter(d.find_elements(
+        page.by.XPATH, f"//div[contains(@class,'wc-card')][.//button[contains(@data-key,'发放 {ref}')]]")), None))
+    page.wait.until(lambda d: "已由 韩梅 拒绝" in card.text and not any(b.is_enabled() for b in
+                                                                  card.find_elements(page.by.TAG_NAME, "button")))
+    page.shot("playground-wecom-card-closed.png")
+    page.open("wecom", "zhangsan")
+    page.wait.until(lambda d: any("库存不足" in m.text and "拒绝" in m.text for m in page.bot_messages()))
+
+    # At phone width (400 px) the page is one column, without a horizontal scroll bar.
+    page.d.set_window_size(400, 860)
+    page.open("wecom", "zhangsan")
+    assert page.d.execute_script("return document.documentElement.scrollWidth") <= 400
+    assert "积分" in page.send("积分")
+    page.shot("playground-phone.png")
+
+    # While the server is unreachable the one-second poll backs off instead of filling the console with errors.
+    page.d.execute_script("window.__polls = 0; window.fetch = () => { window.__polls += 1; "
+                          "return Promise.reject(new TypeError('offline')); };")
+    time.sleep(7)
+    assert page.d.execute_script("return window.__polls") <= 4  # 1 s, 2 s, 4 s…, not seven in seven seconds
+
 
 @pytest.mark.slow
 def test_console_login_by_link_in_headless_chromium(server, browser) -> None:

@@ -39,3 +39,12 @@ def test_a_denial_and_a_rejection_carry_their_reason(pbot: PeopleBot) -> None:  
     assert pbot.send("u_hr", f"驳回申诉 {a} 已核实无误") == f"申诉 {a} 已驳回，理由: 已核实无误。已通知 张三。"
     [card] = [c for c in pbot.notices_to("E1") if "已驳回" in c["title"]]
     assert ["驳回理由", "已核实无误"] in card["fields"] and not any(f[1] == "驳回" for f in card["fields"])
+
+
+def test_help_examples_use_the_companys_own_numbering(pbot: PeopleBot) -> None:  # noqa: F811
+    from handlers import help as help_module
+
+    help_module.register(pbot.router)
+    shown = pbot.send("u_hr", "帮助 奖励")
+    assert "奖励 E1 50 帮忙排查线上故障" in shown and "1002" not in shown  # this company writes E1, E2…
+    assert "已奖励 张三" in pbot.send("u_hr", "奖励 E1 50 帮忙排查线上故障")  # the example works as typed

@@ -159,17 +159,51 @@ def test_hr_digest_sections(bot: Any, company: dict[str, int], clock: Any) -> No
             s.add(Order(employee_id=company["a"], sku="cup", item_name="杯子", quantity=1 + i, cost=10,
                         status="awaiting_fulfilment", created_at=clock() - timedelta(days=days)))
         s.add(Appeal(employee_id=company["a"], reason="x", status="open", created_at=clock() - timedelta(days=1)))
+    award(bot, company["a"], 33, clock() + timedelta(days=5) - timedelta(days=365), "exp-this-month")
     run(bot, "hr-digest", clock())
     rows = queued(bot, "hr-digest:")
-    assert len(rows) == 1 and json.loads(rows[0].payload)["employee_ids"] == [company["hr"]]
-    wecom, dingtalk, card = rendered(rows[0])
-    text = "\n".join(card.lines)
+    assert len(rows) == 2 and all(json.loads(r.payload)["employee_ids"] == [company["hr"]] for r in rows)
+    wecom, dingtalk, summary = rendered(rows[0])
+    assert ("待发放订单", "2") in summary.fields and ("下月将过期", "44 分") in summary.fields
+    assert ("本月将过期", "33 分") in summary.fields and [b.command for b in summary.buttons] == ["待办"]
+    _, _, detail = rendered(rows[1])
+    text = "\n".join(detail.lines)
     assert text.index("杯子×2（等待 10 天）") < text.index("杯子×1（等待 3 天）")  # oldest first
     assert "L1 钱离职：66 分" in text and "杯子：0/0/2/1" in text and "市场部：44 分" in text
-    assert "2026-04 将过期积分" in text
+    assert "2026-03 月内将过期积分" in text and "研发部：33 分" in text and "2026-04 将过期积分" in text
     assert "HR 积分周报" in dingtalk and "HR 积分周报" in wecom
     run(bot, "hr-digest", clock(), force=True)
-    assert len(queued(bot, "hr-digest:")) == 1
+    assert len(queued(bot, "hr-digest:")) == 2
+
+
+def test_a_long_hr_digest_is_split_and_nothing_is_cut_on_either_platform(bot: Any, company: dict[str, int],
+                                                                          clock: Any) -> None:
+    with bot.db.session_scope() as s:
+        for i in range(40):
+            emp = make_employee(s, f"X{i:02d}", name=f"离职员工{i:02d}号很长的名字")
+            Ledger(s, clock, 365).award(emp.id, 10 + i, idem_key=f"x{i}", reason="测试")
+            emp.status = "left"
+            s.add(Order(employee_id=emp.id, sku="cup", item_name="一个名字相当长的商品" * 2, quantity=1, cost=10,
+                        status="awaiting_fulfilment", created_at=clock() - timedelta(days=i)))
+    run(bot, "hr-digest", clock())
+    rows = queued(bot, "hr-digest:")
+    assert len(rows) >= 3
+    shown = []
+    for row in rows:
+        wecom, dingtalk, card = rendered(row)
+        body = json.loads(wecom)
+        if body["msgtype"] == "template_card":  # the summary: every line and field shown in full
+            shown_text = body["template_card"].get("sub_title_text", "") + json.dumps(
+                body["template_card"].get("horizontal_content_list", []), ensure_ascii=False)
+            assert all(v in shown_text for _, v in card.fields)
+        else:
+            shown_text = body["text"]["content"]
+            assert len(shown_text.encode()) <= 2048
+        assert all(line in shown_text for line in card.lines)  # nothing cut
+        assert all(line in unquote(dingtalk) for line in card.lines)
+        shown += card.lines
+    text = "\n".join(shown)
+    assert "X39 离职员工39号很长的名字：49 分" in text and "……等共 40 人" in text  # listed up to 10, then counted
 
 
 def test_hr_digest_sends_binding_audit_cards_with_a_cleanup_button(bot: Any, company: dict[str, int],
@@ -181,9 +215,9 @@ def test_hr_digest_sends_binding_audit_cards_with_a_cleanup_button(bot: Any, com
             bind(s, emp, "dingtalk", f"d-u{i}", now=clock() - timedelta(days=200), actor_id=None, how="test")
         bind(s, s.get(Employee, company["gone"]), "wecom", "w-gone", now=clock(), actor_id=None, how="test")
     run(bot, "hr-digest", clock())
-    main, *audit = queued(bot, "hr-digest:")
-    assert len(audit) == 5  # the limit; the rest is summarised on the main card
-    _, _, card = rendered(main)
+    main, detail, *audit = queued(bot, "hr-digest:")
+    assert len(audit) == 5  # the limit; the rest is summarised in the digest
+    _, _, card = rendered(detail)
     text = "\n".join(card.lines)
     assert "离职员工仍有的绑定：1" in text and "超过 90 天未使用的绑定：7" in text and "其余 3 条" in text
     assert "(bindings" not in text  # Chinese only
