@@ -170,3 +170,13 @@ def test_an_order_cancelled_by_its_owner_closes_hrs_cards(client, bot, fake) -> 
     bot.deliver(worker_id="w1")
     assert sorted(u for u, text in fake.updated if text == "已由 张三 取消") == ["hr1", "hr2", "zhang"]
     assert any("订单 R1 已由 张三 取消" in t for t in _to(fake, "dingtalk", "hr1"))
+
+
+@pytest.mark.parametrize("platform", ["wecom", "dingtalk"])
+def test_replies_say_what_was_wrong_and_examples_fit_the_company(client, bot, platform: str) -> None:
+    chat = Chat(client, platform)
+    assert "积分数需在 1 到 500 之间" in chat.say("mgr", "奖励 E1 99999999999 太多")
+    shown = chat.say("hr1", "帮助 奖励")
+    assert "奖励 E1 50" in shown and "奖励 1002" not in shown  # this roster writes E1, E2…
+    a = re.search(r"A\d+", chat.say("zhang", "申诉 - 上月全勤未到账")).group(0)
+    assert chat.say("hr1", f"驳回申诉 {a} 已核实无误") == f"申诉 {a} 已驳回，理由: 已核实无误。已通知 张三。"
