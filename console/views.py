@@ -14,7 +14,9 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from cards import messages as msg
+from console.exports import export_response
 from storage.console import STAFF_ROLES, AuditFilter
+from storage.exports import ExportFilter
 from storage.errors import DomainError
 from storage.members import ACTIVE
 from storage.models import Employee
@@ -53,6 +55,8 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
                 member = None if emp is None else (emp.id, emp.name, emp.role, emp.employee_no)
         if member is None:
             session.clear()
+            if request.path.startswith("/console/export/"):  # a download never returns a login page, nor data
+                return Response("需要登录后台", status=401, mimetype="text/plain")
             return redirect(url_for("console.login_help"))
         g.member_id, g.member_name, g.member_role, g.member_no = member
         g.login_id = int(ident["id"])
@@ -143,6 +147,21 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
                                    args=request.args, problem=problem,
                                    local=lambda at: msg.local_time(at, bot.settings.tz, "%Y-%m-%d %H:%M:%S"))
 
+    @bp.get("/exports")
+    def exports_page() -> str:
+        return render_template("console/exports.html", args=request.args)
+
+    @bp.get("/export/<kind>.<fmt>")
+    def export(kind: str, fmt: str) -> Any:
+        (start, end), problem = _dates(request.args, bot.settings.tz)
+        if problem:
+            return render_template("console/message.html", title="导出条件有误", text=problem), 400
+        f = ExportFilter(start=start, end=end, department=(request.args.get("department") or "").strip()[:128],
+                         employee_no=(request.args.get("employee") or "").strip()[:64],
+                         kind=(request.args.get("kind") or "").strip()[:32])
+        filters = " ".join(f"{k}={v}" for k, v in sorted(request.args.items()) if v)[:500]
+        return export_response(bot, kind, fmt, f, filters)
+
     @bp.app_template_global()
     def console_member() -> dict[str, Any]:
         return {"name": g.get("member_name", ""), "role": g.get("member_role", ""),
@@ -153,6 +172,13 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
 
 def _audit_filter(args: Any, tz: Any) -> tuple[AuditFilter, str]:
     """The form's filters; a bad date is named and ignored, never a 500."""
+    (start, end), problem = _dates(args, tz)
+    return AuditFilter(actor=(args.get("actor") or "").strip()[:64], action=(args.get("action") or "").strip()[:64],
+                       employee=(args.get("employee") or "").strip()[:64], start=start, end=end), problem
+
+
+def _dates(args: Any, tz: Any) -> tuple[tuple[datetime | None, datetime | None], str]:
+    """``start`` and ``end`` (local days, both included) as naive UTC bounds; a bad date is named, never a 500."""
     bounds: list[datetime | None] = []
     problem = ""
     for key, extra in (("start", 0), ("end", 1)):
@@ -166,5 +192,4 @@ def _audit_filter(args: Any, tz: Any) -> tuple[AuditFilter, str]:
         except ValueError:
             problem = f"日期「{raw}」格式不对，应为 2026-03-01。"
             bounds.append(None)
-    return AuditFilter(actor=(args.get("actor") or "").strip()[:64], action=(args.get("action") or "").strip()[:64],
-                       employee=(args.get("employee") or "").strip()[:64], start=bounds[0], end=bounds[1]), problem
+    return (bounds[0], bounds[1]), problem

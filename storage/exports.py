@@ -1,0 +1,144 @@
+"""The rows of the console's exports: balances, the ledger, orders — streamed, scoped, read-only.
+
+Why pages: an export of two million transactions must neither hold them in memory nor hold one
+transaction open for a minute, so each export walks its table by primary key, ``PAGE`` rows at a
+time, each page in its own read transaction (``Database.read_scope``: no write lock on SQLite, so
+callbacks go on while HR downloads). Rows are data (raw kinds and statuses, UTC times); the console
+words and formats them (console/exports.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterator
+
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import aliased
+
+from storage.console import STAFF_ROLES
+from storage.db import Database
+from storage.members import team
+from storage.models import Account, Employee, Order, Txn
+from storage.queries import EARNING_KINDS
+
+PAGE = 5000
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    start: datetime | None = None  # UTC, inclusive
+    end: datetime | None = None  # UTC, exclusive
+    department: str = ""
+    employee_no: str = ""
+    kind: str = ""  # a transaction kind, or an order status
+
+
+def _scope(viewer: Employee, column: Any) -> Any:
+    """HR and admins see everyone; a manager their team and themselves (storage/members.py ``team``)."""
+    if viewer.role in STAFF_ROLES:
+        return True
+    return or_(column == viewer.id, column.in_(team(viewer.id)))
+
+
+def _people(f: ExportFilter) -> list[Any]:
+    conds = []
+    if f.department:
+        conds.append(Employee.department == f.department)
+    if f.employee_no:
+        conds.append(Employee.employee_no == f.employee_no)
+    return conds
+
+
+def _pages(db: Database, viewer_id: int, build: Any) -> Iterator[Any]:
+    """Rows of ``build(viewer, after_id)`` (a query ordered by id, whose first column is the id), page by page."""
+    after = 0
+    while True:
+        with db.read_scope() as s:
+            viewer = s.get(Employee, viewer_id)
+            if viewer is None:
+                return
+            rows = s.execute(build(viewer, after).limit(PAGE)).all()
+        yield from rows
+        if len(rows) < PAGE:
+            return
+        after = rows[-1][0]
+
+
+def balances(db: Database, viewer_id: int, f: ExportFilter) -> Iterator[tuple[Any, ...]]:
+    """(id, 工号, 姓名, 部门, status, available, on hold, lifetime earned): the figures of 积分's statement."""
+    def build(viewer: Employee, after: int) -> Any:
+        return (select(Employee.id, Employee.employee_no, Employee.name, Employee.department, Employee.status,
+                       func.coalesce(Account.balance, 0))
+                .outerjoin(Account, and_(Account.employee_id == Employee.id, Account.kind == "wallet"))
+                .where(Employee.id > after, _scope(viewer, Employee.id), *_people(f)).order_by(Employee.id))
+    page: list[Any] = []
+    for row in _pages(db, viewer_id, build):
+        page.append(row)
+        if len(page) == PAGE:
+            yield from _with_totals(db, page)
+            page = []
+    yield from _with_totals(db, page)
+
+
+def _with_totals(db: Database, page: list[Any]) -> Iterator[tuple[Any, ...]]:
+    if not page:
+        return
+    found = _totals(db, [r[0] for r in page])
+    for row in page:
+        yield (*row, *found.get(row[0], (0, 0)))
+
+
+def _totals(db: Database, ids: list[int]) -> dict[int, tuple[int, int]]:
+    """{employee id: (on hold, lifetime earned)} for a page, reckoned as storage/queries.py ``statement`` does."""
+    tx, orig, closer = Txn.__table__, Txn.__table__.alias("orig"), Txn.__table__.alias("closer")
+    q = (select(tx.c.employee_id,
+                func.coalesce(func.sum(case(((tx.c.kind == "hold") & closer.c.id.is_(None), -tx.c.amount),
+                                            else_=0)), 0),
+                func.coalesce(func.sum(case((tx.c.kind.in_(EARNING_KINDS), tx.c.amount),
+                                            ((tx.c.kind == "reverse") & (orig.c.kind == "award"), tx.c.amount),
+                                            else_=0)), 0))
+         .select_from(tx.outerjoin(orig, orig.c.id == tx.c.reverses_txn_id)
+                      .outerjoin(closer, (closer.c.related_txn_id == tx.c.id)
+                                 & closer.c.kind.in_(("settle", "release"))))
+         .where(tx.c.employee_id.in_(ids)).group_by(tx.c.employee_id))
+    with db.read_scope() as s:
+        return {e: (int(h), int(e_)) for e, h, e_ in s.execute(q).all()}
+
+
+def ledger(db: Database, viewer_id: int, f: ExportFilter) -> Iterator[tuple[Any, ...]]:
+    """(E id, time, 工号, 姓名, 部门, kind, points, actor name, reason), oldest first."""
+    actor = aliased(Employee)
+
+    def build(viewer: Employee, after: int) -> Any:
+        conds = [Txn.id > after, _scope(viewer, Txn.employee_id), *_people(f)]
+        if f.start is not None:
+            conds.append(Txn.created_at >= f.start)
+        if f.end is not None:
+            conds.append(Txn.created_at < f.end)
+        if f.kind:
+            conds.append(Txn.kind == f.kind)
+        return (select(Txn.id, Txn.created_at, Employee.employee_no, Employee.name, Employee.department, Txn.kind,
+                       Txn.amount, func.coalesce(actor.name, ""), Txn.reason)
+                .outerjoin(Employee, Employee.id == Txn.employee_id).outerjoin(actor, actor.id == Txn.actor_id)
+                .where(*conds).order_by(Txn.id))
+    return _pages(db, viewer_id, build)
+
+
+def orders(db: Database, viewer_id: int, f: ExportFilter) -> Iterator[tuple[Any, ...]]:
+    """(R id, time, 工号, 姓名, 部门, item, quantity, points, status, decided by, decided at, note)."""
+    decider = aliased(Employee)
+
+    def build(viewer: Employee, after: int) -> Any:
+        conds = [Order.id > after, _scope(viewer, Order.employee_id), *_people(f)]
+        if f.start is not None:
+            conds.append(Order.created_at >= f.start)
+        if f.end is not None:
+            conds.append(Order.created_at < f.end)
+        if f.kind:
+            conds.append(Order.status == f.kind)
+        return (select(Order.id, Order.created_at, Employee.employee_no, Employee.name, Employee.department,
+                       Order.item_name, Order.quantity, Order.cost, Order.status, func.coalesce(decider.name, ""),
+                       Order.decided_at, Order.note)
+                .join(Employee, Employee.id == Order.employee_id).outerjoin(decider, decider.id == Order.decided_by)
+                .where(*conds).order_by(Order.id))
+    return _pages(db, viewer_id, build)
