@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -78,8 +77,16 @@ def export_once(url: str, fmt: str) -> dict[str, float]:
     resp = client.get(f"/console/export/ledger.{fmt}", buffered=False)
     size = sum(len(chunk) for chunk in resp.response)
     took = time.monotonic() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": took, "mb": size / 2**20, "peak_rss_mb": peak_mb}
+    return {"seconds": took, "mb": size / 2**20, "peak_rss_mb": _high_water_mb()}
+
+
+def _high_water_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: Linux carries that over from the parent
+    across fork and exec, so it would report the seeding process's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:

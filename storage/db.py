@@ -26,6 +26,7 @@ from telemetry import LEDGER_TXNS
 
 Clock = Callable[[], datetime]
 BUSY_TIMEOUT_MS = 5000
+CACHE_KIB = 65536  # each SQLite connection's page cache
 CONNECT_TIMEOUT_S = 2
 READ_ONLY = "pointsbot_read_only"  # execution option of Database.read_scope's sessions
 
@@ -76,7 +77,7 @@ def _sqlite_pragmas(engine: Engine, synchronous: str, lock_path: str | None) -> 
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")
-        cur.execute("PRAGMA cache_size=-65536")  # 64 MiB: the 2 MiB default thrashes on a million lots
+        cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # 64 MiB: the 2 MiB default thrashes on a million lots
         cur.close()
 
     @event.listens_for(engine, "begin")
