@@ -10,12 +10,13 @@ import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from cards import messages as msg
+from console import actions
 from console.exports import export_response
-from storage.console import STAFF_ROLES, AuditFilter
+from storage.console import STAFF_ROLES, AuditFilter, OrderFilter
 from storage.exports import ExportFilter
 from storage.errors import DomainError
 from storage.members import ACTIVE
@@ -130,7 +131,7 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
                 history=sv.queries.history(emp.id, page=page, per_page=PER_PAGE), more=sv.console.person(emp),
                 local=lambda at, fmt="%Y-%m-%d %H:%M": msg.local_time(at, bot.settings.tz, fmt),
                 kind_text=msg.TXN_KIND_TEXT, order_status=msg.ORDER_STATUS, platforms=msg.PLATFORM_NAMES,
-                active=ACTIVE)
+                active=ACTIVE, token=actions.form_token())
 
     @bp.get("/audit")
     def audit() -> Any:
@@ -146,6 +147,76 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
                                    pages=max(1, math.ceil(total / 50)), actions=sv.console.audit_actions(),
                                    args=request.args, problem=problem,
                                    local=lambda at: msg.local_time(at, bot.settings.tz, "%Y-%m-%d %H:%M:%S"))
+
+    # ---- acting: every change is the chat's command, run through the pipeline (console/actions.py) -----
+    def _act(command: str) -> str:
+        return actions.run(bot, g.member_id, command, request.form.get("token") or actions.form_token())
+
+    @bp.post("/people/<int:employee_id>/act")
+    def act_on_person(employee_id: int) -> Any:
+        with bot.db.read_scope() as s:
+            emp = s.get(Employee, employee_id)
+            if emp is None or not services(s).console.may_see(s.get(Employee, g.member_id), employee_id):
+                abort(404)
+            no = emp.employee_no
+        command = _person_command(request.form, no)
+        if command is None:
+            flash("请填写完整后再提交。")
+        else:
+            flash(_act(command))
+        return redirect(url_for("console.person", employee_id=employee_id))
+
+    @bp.get("/orders")
+    def orders() -> Any:
+        f = OrderFilter(status=request.args.get("status", "awaiting_fulfilment")[:32],
+                        item=request.args.get("item", "")[:64], department=request.args.get("department", "")[:128],
+                        min_days=max(0, min(request.args.get("days", 0, type=int) or 0, 3650)))
+        with bot.db.read_scope() as s:
+            try:
+                rows = services(s).console.orders_queue(s.get(Employee, g.member_id), f)
+            except DomainError as exc:
+                return render_template("console/message.html", title="没有权限", text=msg.domain_error(exc)), 403
+            return render_template("console/orders.html", rows=rows, f=f, token=actions.form_token(),
+                                   statuses=msg.ORDER_STATUS, reasons=bot.settings.orders["reject_reasons"],
+                                   local=lambda at: msg.local_time(at, bot.settings.tz, "%Y-%m-%d %H:%M"),
+                                   now=bot.db.clock())
+
+    @bp.post("/orders/act")
+    def orders_act() -> Any:
+        ids = [int(i) for i in request.form.getlist("order") if i.isdigit()][:200]
+        decision = request.form.get("decision", "")
+        note = (request.form.get("reason") or request.form.get("preset") or "").strip()
+        token = request.form.get("token") or actions.form_token()
+        if not ids or decision not in ("fulfil", "reject"):
+            flash("请选择订单和操作。")
+            return redirect(url_for("console.orders"))
+        verb = "发放" if decision == "fulfil" else "拒绝订单"
+        results = [(f"R{i}", actions.run(bot, g.member_id, f"{verb} R{i} {note}".strip(), f"{token}:{i}"))
+                   for i in ids]
+        return render_template("console/results.html", title="批量处理结果", results=results,
+                               back=url_for("console.orders"))
+
+    @bp.get("/appeals")
+    def appeals_page() -> str:
+        with bot.db.read_scope() as s:
+            rows = services(s).console.appeals_queue(s.get(Employee, g.member_id))
+            return render_template("console/appeals.html", rows=rows, token=actions.form_token(),
+                                   reasons=bot.settings.appeals["deny_reasons"],
+                                   local=lambda at: msg.local_time(at, bot.settings.tz, "%Y-%m-%d %H:%M"))
+
+    @bp.post("/appeals/act")
+    def appeals_act() -> Any:
+        ref = request.form.get("appeal", "")
+        decision = request.form.get("decision", "")
+        note = (request.form.get("reason") or request.form.get("preset") or "").strip()
+        points = (request.form.get("points") or "").strip()
+        if not ref.isdigit() or decision not in ("approve", "deny"):
+            flash("请选择申诉和操作。")
+        elif decision == "approve":
+            flash(_act(f"通过申诉 A{ref} {points} {note}".strip()))
+        else:
+            flash(_act(f"驳回申诉 A{ref} {note}".strip()))
+        return redirect(url_for("console.appeals_page"))
 
     @bp.get("/exports")
     def exports_page() -> str:
@@ -168,6 +239,23 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
                 "staff": g.get("member_role") in STAFF_ROLES}
 
     return bp
+
+
+PLATFORM_WORDS = {"dingtalk": "钉钉", "wecom": "企业微信"}
+
+
+def _person_command(form: Any, no: str) -> str | None:
+    """The chat command a person-page form stands for; None when a required field is empty."""
+    action = form.get("action", "")
+    points, reason = (form.get("points") or "").strip(), " ".join((form.get("reason") or "").split())
+    platform = PLATFORM_WORDS.get(form.get("platform", ""), "")
+    if action in ("award", "deduct"):
+        return f"{'奖励' if action == 'award' else '扣除'} {no} {points} {reason}" if points and reason else None
+    if action == "unbind":
+        return f"解绑 {no} {platform}".strip()
+    if action == "force_unbind":
+        return f"强制解绑 {no} {platform} {reason}".replace("  ", " ") if reason else None
+    return {"bind_code": f"绑定码 {no}", "reactivate": f"恢复员工 {no}"}.get(action)
 
 
 def _audit_filter(args: Any, tz: Any) -> tuple[AuditFilter, str]:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from storage import appeals
 from storage.errors import InvalidCode, NotPermitted
 from storage.members import ACTIVE, audit, team
 from storage.models import Appeal, AuditLog, Binding, ConsoleLogin, Employee, Order
@@ -124,6 +125,39 @@ def person(s: Session, employee: Employee) -> Person:
         bindings=list(s.scalars(select(Binding).where(Binding.employee_id == employee.id)
                                 .order_by(Binding.status != ACTIVE, Binding.platform, Binding.id))),
         manager=s.get(Employee, employee.manager_id) if employee.manager_id else None)
+
+
+# ---- queues ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OrderFilter:
+    status: str = "awaiting_fulfilment"
+    item: str = ""
+    department: str = ""
+    min_days: int = 0  # waiting at least this many days
+
+
+def orders_queue(s: Session, viewer: Employee, f: OrderFilter, now: datetime, limit: int = 200
+                 ) -> list[tuple[Order, Employee]]:
+    """Orders HR and admins may act on, oldest first, with their requester."""
+    if viewer.role not in STAFF_ROLES:
+        raise NotPermitted("orders queue", reason="console_staff_only")
+    q = select(Order, Employee).join(Employee, Employee.id == Order.employee_id)
+    if f.status:
+        q = q.where(Order.status == f.status)
+    if f.item:
+        q = q.where(or_(Order.sku == f.item, Order.item_name == f.item))
+    if f.department:
+        q = q.where(Employee.department == f.department)
+    if f.min_days > 0:
+        q = q.where(Order.created_at <= now - timedelta(days=f.min_days))
+    return [(o, e) for o, e in s.execute(q.order_by(Order.created_at, Order.id).limit(limit)).all()]
+
+
+def appeals_queue(s: Session, viewer: Employee) -> list[tuple[Appeal, Employee]]:
+    """The open appeals this person may decide (storage/appeals.py ``open_for``: the chat's rules)."""
+    found = appeals.open_for(s, viewer)
+    people = {e.id: e for e in s.scalars(select(Employee).where(Employee.id.in_({a.employee_id for a in found})))}
+    return [(a, people[a.employee_id]) for a in found]
 
 
 # ---- the audit log ------------------------------------------------------------------------------

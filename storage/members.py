@@ -12,6 +12,7 @@ from storage.errors import InvalidState, UnknownEmployee
 from storage.fastsql import Fast, as_persistent
 from storage.models import AuditLog, Binding, Employee
 
+CONSOLE = "console"  # the pseudo-platform of commands given in the HR console; its user id is the employee id
 PLATFORM_COLUMNS = {"dingtalk": Employee.dingtalk_userid, "wecom": Employee.wecom_userid}
 
 
@@ -91,6 +92,9 @@ def resolve_member(s: Session, platform: str, user_id: str, now: datetime) -> Em
     """
     if not user_id:
         return None
+    if platform == CONSOLE:  # the console acts for a member it authenticated itself (console/actions.py)
+        emp = s.get(Employee, int(user_id)) if user_id.isdigit() else None
+        return emp if emp is not None and emp.status == "active" else None
     s.flush()
     conn = s.connection()
     rows = _BOUND.run(conn, {"platform": platform, "user_id": user_id}).rows

@@ -203,6 +203,12 @@ class Console(_Bound):
     def audit_actions(self) -> list[str]:
         return console.audit_actions(self.s)
 
+    def orders_queue(self, viewer: Employee, f: console.OrderFilter) -> list[tuple[Order, Employee]]:
+        return console.orders_queue(self.s, viewer, f, self.clock())
+
+    def appeals_queue(self, viewer: Employee) -> list[tuple[Appeal, Employee]]:
+        return console.appeals_queue(self.s, viewer)
+
 
 class Cards(_Bound):
     def close(self, subject: str, button: str, message: str, decider_id: int, key: str) -> None:

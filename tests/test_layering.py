@@ -22,7 +22,8 @@ FORBIDDEN = {
     "storage": (*EDGES, "bot", "cards", "handlers", "scheduler"),
     "scheduler": (*EDGES, "bot", "handlers", "sqlalchemy"),  # jobs call storage/, which holds the SQL
     # the HR console is an edge over the services: no chat platform, no handler, no SQL of its own
-    "console": ("playground", "app", "cli", "devserver", "bot", "handlers", "scheduler", "sqlalchemy", "requests"),
+    "console": ("playground", "app", "cli", "devserver", *PLATFORM, "handlers", "scheduler", "sqlalchemy",
+                "requests"),
 }
 TOP = ("bot", "handlers", "cards", "storage", "scheduler", "playground", "console", "settings", "settings_rules",
        "telemetry", "app", "cli")
