@@ -5,8 +5,6 @@ Exit status: 0 success, 1 failure or any rejected input row (good rows still app
 """
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from pathlib import Path
 
@@ -159,18 +157,17 @@ def register_cli(app: Flask) -> None:
     @click.argument("file", type=click.Path(dir_okay=False))
     def award_csv(file: str) -> None:
         from cards.builders_people import award_notice
-        from storage.bulk import award_rows
+        from storage.bulk import award_rows, read_rows
 
         def notice(points: int, reason: str, balance: int, txn_id: int) -> dict:
             return award_notice(points=points, giver="HR", reason=reason, balance=balance, txn_id=txn_id).to_dict()
 
         bot = _bot()
-        reader = csv.DictReader(io.StringIO(_read_text(file)))
-        missing = {"employee_no", "points", "reason", "key"} - set(reader.fieldnames or [])
-        if missing:
-            click.echo(f"rejected: missing column(s) {', '.join(sorted(missing))}", err=True)
+        rows, problem = read_rows(_read_text(file))
+        if problem:
+            click.echo(f"rejected: {problem}", err=True)
             sys.exit(1)
-        results = award_rows(bot.db, bot.settings, [(reader.line_num, r) for r in reader], notice=notice)
+        results = award_rows(bot.db, bot.settings, rows, notice=notice)
         for line, status, detail in results:
             click.echo(f"line {line}: {status} {detail}")
         sys.exit(1 if any(st == "rejected" for _, st, _ in results) else 0)

@@ -16,9 +16,12 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from cards import messages as msg
 from console import actions
 from console.exports import export_response
+from cards.builders_people import award_notice
+from storage import bulk
 from storage.console import STAFF_ROLES, AuditFilter, OrderFilter
 from storage.exports import ExportFilter
 from storage.errors import DomainError
+from storage.members import audit as write_audit
 from storage.members import ACTIVE
 from storage.models import Employee
 from storage.services import Services
@@ -44,6 +47,8 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
 
     @bp.before_request
     def who_is_asking() -> Any:
+        if request.endpoint == "console.bulk_awards":  # a CSV upload: more than the callbacks' 64 KiB
+            request.max_content_length = MAX_CSV_BYTES + 2**16
         if request.method == "POST":
             csrf.protect()
         if request.endpoint in PUBLIC:
@@ -218,6 +223,34 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
             flash(_act(f"驳回申诉 A{ref} {note}".strip()))
         return redirect(url_for("console.appeals_page"))
 
+    @bp.route("/awards", methods=["GET", "POST"])
+    def bulk_awards() -> Any:
+        """A CSV of awards (employee_no,points,reason,key, as ``flask award-csv``): a preview first, then apply."""
+        if g.member_role not in STAFF_ROLES:
+            return render_template("console/message.html", title="没有权限", text="批量奖励仅限 HR 和管理员。"), 403
+        if request.method == "GET":
+            return render_template("console/awards.html", preview=None)
+        text, problem = _csv_text(request)
+        rows, missing = bulk.read_rows(text) if not problem else ([], "")
+        if missing:
+            problem = f"CSV 缺少列：{missing.split(' ', 2)[-1]}（需要 employee_no,points,reason,key）"
+        if problem:
+            return render_template("console/awards.html", preview=None, problem=problem), 400
+        if request.form.get("apply") != "1":
+            return render_template("console/awards.html", preview=bulk.check_rows(bot.db, rows), csv_text=text)
+        with bot.db.read_scope() as s:
+            giver = s.get(Employee, g.member_id).name
+
+        def notice(points: int, reason: str, balance: int, txn_id: int) -> dict:
+            return award_notice(points=points, giver=giver, reason=reason, balance=balance, txn_id=txn_id).to_dict()
+
+        results = bulk.award_rows(bot.db, bot.settings, rows, notice=notice, actor_id=g.member_id)
+        with bot.db.session_scope() as s:
+            write_audit(s, "console_bulk_awards", now=bot.db.clock(), actor_id=g.member_id, detail=" ".join(
+                f"{st}={sum(1 for _, x, _ in results if x == st)}" for st in ("awarded", "already", "rejected")))
+        return render_template("console/results.html", title="批量奖励结果", back=url_for("console.bulk_awards"),
+                               results=[(f"第 {line} 行", f"{BULK_STATUS[st]} {detail}") for line, st, detail in results])
+
     @bp.get("/exports")
     def exports_page() -> str:
         return render_template("console/exports.html", args=request.args)
@@ -242,6 +275,23 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
 
 
 PLATFORM_WORDS = {"dingtalk": "钉钉", "wecom": "企业微信"}
+BULK_STATUS = {"awarded": "已发放", "already": "已发放过（同一 key）", "rejected": "未发放", "award": "将发放"}
+MAX_CSV_BYTES = 2 * 2**20
+
+
+def _csv_text(req: Any) -> tuple[str, str]:
+    """The uploaded file's text (or the previewed text sent back to apply it); a problem in words otherwise."""
+    upload = req.files.get("file")
+    raw = upload.read(MAX_CSV_BYTES + 1) if upload is not None and upload.filename else \
+        (req.form.get("csv_text") or "").encode("utf-8")
+    if not raw:
+        return "", "请选择 CSV 文件。"
+    if len(raw) > MAX_CSV_BYTES:
+        return "", "文件超过 2 MB，请分成几个文件上传。"
+    try:
+        return raw.decode("utf-8-sig"), ""
+    except UnicodeDecodeError:
+        return "", "文件不是 UTF-8 编码：请在 Excel 中另存为「CSV UTF-8」。"
 
 
 def _person_command(form: Any, no: str) -> str | None:

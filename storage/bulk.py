@@ -8,6 +8,8 @@ rather than silently reported as done.
 """
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any, Callable
 
@@ -51,9 +53,47 @@ NoticeCard = Callable[[int, str, int, int], dict[str, Any]]
 passes it (cli.py: cards/builders_people.py ``award_notice``), since storage/ words no card."""
 
 
+COLUMNS = ("employee_no", "points", "reason", "key")
+
+
+def read_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], str]:
+    """(line, row) pairs of a bulk-award CSV, or the missing columns named."""
+    reader = csv.DictReader(io.StringIO(text))
+    missing = set(COLUMNS) - set(reader.fieldnames or [])
+    if missing:
+        return [], f"missing column(s) {', '.join(sorted(missing))}"
+    return [(reader.line_num, r) for r in reader], ""
+
+
+def check_rows(db: Database, rows: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, str, str]]:
+    """What ``award_rows`` would do with each row, writing nothing: (line, "award"|"already"|"rejected", detail)."""
+    out: list[tuple[int, str, str]] = []
+    with db.read_scope() as s:
+        for line, row in rows:
+            checked = _check(row)
+            if isinstance(checked, str):
+                out.append((line, "rejected", checked))
+                continue
+            no, points, reason, key = checked
+            emp = s.scalar(select(Employee).where(Employee.employee_no == no))
+            done = Ledger(s, db.clock).find(f"csv:{key}")
+            if emp is None:
+                out.append((line, "rejected", f"unknown employee {no}"))
+            elif emp.status != "active":
+                out.append((line, "rejected", f"{no} has left"))
+            elif done is not None:
+                same = done.employee_id == emp.id and done.amount == points and done.kind == "award"
+                out.append((line, "already" if same else "rejected",
+                            f"E{done.id} {no} {points}" if same else f"key {key!r} was already used for E{done.id}"))
+            else:
+                out.append((line, "award", f"{no} {emp.name} +{points} {reason}"))
+    return out
+
+
 def award_rows(db: Database, settings: Settings, rows: list[tuple[int, dict[str, Any]]], *,
-               notice: NoticeCard) -> list[tuple[int, str, str]]:
-    """Award each row; returns (line, "awarded"|"already"|"rejected", detail) in file order."""
+               notice: NoticeCard, actor_id: int | None = None) -> list[tuple[int, str, str]]:
+    """Award each row; returns (line, "awarded"|"already"|"rejected", detail) in file order. ``actor_id``: who
+    gave them (the console's HR member; the CLI's operator is no employee)."""
     results: list[tuple[int, str, str]] = []
     for line, row in rows:
         checked = _check(row)
@@ -76,7 +116,7 @@ def award_rows(db: Database, settings: Settings, rows: list[tuple[int, dict[str,
                     else:
                         results.append((line, "rejected", f"key {key!r} was already used for E{done.id}"))
                     continue
-                txn = ledger.award(emp.id, points, idem_key=idem, reason=reason, category="bulk")
+                txn = ledger.award(emp.id, points, idem_key=idem, reason=reason, category="bulk", actor_id=actor_id)
                 balance = ledger.balance(ledger.wallet(emp.id).id)
                 outbox.enqueue(s, "notice", {"employee_id": emp.id, "card": notice(points, reason, balance, txn.id)},
                                now=db.clock(), idem_key=f"csv-notice:{key}")

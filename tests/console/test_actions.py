@@ -170,3 +170,30 @@ def test_the_appeals_queue_decides_with_the_chats_rules(app: Any, ids: dict[str,
     with app.extensions["pointsbot"].db.session_scope() as s:
         assert s.get(Appeal, int(a)).status == "denied"
     assert f'value="{a}"' not in hr.get("/console/appeals").get_data(as_text=True)  # decided: gone for everyone
+
+
+CSV = "employee_no,points,reason,key\nE1,15,年会表演,ny-E1\nE9,5,不存在,ny-E9\nE2,abc,非数字,ny-bad\n"
+
+
+def test_bulk_awards_preview_then_apply_once_with_the_hr_member_as_actor(app: Any, ids: dict[str, int]) -> None:
+    import io as _io
+
+    client = app.test_client()
+    login(client, app, "M1")
+    assert client.get("/console/awards").status_code == 403  # HR and admins only
+    login(client, app, "H1")
+    html = client.get("/console/awards").get_data(as_text=True)
+    preview = client.post("/console/awards", data={"csrf_token": csrf_of(html),
+                                                   "file": (_io.BytesIO(("\ufeff" + CSV).encode()), "a.csv")},
+                          content_type="multipart/form-data").get_data(as_text=True)
+    assert "E1 张三 +15 年会表演" in preview and "unknown employee E9" in preview and "确认发放 1 笔" in preview
+    assert txns(app, "年会表演") == []  # a preview writes nothing
+    for _ in range(2):  # applied twice (a double click): one award
+        done = client.post("/console/awards", data={"csrf_token": csrf_of(preview), "apply": "1", "csv_text": CSV})
+        assert "已发放" in done.get_data(as_text=True)
+    [txn] = txns(app, "年会表演")
+    assert (txn.amount, txn.actor_id, txn.category) == (15, ids["H1"], "bulk")
+    assert any("年会表演" in json.dumps(c, ensure_ascii=False) and "韩梅" in json.dumps(c, ensure_ascii=False)
+               for c in notices(app, ids["E1"]))
+    bad = client.post("/console/awards", data={"csrf_token": csrf_of(preview), "csv_text": "a,b\n1,2\n"})
+    assert bad.status_code == 400 and "CSV 缺少列：key, points, reason" in bad.get_data(as_text=True)
