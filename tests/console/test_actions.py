@@ -196,4 +196,4 @@ def test_bulk_awards_preview_then_apply_once_with_the_hr_member_as_actor(app: An
     assert any("年会表演" in json.dumps(c, ensure_ascii=False) and "韩梅" in json.dumps(c, ensure_ascii=False)
                for c in notices(app, ids["E1"]))
     bad = client.post("/console/awards", data={"csrf_token": csrf_of(preview), "csv_text": "a,b\n1,2\n"})
-    assert bad.status_code == 400 and "CSV 缺少列：key, points, reason" in bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "CSV 缺少列：employee_no, key, points, reason" in bad.get_data(as_text=True)
