@@ -89,6 +89,14 @@ def force_unbound_notice(*, employee: str, accounts: str, by: str, reason: str) 
                                           "此后不会再向这些账号推送消息；如有疑问请联系 HR。"))
 
 
+def reversal_notice(*, original: int, points: int, actor: str, reason: str, balance: int, txn_id: int) -> Card:
+    """Told to the employee whose record was reversed."""
+    return Card(title=f"你的积分记录 E{original} 已被撤销",
+                fields=(("积分变动", f"{points:+d}"), ("操作人", actor), ("原因", reason),
+                        ("当前可用积分", str(balance)), ("更正记录", f"E{txn_id}")),
+                footer=f"如有异议可发送: 申诉 E{txn_id} <原因>")
+
+
 def console_link_card(text: str) -> Card:
     """A console login link sent one-to-one (asked for in a group chat)."""
     return Card(title="积分后台登录链接", lines=tuple(text.splitlines()))

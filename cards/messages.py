@@ -15,7 +15,7 @@ COMMAND_NAMES = {
     "points": "积分", "history": "明细", "shop": "商城", "redeem": "兑换", "confirm": "确认兑换", "cancel": "取消兑换",
     "orders": "我的订单", "award": "奖励", "deduct": "扣除", "budget": "额度", "appeal": "申诉", "approve": "通过申诉",
     "deny": "驳回申诉", "fulfil": "发放", "reject": "拒绝订单", "todo": "待办", "bind": "绑定", "unbind": "解绑",
-    "confirm-unbind": "确认解绑", "force-unbind": "强制解绑", "bind-code": "绑定码", "lookup": "查询", "console": "后台", "rank": "排行榜", "rules": "规则", "help": "帮助", "reactivate": "恢复员工",
+    "confirm-unbind": "确认解绑", "force-unbind": "强制解绑", "bind-code": "绑定码", "lookup": "查询", "console": "后台", "reverse": "撤销", "rank": "排行榜", "rules": "规则", "help": "帮助", "reactivate": "恢复员工",
 }
 
 
@@ -165,6 +165,8 @@ BIND_CODE = ("{name}（{no}）的绑定码: {code}\n{hours} 小时内有效，�
 BIND_CODE_PRIVATE = "绑定码不能在群里发送，已私信发送给你。"
 BIND_CODE_LEAVER = "{name}（{no}）已离职，不能生成绑定码。如需恢复请先「恢复员工」。"
 USE_LOOKUP = "查看同事的积分请发送: 查询 {who}"
+REVERSED = "已撤销 E{orig}（{name}，积分变动 {points:+d}），更正记录 E{txn}。已通知 {name}。"
+NEED_TXN_REF = "请写明要撤销的记录编号（E 开头，员工发送「明细」可以看到）。"
 ALREADY_ACTIVE = "{name}（{no}）在职，无需恢复。"
 REACTIVATED = ("已恢复 {name}（{no}）为在职，账户已解冻，可用积分 {balance}。"
                "聊天账号需重新绑定: 发送「绑定码 {no}」生成绑定码交给本人。")

@@ -305,6 +305,9 @@ def _person_command(form: Any, no: str) -> str | None:
         return f"解绑 {no} {platform}".strip()
     if action == "force_unbind":
         return f"强制解绑 {no} {platform} {reason}".replace("  ", " ") if reason else None
+    if action == "reverse":
+        ref = (form.get("txn") or "").strip().upper().lstrip("E")
+        return f"撤销 E{ref} {reason}" if ref.isdigit() and reason else None
     return {"bind_code": f"绑定码 {no}", "reactivate": f"恢复员工 {no}"}.get(action)
 
 

@@ -11,7 +11,7 @@ MODULES = (
     "handlers.rules", "handlers.help",
     # people, awards, appeals, binding
     "handlers.award", "handlers.budget", "handlers.appeal", "handlers.todo", "handlers.lookup", "handlers.bind",
-    "handlers.console_link", "handlers.reactivate",
+    "handlers.console_link", "handlers.reactivate", "handlers.reverse",
     # platform events: approvals and members joining or leaving
     "handlers.approvals", "handlers.members",
 )

@@ -197,3 +197,18 @@ def test_bulk_awards_preview_then_apply_once_with_the_hr_member_as_actor(app: An
                for c in notices(app, ids["E1"]))
     bad = client.post("/console/awards", data={"csrf_token": csrf_of(preview), "csv_text": "a,b\n1,2\n"})
     assert bad.status_code == 400 and "CSV 缺少列：employee_no, key, points, reason" in bad.get_data(as_text=True)
+
+
+def test_reverse_in_the_console_is_a_correcting_transaction(app: Any, ids: dict[str, int]) -> None:
+    client = app.test_client()
+    login(client, app, "H1")
+    [award] = txns(app, "季度之星")  # 张三's 120 points
+    shown = act(client, ids["E1"], action="reverse", txn=f"E{award.id}", reason="重复发放")
+    assert f"已撤销 E{award.id}（张三，积分变动 -120）" in shown
+    [rev] = txns(app, "重复发放")
+    assert (rev.kind, rev.amount, rev.actor_id, rev.reverses_txn_id) == ("reverse", -120, ids["H1"], award.id)
+    assert any(c["title"] == f"你的积分记录 E{award.id} 已被撤销" for c in notices(app, ids["E1"]))
+    assert "已经处理过了" in act(client, ids["E1"], action="reverse", txn=f"E{award.id}", reason="再来")
+    manager = app.test_client()
+    login(manager, app, "M1")
+    assert "没有权限使用「撤销」" in act(manager, ids["E1"], action="reverse", txn=f"E{award.id}", reason="想撤")

@@ -385,3 +385,24 @@ def test_console_login_by_link_in_headless_chromium(server, browser) -> None:
     loaded = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert loaded and all(url.startswith(base) for url in loaded), loaded
     assert _ledger(db, "SELECT COUNT(*) FROM audit_log WHERE action = 'console_login'") == 1
+
+    # An employee orders and appeals in chat; HR fulfils the order and denies the appeal in the console.
+    page.open("wecom", "zhangsan")
+    page.send("兑换 course")
+    confirm = page.wait.until(lambda d: next(iter(b for b in d.find_elements(
+        page.by.CSS_SELECTOR, ".convo:not([hidden]) .wc-card button[data-key^='确认兑换']") if b.is_enabled()), None))
+    order = int(confirm.get_attribute("data-key").split()[-1][1:])
+    confirm.click()
+    page.wait.until(lambda d: _ledger(db, "SELECT status FROM orders WHERE id = ?", order) == "awaiting_fulfilment")
+    appeal = int(re.search(r"A(\d+)", page.send("申诉 - 上月全勤积分未到账")).group(1))
+    page.d.get(f"{base}/console/orders")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, f"order-{order}"))[0].click()
+    page.shot("console-orders.png")
+    page.d.find_element(page.by.ID, "bulk-fulfil").click()
+    page.wait.until(lambda d: "批量处理结果" in d.page_source)
+    assert _ledger(db, "SELECT status FROM orders WHERE id = ?", order) == "fulfilled"
+    page.d.get(f"{base}/console/appeals")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, f"deny-{appeal}"))[0].click()
+    page.wait.until(lambda d: f"申诉 A{appeal} 已驳回" in d.page_source)
+    page.shot("console-appeals.png")
+    assert _ledger(db, "SELECT status FROM appeals WHERE id = ?", appeal) == "denied"

@@ -25,7 +25,7 @@ ROUTER = build_router()
 ARGS = {"award": "T1 10 帮忙", "deduct": "T1 10 违规", "approve": "A1", "deny": "A1", "fulfil": "R1", "reject": "R1",
         "redeem": "1", "confirm": "R1", "cancel": "R1", "appeal": "- 少了积分", "bind": "T1 123456",
         "unbind": "T1", "confirm-unbind": "U1", "history": "", "rank": "month", "help": "积分",
-        "force-unbind": "T1 账号停用", "bind-code": "T1", "lookup": "T1", "reactivate": "T1"}
+        "force-unbind": "T1 账号停用", "bind-code": "T1", "lookup": "T1", "reactivate": "T1", "reverse": "E1 重复"}
 TABLES = (Txn, Entry, Order, Appeal, Outbox, UnbindRequest, Binding)
 
 
