@@ -212,3 +212,42 @@ def test_reverse_in_the_console_is_a_correcting_transaction(app: Any, ids: dict[
     manager = app.test_client()
     login(manager, app, "M1")
     assert "没有权限使用「撤销」" in act(manager, ids["E1"], action="reverse", txn=f"E{award.id}", reason="想撤")
+
+
+PERSON_ACTIONS = {  # action: fields, and who may (manager, HR, admin)
+    "award": ({"points": "5", "reason": "矩阵"}, (True, True, True)),
+    "deduct": ({"points": "1", "reason": "矩阵"}, (False, True, True)),
+    "reverse": ({"txn": "E1", "reason": "矩阵"}, (False, True, True)),
+    "unbind": ({"platform": "wecom"}, (False, True, True)),
+    "force_unbind": ({"platform": "wecom", "reason": "矩阵"}, (False, True, True)),
+    "bind_code": ({}, (False, True, True)),
+    "reactivate": ({}, (False, True, True)),
+}
+
+
+@pytest.mark.parametrize("action", sorted(PERSON_ACTIONS))
+@pytest.mark.parametrize("who", ["M1", "H1", "A1"])
+def test_every_person_action_by_role(app: Any, ids: dict[str, int], action: str, who: str) -> None:
+    fields, allowed = PERSON_ACTIONS[action]
+    client = app.test_client()
+    login(client, app, who)
+    shown = act(client, ids["E1"], action=action, **fields)
+    refused = "没有权限使用" in shown or "只有 HR 或管理员" in shown  # by the route, or by the rule
+    assert refused != allowed[("M1", "H1", "A1").index(who)], shown
+
+
+@pytest.mark.parametrize("url", ["/console/orders/act", "/console/appeals/act", "/console/awards",
+                                 "/console/people/1/act", "/console/logout"])
+def test_every_console_form_needs_its_csrf_token(app: Any, ids: dict[str, int], url: str) -> None:
+    client = app.test_client()
+    login(client, app, "H1")
+    assert client.post(url, data={"decision": "fulfil", "order": "1", "action": "award"}).status_code == 400
+    assert client.get("/console/people").status_code == 200  # and the session is still there
+
+
+def test_a_manager_has_no_orders_queue_and_only_their_teams_appeals(app: Any, ids: dict[str, int]) -> None:
+    chat(app, "x1", "申诉 - 别组的申诉", "ap-x")
+    client = app.test_client()
+    login(client, app, "M1")
+    assert client.get("/console/orders").status_code == 403
+    assert "别组的申诉" not in client.get("/console/appeals").get_data(as_text=True)
