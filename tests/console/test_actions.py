@@ -251,3 +251,15 @@ def test_a_manager_has_no_orders_queue_and_only_their_teams_appeals(app: Any, id
     login(client, app, "M1")
     assert client.get("/console/orders").status_code == 403
     assert "别组的申诉" not in client.get("/console/appeals").get_data(as_text=True)
+
+
+def test_a_decision_made_in_chat_shows_in_the_console_at_once(app: Any, ids: dict[str, int]) -> None:
+    reply = chat(app, "x1", "申诉 - 值班积分少了", "ap-chat")
+    a = re.search(r"A(\d+)", reply).group(1)
+    client = app.test_client()
+    login(client, app, "A1")
+    assert f'name="appeal" value="{a}"' in client.get("/console/appeals").get_data(as_text=True)
+    chat(app, "h1", f"驳回申诉 A{a} 已核实无误", "deny-chat")
+    assert f'name="appeal" value="{a}"' not in client.get("/console/appeals").get_data(as_text=True)
+    person = client.get(f"/console/people/{ids['X1']}").get_data(as_text=True)
+    assert f"A{a}" in person and "已驳回" in person
