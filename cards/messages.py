@@ -128,6 +128,30 @@ def card_closed(subject: str, outcome: str, name: str = "") -> tuple[str, str]:
     return button, f"{SUBJECT_NAMES.get(ref[:1], '')} {ref} {button}。".lstrip()
 
 
+# storage/bulk.py reports each CSV row in English for the CLI's operator; the console shows HR these words.
+BULK_ROW = (
+    (r"^employee_no is empty$", "缺少工号"),
+    (r"^points (.*) is not a positive whole number$", r"积分 \1 不是正整数"),
+    (r"^points (\d+) must be between 1 and (\d+)$", r"积分 \1 需在 1 到 \2 之间"),
+    (r"^reason is empty$", "缺少原因"),
+    (r"^key is empty$", "缺少 key（每行的唯一编号）"),
+    (r"^key is longer than (\d+) characters$", r"key 超过 \1 个字符"),
+    (r"^unknown employee (.*)$", r"找不到工号为 \1 的员工"),
+    (r"^(.*) has left$", r"\1 已离职"),
+    (r"^key '(.*)' was already used for (E\d+)$", r"key \1 已用于另一笔奖励 \2"),
+)
+
+
+def bulk_row(detail: str) -> str:
+    """A bulk-award row's detail in Chinese (unknown wording passes through as it is)."""
+    import re
+
+    for pattern, words in BULK_ROW:
+        if re.match(pattern, detail):
+            return re.sub(pattern, words, detail)
+    return detail
+
+
 def order_state(order_id: int, status: str) -> str:
     """Why an action cannot apply to an order in ``status`` any more."""
     return REASONS.get(f"order_{status}", "订单 R{order} 当前状态不能进行此操作。").format(order=order_id)

@@ -237,7 +237,8 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
         if problem:
             return render_template("console/awards.html", preview=None, problem=problem), 400
         if request.form.get("apply") != "1":
-            return render_template("console/awards.html", preview=bulk.check_rows(bot.db, rows), csv_text=text)
+            preview = [(line, st, msg.bulk_row(detail)) for line, st, detail in bulk.check_rows(bot.db, rows)]
+            return render_template("console/awards.html", preview=preview, csv_text=text)
         with bot.db.read_scope() as s:
             giver = s.get(Employee, g.member_id).name
 
@@ -249,7 +250,8 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
             write_audit(s, "console_bulk_awards", now=bot.db.clock(), actor_id=g.member_id, detail=" ".join(
                 f"{st}={sum(1 for _, x, _ in results if x == st)}" for st in ("awarded", "already", "rejected")))
         return render_template("console/results.html", title="批量奖励结果", back=url_for("console.bulk_awards"),
-                               results=[(f"第 {line} 行", f"{BULK_STATUS[st]} {detail}") for line, st, detail in results])
+                               results=[(f"第 {line} 行", f"{BULK_STATUS[st]} {msg.bulk_row(detail)}")
+                                        for line, st, detail in results])
 
     @bp.get("/exports")
     def exports_page() -> str:

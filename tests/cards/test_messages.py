@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
 
 import pytest
 
@@ -67,3 +68,24 @@ def test_an_unknown_reason_falls_back_to_its_code_and_missing_params_never_raise
 def test_the_log_message_stays_english() -> None:
     exc = NotPermitted("own order", reason="order_own", order=3)
     assert str(exc) == "own order" and exc.params == {"order": 3}
+
+
+@pytest.mark.parametrize("row", [
+    {"employee_no": "", "points": "1", "reason": "r", "key": "k"},
+    {"employee_no": "E1", "points": "abc", "reason": "r", "key": "k"},
+    {"employee_no": "E1", "points": "99999999999", "reason": "r", "key": "k"},
+    {"employee_no": "E1", "points": "5", "reason": "", "key": "k"},
+    {"employee_no": "E1", "points": "5", "reason": "r", "key": ""},
+    {"employee_no": "E1", "points": "5", "reason": "r", "key": "k" * 300},
+])
+def test_every_bulk_row_problem_is_worded_in_chinese(row: dict) -> None:
+    from storage.bulk import _check
+
+    detail = _check(row)
+    assert isinstance(detail, str) and re.search(r"[\u4e00-\u9fff]", msg.bulk_row(detail)), detail
+
+
+def test_the_bulk_lookups_are_worded_too() -> None:
+    assert msg.bulk_row("unknown employee E9") == "找不到工号为 E9 的员工"
+    assert msg.bulk_row("E3 has left") == "E3 已离职"
+    assert msg.bulk_row("key 'a1' was already used for E12") == "key a1 已用于另一笔奖励 E12"

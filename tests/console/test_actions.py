@@ -186,7 +186,8 @@ def test_bulk_awards_preview_then_apply_once_with_the_hr_member_as_actor(app: An
     preview = client.post("/console/awards", data={"csrf_token": csrf_of(html),
                                                    "file": (_io.BytesIO(("\ufeff" + CSV).encode()), "a.csv")},
                           content_type="multipart/form-data").get_data(as_text=True)
-    assert "E1 张三 +15 年会表演" in preview and "unknown employee E9" in preview and "确认发放 1 笔" in preview
+    assert "E1 张三 +15 年会表演" in preview and "找不到工号为 E9 的员工" in preview and "确认发放 1 笔" in preview
+    assert "积分 &#39;abc&#39; 不是正整数" in preview
     assert txns(app, "年会表演") == []  # a preview writes nothing
     for _ in range(2):  # applied twice (a double click): one award
         done = client.post("/console/awards", data={"csrf_token": csrf_of(preview), "apply": "1", "csv_text": CSV})
