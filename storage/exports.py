@@ -50,6 +50,13 @@ def _people(f: ExportFilter) -> list[Any]:
     return conds
 
 
+def _within(f: ExportFilter, at: Any, kind: Any) -> list[Any]:
+    """The period and kind (or status) conditions of a filter, on the given columns."""
+    conds = [at >= f.start] if f.start is not None else []
+    conds += [at < f.end] if f.end is not None else []
+    return conds + ([kind == f.kind] if f.kind else [])
+
+
 def _pages(db: Database, viewer_id: int, build: Any) -> Iterator[Any]:
     """Rows of ``build(viewer, after_id)`` (a query ordered by id, whose first column is the id), page by page."""
     after = 0
@@ -115,13 +122,7 @@ def ledger(db: Database, viewer_id: int, f: ExportFilter) -> Iterator[tuple[Any,
     actor = aliased(Employee)
 
     def build(viewer: Employee, after: int) -> Any:
-        conds = [Txn.id > after, _scope(viewer, Txn.employee_id), *_people(f)]
-        if f.start is not None:
-            conds.append(Txn.created_at >= f.start)
-        if f.end is not None:
-            conds.append(Txn.created_at < f.end)
-        if f.kind:
-            conds.append(Txn.kind == f.kind)
+        conds = [Txn.id > after, _scope(viewer, Txn.employee_id), *_people(f), *_within(f, Txn.created_at, Txn.kind)]
         return (select(Txn.id, Txn.created_at, Employee.employee_no, Employee.name, Employee.department, Txn.kind,
                        Txn.amount, func.coalesce(actor.name, ""), Txn.reason)
                 .outerjoin(Employee, Employee.id == Txn.employee_id).outerjoin(actor, actor.id == Txn.actor_id)
@@ -134,13 +135,8 @@ def orders(db: Database, viewer_id: int, f: ExportFilter) -> Iterator[tuple[Any,
     decider = aliased(Employee)
 
     def build(viewer: Employee, after: int) -> Any:
-        conds = [Order.id > after, _scope(viewer, Order.employee_id), *_people(f)]
-        if f.start is not None:
-            conds.append(Order.created_at >= f.start)
-        if f.end is not None:
-            conds.append(Order.created_at < f.end)
-        if f.kind:
-            conds.append(Order.status == f.kind)
+        conds = [Order.id > after, _scope(viewer, Order.employee_id), *_people(f),
+                 *_within(f, Order.created_at, Order.status)]
         return (select(Order.id, Order.created_at, Employee.employee_no, Employee.name, Employee.department,
                        Order.item_name, Order.quantity, Order.cost, Order.status, func.coalesce(decider.name, ""),
                        Order.decided_at, Order.note)
