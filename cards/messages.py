@@ -1,6 +1,7 @@
 """User-facing text, Chinese first, kept in one place (like bolt's logger/messages.py)."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 
@@ -144,8 +145,6 @@ BULK_ROW = (
 
 def bulk_row(detail: str) -> str:
     """A bulk-award row's detail in Chinese (unknown wording passes through as it is)."""
-    import re
-
     for pattern, words in BULK_ROW:
         if re.match(pattern, detail):
             return re.sub(pattern, words, detail)

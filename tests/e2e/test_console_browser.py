@@ -1,0 +1,58 @@
+"""The HR console in headless Chromium, against the demo company (``make run``'s steps, as the playground test)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.test_playground import Page, _balance, _ledger, browser, server  # noqa: F401  (fixtures)
+
+
+@pytest.mark.slow
+def test_console_login_by_link_in_headless_chromium(server, browser) -> None:  # noqa: F811
+    """The HR console through a real browser: the playground's login button issues a link, 进入后台 posts it,
+    an employee's page shows the ledger's balance, and nothing was loaded from anywhere but the app."""
+    base, db = server
+    page = Page(browser, base)
+    page.d.get(f"{base}/playground")
+    page.wait.until(lambda d: d.find_elements(page.by.CSS_SELECTOR, "#console-logins a.chip"))
+    href = page.d.find_element(page.by.CSS_SELECTOR, "#console-logins a.chip").get_attribute("href")
+    assert href.endswith("/playground/console/hanmei")
+    page.d.get(href)
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "enter"))
+    page.shot("console-login.png")
+    page.d.find_element(page.by.ID, "enter").click()
+    page.wait.until(lambda d: "/console/people" in d.current_url)
+    box = page.d.find_element(page.by.NAME, "q")
+    box.send_keys("张三")
+    box.submit()
+    page.wait.until(lambda d: "q=" in d.current_url)
+    page.shot("console-people.png")
+    page.d.find_element(page.by.LINK_TEXT, "张三").click()
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "available"))
+    assert int(page.d.find_element(page.by.ID, "available").text) == _balance(db, "1002")
+    page.shot("console-person.png")
+    loaded = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(base) for url in loaded), loaded
+    assert _ledger(db, "SELECT COUNT(*) FROM audit_log WHERE action = 'console_login'") == 1
+
+    # An employee orders and appeals in chat; HR fulfils the order and denies the appeal in the console.
+    page.open("wecom", "zhangsan")
+    page.send("兑换 course")
+    confirm = page.wait.until(lambda d: next(iter(b for b in d.find_elements(
+        page.by.CSS_SELECTOR, ".convo:not([hidden]) .wc-card button[data-key^='确认兑换']") if b.is_enabled()), None))
+    order = int(confirm.get_attribute("data-key").split()[-1][1:])
+    confirm.click()
+    page.wait.until(lambda d: _ledger(db, "SELECT status FROM orders WHERE id = ?", order) == "awaiting_fulfilment")
+    appeal = int(re.search(r"A(\d+)", page.send("申诉 - 上月全勤积分未到账")).group(1))
+    page.d.get(f"{base}/console/orders")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, f"order-{order}"))[0].click()
+    page.shot("console-orders.png")
+    page.d.find_element(page.by.ID, "bulk-fulfil").click()
+    page.wait.until(lambda d: "批量处理结果" in d.page_source)
+    assert _ledger(db, "SELECT status FROM orders WHERE id = ?", order) == "fulfilled"
+    page.d.get(f"{base}/console/appeals")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, f"deny-{appeal}"))[0].click()
+    page.wait.until(lambda d: f"申诉 A{appeal} 已驳回" in d.page_source)
+    page.shot("console-appeals.png")
+    assert _ledger(db, "SELECT status FROM appeals WHERE id = ?", appeal) == "denied"
