@@ -35,6 +35,6 @@ def _render(event: Any, reply: Any) -> tuple[Answer, tuple]:
 
 def run(bot: Any, member_id: int, command: str, token: str) -> str:
     """Run ``command`` as the member, once per ``token``; the answer the chat would have given."""
-    event = TextCommand(platform=CONSOLE, event_id=f"console:{token}"[:128], actor=Actor(str(member_id)),
+    event = TextCommand(platform=CONSOLE, event_id=f"{member_id}:{token}"[:128], actor=Actor(str(member_id)),
                         text=command, received_at=bot.db.clock())
     return bot.pipeline.handle(event, _render).body

@@ -190,7 +190,8 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
     def orders_act() -> Any:
         ids = [int(i) for i in request.form.getlist("order") if i.isdigit()][:200]
         decision = request.form.get("decision", "")
-        note = (request.form.get("reason") or request.form.get("preset") or "").strip()
+        typed = (request.form.get("reason") or "").strip()  # a fulfilment's note, or a rejection's own reason
+        note = typed if decision == "fulfil" else (typed or (request.form.get("preset") or "").strip())
         token = request.form.get("token") or actions.form_token()
         if not ids or decision not in ("fulfil", "reject"):
             flash("请选择订单和操作。")

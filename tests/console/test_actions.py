@@ -115,7 +115,8 @@ def test_bulk_fulfil_and_reject_report_each_order_and_close_its_cards(shop_app: 
     text = resp.get_data(as_text=True)
     assert text.count("已拒绝订单") == 2 and "库存不足" in text
     resp = client.post("/console/orders/act", data={"csrf_token": csrf_of(html), "token": token + "x",
-                                                    "decision": "fulfil", "order": [str(o) for o in orders]})
+                                                    "decision": "fulfil", "preset": "库存不足",  # a select always sends
+                                                    "order": [str(o) for o in orders]})
     text = resp.get_data(as_text=True)
     assert text.count("已被拒绝，积分已退回") == 2 and text.count("已发放订单") == 1  # each order's own outcome
     bot = app.extensions["pointsbot"]
@@ -124,6 +125,8 @@ def test_bulk_fulfil_and_reject_report_each_order_and_close_its_cards(shop_app: 
         tasks = [json.loads(r.payload) for r in s.scalars(select(Outbox).where(Outbox.kind == "task"))]
         assert check_invariants(s) == []
     assert states == ["rejected", "rejected", "fulfilled"]
+    with bot.db.session_scope() as s:  # the reject presets on the form are no note for a fulfilment
+        assert s.get(Order, orders[2]).note == ""
     assert {t["subject"] for t in tasks if t.get("task") == "close_cards"} >= {f"R{o}" for o in orders}
     assert any("拒绝理由" in json.dumps(c, ensure_ascii=False) and "库存不足" in json.dumps(c, ensure_ascii=False)
                for c in notices(app, ids["E1"]))
