@@ -214,7 +214,8 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
     def appeals_act() -> Any:
         ref = request.form.get("appeal", "")
         decision = request.form.get("decision", "")
-        note = (request.form.get("reason") or request.form.get("preset") or "").strip()
+        typed = (request.form.get("reason") or "").strip()  # an approval's note, or a denial's own reason
+        note = typed if decision == "approve" else (typed or (request.form.get("preset") or "").strip())
         points = (request.form.get("points") or "").strip()
         if not ref.isdigit() or decision not in ("approve", "deny"):
             flash("请选择申诉和操作。")

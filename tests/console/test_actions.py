@@ -267,3 +267,17 @@ def test_a_decision_made_in_chat_shows_in_the_console_at_once(app: Any, ids: dic
     assert f'name="appeal" value="{a}"' not in client.get("/console/appeals").get_data(as_text=True)
     person = client.get(f"/console/people/{ids['X1']}").get_data(as_text=True)
     assert f"A{a}" in person and "已驳回" in person
+
+
+def test_an_approval_in_the_console_takes_no_denial_preset_as_its_note(app: Any, ids: dict[str, int]) -> None:
+    reply = chat(app, "e1", "申诉 - 上月全勤未到账", "ap-ok")
+    a = re.search(r"A(\d+)", reply).group(1)
+    client = app.test_client()
+    login(client, app, "H1")
+    html = client.get("/console/appeals").get_data(as_text=True)
+    token = re.search(r'name="token" value="([^"]+)"', html).group(1)
+    client.post("/console/appeals/act", data={"csrf_token": csrf_of(html), "token": token, "appeal": a,
+                                              "decision": "approve", "points": "20", "preset": "已核实无误"})
+    with app.extensions["pointsbot"].db.session_scope() as s:
+        appeal = s.get(Appeal, int(a))
+        assert (appeal.status, appeal.points, appeal.note) == ("approved", 20, "")
