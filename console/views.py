@@ -58,13 +58,13 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
         if ident:
             with bot.db.read_scope() as s:
                 emp = services(s).console.session_member(int(ident["id"]), int(ident["emp"]), str(ident["role"]))
-                member = None if emp is None else (emp.id, emp.name, emp.role, emp.employee_no)
+                member = None if emp is None else (emp.id, emp.name, emp.role)
         if member is None:
             session.clear()
             if request.path.startswith("/console/export/"):  # a download never returns a login page, nor data
                 return Response("需要登录后台", status=401, mimetype="text/plain")
             return redirect(url_for("console.login_help"))
-        g.member_id, g.member_name, g.member_role, g.member_no = member
+        g.member_id, g.member_name, g.member_role = member
         g.login_id = int(ident["id"])
         return None
 
@@ -278,7 +278,6 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
     return bp
 
 
-PLATFORM_WORDS = {"dingtalk": "钉钉", "wecom": "企业微信"}
 BULK_STATUS = {"awarded": "已发放", "already": "已发放过（同一 key）", "rejected": "未发放", "award": "将发放"}
 MAX_CSV_BYTES = 2 * 2**20
 
@@ -302,7 +301,7 @@ def _person_command(form: Any, no: str) -> str | None:
     """The chat command a person-page form stands for; None when a required field is empty."""
     action = form.get("action", "")
     points, reason = (form.get("points") or "").strip(), " ".join((form.get("reason") or "").split())
-    platform = PLATFORM_WORDS.get(form.get("platform", ""), "")
+    platform = msg.PLATFORM_NAMES.get(form.get("platform", ""), "")  # the word the chat command reads
     if action in ("award", "deduct"):
         return f"{'奖励' if action == 'award' else '扣除'} {no} {points} {reason}" if points and reason else None
     if action == "unbind":

@@ -64,6 +64,19 @@ def find_target(ctx: Context, event: Event, token: str) -> Employee:
     return ctx.members.find(token, event.platform)
 
 
+def one_person(ctx: Context, event: Event, command: str, usage: str, example: str,
+               spaced_mention: bool = False) -> Employee | Reply:
+    """The one person a command names (``<工号/@同事/姓名>``), or the usage reply that ends the command here.
+    ``spaced_mention``: an @mention may run over several words (display names may hold spaces)."""
+    tokens = ctx.args.split()
+    if len(tokens) != 1 and not (spaced_mention and tokens and tokens[0].startswith("@")):
+        return Text(msg.usage_text(command, usage, example))
+    try:
+        return find_target(ctx, event, tokens[0])
+    except UnknownEmployee as exc:
+        return Text(msg.usage_text(command, usage, example, msg.domain_error(exc)))
+
+
 def parse_change(ctx: Context, event: Event) -> Change | str:
     """``<person> <points> <reason>``; returns the problem text instead when the input is bad."""
     tokens = ctx.args.split()

@@ -18,10 +18,10 @@ from bot.core.router import Router
 from cards import builders_people as cards
 from cards import messages as msg
 from handlers.appeal import parse_ref
-from handlers.award import find_target
+from handlers.award import find_target, one_person
 from storage import bindings
 from storage.errors import InvalidCode, UnknownEmployee
-from storage.models import REASON_MAX
+from storage.models import REASON_MAX, Employee
 
 BIND_USAGE = "绑定 <工号> <绑定码>（绑定码向 HR 索取，24 小时内有效）"
 BIND_EXAMPLE = "绑定 1002 48392017"
@@ -137,13 +137,9 @@ def handle_force_unbind(event: Event, ctx: Context) -> Reply:
 
 def handle_bind_code(event: Event, ctx: Context) -> Reply:
     """Answered only one-to-one: in a group everyone present would read the code."""
-    tokens = ctx.args.split()
-    if len(tokens) != 1:
-        return Text(msg.usage_text("bind-code", CODE_USAGE, CODE_EXAMPLE))
-    try:
-        target = find_target(ctx, event, tokens[0])
-    except UnknownEmployee as exc:
-        return Text(msg.usage_text("bind-code", CODE_USAGE, CODE_EXAMPLE, msg.domain_error(exc)))
+    target = one_person(ctx, event, "bind-code", CODE_USAGE, CODE_EXAMPLE)
+    if not isinstance(target, Employee):
+        return target
     if target.status != "active":
         return Text(msg.BIND_CODE_LEAVER.format(name=target.name, no=target.employee_no))
     text = msg.BIND_CODE.format(name=target.name, no=target.employee_no, code=ctx.bindings.issue_code(target),

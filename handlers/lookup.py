@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from bot.core.context import Context
 from bot.core.events import Event
-from bot.core.replies import CardReply, Reply, Text
+from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
 from cards import builders_people as cards
 from cards import messages as msg
-from handlers.award import find_target
+from handlers.award import one_person
 from handlers.query import EXPIRY_WINDOW_DAYS, history_line
-from storage.errors import NotPermitted, UnknownEmployee
+from storage.errors import NotPermitted
+from storage.models import Employee
 
 LOOKUP_USAGE = "查询 <工号/@同事/姓名>"
 LOOKUP_EXAMPLE = "查询 1002"
@@ -23,13 +24,9 @@ RECENT = 10
 
 
 def handle_lookup(event: Event, ctx: Context) -> Reply:
-    tokens = ctx.args.split()
-    if len(tokens) != 1 and not (tokens and tokens[0].startswith("@")):
-        return Text(msg.usage_text("lookup", LOOKUP_USAGE, LOOKUP_EXAMPLE))
-    try:
-        target = find_target(ctx, event, tokens[0])
-    except UnknownEmployee as exc:
-        return Text(msg.usage_text("lookup", LOOKUP_USAGE, LOOKUP_EXAMPLE, msg.domain_error(exc)))
+    target = one_person(ctx, event, "lookup", LOOKUP_USAGE, LOOKUP_EXAMPLE, spaced_mention=True)
+    if not isinstance(target, Employee):
+        return target
     me = ctx.me
     if me.role == "manager" and target.id != me.id and not ctx.members.in_team(me.id, target.id):
         raise NotPermitted("outside team", reason="lookup_outside_team")

@@ -10,8 +10,8 @@ from bot.core.events import Event
 from bot.core.replies import Reply, Text
 from bot.core.router import Router
 from cards import messages as msg
-from handlers.award import find_target
-from storage.errors import UnknownEmployee
+from handlers.award import one_person
+from storage.models import Employee
 
 USAGE = "恢复员工 <工号/@同事/姓名>"
 EXAMPLE = "恢复员工 1002"
@@ -19,13 +19,9 @@ STAFF = ("hr", "admin")
 
 
 def handle_reactivate(event: Event, ctx: Context) -> Reply:
-    tokens = ctx.args.split()
-    if len(tokens) != 1:
-        return Text(msg.usage_text("reactivate", USAGE, EXAMPLE))
-    try:
-        emp = find_target(ctx, event, tokens[0])
-    except UnknownEmployee as exc:
-        return Text(msg.usage_text("reactivate", USAGE, EXAMPLE, msg.domain_error(exc)))
+    emp = one_person(ctx, event, "reactivate", USAGE, EXAMPLE)
+    if not isinstance(emp, Employee):
+        return emp
     if not ctx.members.reactivate(emp, ctx.me):
         return Text(msg.ALREADY_ACTIVE.format(name=emp.name, no=emp.employee_no))
     balance = ctx.orders.available_points(emp.id)

@@ -65,6 +65,20 @@ def read_rows(text: str) -> tuple[list[tuple[int, dict[str, Any]]], str]:
     return [(reader.line_num, r) for r in reader], ""
 
 
+def _judge(s: Any, ledger: Ledger, no: str, points: int, key: str) -> tuple[str, str, Employee | None]:
+    """What a checked row comes to before anything is written: ("award"|"already"|"rejected", detail, employee).
+    One judgement for the preview and the real run, so the preview says what the run will do."""
+    emp = s.scalar(select(Employee).where(Employee.employee_no == no))
+    if emp is None:
+        return "rejected", f"unknown employee {no}", None
+    done = ledger.find(f"csv:{key}")
+    if done is None:
+        return "award", "", emp
+    if done.employee_id == emp.id and done.amount == points and done.kind == "award":
+        return "already", f"E{done.id} {no} {points}", emp
+    return "rejected", f"key {key!r} was already used for E{done.id}", emp
+
+
 def check_rows(db: Database, rows: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, str, str]]:
     """What ``award_rows`` would do with each row, writing nothing: (line, "award"|"already"|"rejected", detail)."""
     out: list[tuple[int, str, str]] = []
@@ -75,18 +89,12 @@ def check_rows(db: Database, rows: list[tuple[int, dict[str, Any]]]) -> list[tup
                 out.append((line, "rejected", checked))
                 continue
             no, points, reason, key = checked
-            emp = s.scalar(select(Employee).where(Employee.employee_no == no))
-            done = Ledger(s, db.clock).find(f"csv:{key}")
-            if emp is None:
-                out.append((line, "rejected", f"unknown employee {no}"))
-            elif emp.status != "active":
-                out.append((line, "rejected", f"{no} has left"))
-            elif done is not None:
-                same = done.employee_id == emp.id and done.amount == points and done.kind == "award"
-                out.append((line, "already" if same else "rejected",
-                            f"E{done.id} {no} {points}" if same else f"key {key!r} was already used for E{done.id}"))
-            else:
-                out.append((line, "award", f"{no} {emp.name} +{points} {reason}"))
+            status, detail, emp = _judge(s, Ledger(s, db.clock), no, points, key)
+            if status == "award" and emp is not None and emp.status != "active":
+                status, detail = "rejected", f"{no} has left"  # the run's ledger would refuse the frozen wallet
+            elif status == "award" and emp is not None:
+                detail = f"{no} {emp.name} +{points} {reason}"
+            out.append((line, status, detail))
     return out
 
 
@@ -101,22 +109,15 @@ def award_rows(db: Database, settings: Settings, rows: list[tuple[int, dict[str,
             results.append((line, "rejected", checked))
             continue
         no, points, reason, key = checked
-        idem = f"csv:{key}"
         try:
             with db.session_scope() as s:
                 ledger = Ledger(s, db.clock, settings.points["validity_days"])
-                emp = s.scalar(select(Employee).where(Employee.employee_no == no))
-                if emp is None:
-                    results.append((line, "rejected", f"unknown employee {no}"))
+                status, detail, emp = _judge(s, ledger, no, points, key)
+                if status != "award" or emp is None:
+                    results.append((line, status, detail))
                     continue
-                done = ledger.find(idem)
-                if done is not None:
-                    if done.employee_id == emp.id and done.amount == points and done.kind == "award":
-                        results.append((line, "already", f"E{done.id} {no} {points}"))
-                    else:
-                        results.append((line, "rejected", f"key {key!r} was already used for E{done.id}"))
-                    continue
-                txn = ledger.award(emp.id, points, idem_key=idem, reason=reason, category="bulk", actor_id=actor_id)
+                txn = ledger.award(emp.id, points, idem_key=f"csv:{key}", reason=reason, category="bulk",
+                                   actor_id=actor_id)
                 balance = ledger.balance(ledger.wallet(emp.id).id)
                 outbox.enqueue(s, "notice", {"employee_id": emp.id, "card": notice(points, reason, balance, txn.id)},
                                now=db.clock(), idem_key=f"csv-notice:{key}")

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -27,6 +27,7 @@ from telemetry import LEDGER_TXNS
 Clock = Callable[[], datetime]
 BUSY_TIMEOUT_MS = 5000
 CACHE_KIB = 65536  # each SQLite connection's page cache
+SCAN_CACHE_KIB = 8192  # the page cache of a read_scope(scan=True)
 CONNECT_TIMEOUT_S = 2
 READ_ONLY = "pointsbot_read_only"  # execution option of Database.read_scope's sessions
 
@@ -226,14 +227,21 @@ class Database:
             session.close()
 
     @contextmanager
-    def read_scope(self) -> Iterator[Session]:
+    def read_scope(self, *, scan: bool = False) -> Iterator[Session]:
         """A transaction that only reads. On SQLite it takes no write lock (a plain deferred BEGIN
         with ``query_only``, so a write raises instead of queueing); elsewhere it is an ordinary one.
+        ``scan``: a read over a whole table (an export) uses a small page cache on SQLite, so it does not
+        fill the connection's 64 MiB with pages nobody reads twice; the connection gets its cache back after.
         """
         session = self.sessions(bind=self._read_engine)
+        small = scan and self.dialect == "sqlite"
         try:
             with session.begin():
+                if small:
+                    session.execute(text(f"PRAGMA cache_size=-{SCAN_CACHE_KIB}"))
                 yield session
+                if small:
+                    session.execute(text(f"PRAGMA cache_size=-{CACHE_KIB}"))
         finally:
             session.close()
 

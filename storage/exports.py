@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
 
-from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from storage.console import STAFF_ROLES
-from storage.db import CACHE_KIB, Database
+from storage.db import Database
 from storage.members import team
 from storage.models import Account, Employee, Order, Txn
 from storage.queries import EARNING_KINDS
 
 PAGE = 5000
-SCAN_CACHE_KIB = 8192  # SQLite page cache while an export scans (storage/db.py gives connections 64 MiB)
 
 
 @dataclass(frozen=True)
@@ -61,13 +60,9 @@ def _pages(db: Database, viewer_id: int, build: Any) -> Iterator[Any]:
     """Rows of ``build(viewer, after_id)`` (a query ordered by id, whose first column is the id), page by page."""
     after = 0
     while True:
-        with db.read_scope() as s:
-            if db.dialect == "sqlite":  # a scan of the whole ledger would fill the connection's 64 MiB page cache
-                s.execute(text(f"PRAGMA cache_size=-{SCAN_CACHE_KIB}"))
+        with db.read_scope(scan=True) as s:
             viewer = s.get(Employee, viewer_id)
             rows = [] if viewer is None else s.execute(build(viewer, after).limit(PAGE)).all()
-            if db.dialect == "sqlite":
-                s.execute(text(f"PRAGMA cache_size=-{CACHE_KIB}"))
         if viewer is None:
             return
         yield from rows

@@ -127,3 +127,14 @@ def test_a_process_that_dies_holding_the_turn_frees_it(path: Path) -> None:
     worker.start()
     worker.join(10)
     assert [n for n, _ in log] == ["after in", "after out"]
+
+
+def test_a_scan_uses_a_small_page_cache_and_gives_the_connection_its_cache_back(sqlite_db) -> None:
+    from sqlalchemy import text
+
+    from storage.db import CACHE_KIB, SCAN_CACHE_KIB
+
+    with sqlite_db.read_scope(scan=True) as s:
+        assert s.execute(text("PRAGMA cache_size")).scalar() == -SCAN_CACHE_KIB
+    with sqlite_db.read_scope() as s:
+        assert s.execute(text("PRAGMA cache_size")).scalar() == -CACHE_KIB
