@@ -56,3 +56,13 @@ def test_console_login_by_link_in_headless_chromium(server, browser) -> None:  #
     page.wait.until(lambda d: f"申诉 A{appeal} 已驳回" in d.page_source)
     page.shot("console-appeals.png")
     assert _ledger(db, "SELECT status FROM appeals WHERE id = ?", appeal) == "denied"
+
+    # The exports and bulk-award pages render in the browser, from the app alone.
+    page.d.get(f"{base}/console/exports")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "export-ledger-xlsx"))
+    page.shot("console-exports.png")
+    page.d.get(f"{base}/console/awards")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "csv-file"))
+    page.shot("console-awards.png")
+    loaded = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(url.startswith(base) for url in loaded), loaded
