@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from storage.db import Database
 from storage.errors import InsufficientPoints
-from storage.expiry import expire_due
+from storage.ledger.expiry import expire_due
 from storage.invariants import check_invariants
 from storage.ledger import ISSUANCE, Ledger
 from storage.models import Account, Base, Employee, Entry, Lot, Txn

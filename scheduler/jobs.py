@@ -25,7 +25,7 @@ from storage.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed
                               period_key, release, to_utc, worker_name)
 from storage.digests import AUDIT_DAYS, hr_digest, manager_digests
 from storage.employees import active_ids
-from storage.expiry import expire_due, expired_between, expiring_between
+from storage.ledger.expiry import expire_due, expired_between, expiring_between
 from storage.leavers import apply_leaver_policy
 from storage.outbox import enqueue_many
 from storage.periods import calendar_period

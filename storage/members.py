@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Select, bindparam, func, literal, or_, select
@@ -84,36 +85,63 @@ _BOUND = Fast(select(_B.c.id, _B.c.last_used_at, *_E.c).join(_E, _E.c.id == _B.c
 _TOUCH = Fast(_B.update().where(_B.c.id == bindparam("binding")).values(last_used_at=bindparam("at")))
 
 
-def resolve_member(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
-    """The employee a chat user is, and the writes that go with knowing it: a roster user's first message
-    binds them (``bind``, how="roster"), and a binding's last use is stamped (at most once an hour).
+@dataclass(frozen=True)
+class MemberUse:
+    """What knowing a chat member writes: the binding a roster user's first message makes, or the
+    stamp of a binding's last use (at most once an hour). Kept apart from the lookup so a read-only
+    command can look the member up in a read transaction and write this with its answer."""
+    platform: str
+    user_id: str
+    employee_id: int
+    binding_id: int | None  # stamp this binding's last use; None: bind the account from the roster
+
+
+def identify(s: Session, platform: str, user_id: str, now: datetime) -> tuple[Employee | None, MemberUse | None]:
+    """The employee a chat user is, and what using the bot writes for them (nothing is written here).
 
     Runs on every chat message, so the bound case is one prebuilt query (binding and employee).
     """
     if not user_id:
-        return None
+        return None, None
     if platform == CONSOLE:  # the console acts for a member it authenticated itself (console/actions.py)
         emp = s.get(Employee, int(user_id)) if user_id.isdigit() else None
-        return emp if emp is not None and emp.status == "active" else None
-    s.flush()
-    conn = s.connection()
-    rows = _BOUND.run(conn, {"platform": platform, "user_id": user_id}).rows
+        return (emp if emp is not None and emp.status == "active" else None), None
+    s.flush()  # the prebuilt query below reads what the ORM still holds (a binding made earlier in this session)
+    rows = _BOUND.run(s.connection(), {"platform": platform, "user_id": user_id}).rows
     if rows:
         binding_id, last_used_at, *values = rows[0]
-        if last_used_at is None or (now - last_used_at).total_seconds() > 3600:
-            _TOUCH.run(conn, {"binding": binding_id, "at": now})  # coarse: a chat message is not always a write
-        return as_persistent(s, Employee, dict(zip(_EMPLOYEE_COLUMNS, values)))
+        emp = as_persistent(s, Employee, dict(zip(_EMPLOYEE_COLUMNS, values)))
+        stale = last_used_at is None or (now - last_used_at).total_seconds() > 3600
+        return emp, (MemberUse(platform, user_id, emp.id, binding_id) if stale else None)
     column = PLATFORM_COLUMNS.get(platform)
-    if column is None:
-        return None
+    if column is None or s.scalar(select(Binding.id).where(Binding.platform == platform,
+                                                           Binding.platform_user_id == user_id)) is not None:
+        return None, None  # an unbound account: the roster does not re-bind it (``bind``)
     emp = s.scalar(select(Employee).where(column == user_id, Employee.status == "active"))
-    if emp is None:
-        return None
+    return emp, (MemberUse(platform, user_id, emp.id, None) if emp is not None else None)
+
+
+def record_use(s: Session, use: MemberUse, now: datetime) -> bool:
+    """Write what ``identify`` found: False when the roster binding could not be made after all."""
+    if use.binding_id is not None:  # coarse: a chat message is not always a write
+        _TOUCH.run(s.connection(), {"binding": use.binding_id, "at": now})
+        return True
+    emp = s.get(Employee, use.employee_id)
+    assert emp is not None
     try:
-        bind(s, emp, platform, user_id, now=now, actor_id=None, how="roster")
-    except (UnknownEmployee, InvalidState):  # bound to someone else, or unbound: the roster does not re-bind it
-        return None
-    except IntegrityError:  # a concurrent first message of the same person bound the account just now
+        bind(s, emp, use.platform, use.user_id, now=now, actor_id=None, how="roster")
+    except (UnknownEmployee, InvalidState, IntegrityError):  # bound or unbound since identify() read it
+        return False
+    return True
+
+
+def resolve_member(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:
+    """``identify`` and ``record_use`` in one transaction: the member, or None.
+
+    When the roster binding cannot be made (a concurrent first message of the same person bound the
+    account just now, say), the member is whoever the account is bound to once that commits."""
+    emp, use = identify(s, platform, user_id, now)
+    if use is not None and not record_use(s, use, now):
         return _bound_now(s, platform, user_id)
     return emp
 

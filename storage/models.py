@@ -13,6 +13,9 @@ from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Intege
                         UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage.kinds import (AccountKind, AppealStatus, JobRunStatus, OrderStatus, OutboxKind, OutboxStatus, TxnKind,
+                           enum_column)
+
 Id = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
 REASON_MAX = 200  # characters of a reason or note a person types (longer ones broke paged replies' limits)
 
@@ -135,7 +138,7 @@ class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (UniqueConstraint("kind", "employee_id"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))  # wallet|budget|system
+    kind: Mapped[AccountKind] = mapped_column(enum_column(AccountKind, 16))
     employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -155,7 +158,7 @@ class Txn(Base):
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     idem_key: Mapped[str] = mapped_column(String(191), unique=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[TxnKind] = mapped_column(enum_column(TxnKind, 32))
     employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True, index=True)
     amount: Mapped[int] = mapped_column(BigInteger)  # signed effect on the subject's wallet/budget
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True, index=True)
@@ -222,7 +225,7 @@ class Order(Base):
     item_name: Mapped[str] = mapped_column(String(128))
     quantity: Mapped[int] = mapped_column(Integer)
     cost: Mapped[int] = mapped_column(BigInteger)  # total points
-    status: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[OrderStatus] = mapped_column(enum_column(OrderStatus, 32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -237,7 +240,7 @@ class Appeal(Base):
     employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), index=True)
     txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
     reason: Mapped[str] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)  # open|approved|denied
+    status: Mapped[AppealStatus] = mapped_column(enum_column(AppealStatus, 16), default=AppealStatus.OPEN, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
@@ -328,11 +331,11 @@ class Outbox(Base):
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     idem_key: Mapped[str | None] = mapped_column(String(191), unique=True, nullable=True)
-    kind: Mapped[str] = mapped_column(String(32))  # notice|platform_message|task
+    kind: Mapped[OutboxKind] = mapped_column(enum_column(OutboxKind, 32))
     platform: Mapped[str] = mapped_column(String(16), default="")
     destination: Mapped[str] = mapped_column(String(191), default="")  # rate-limit bucket
     payload: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|dead
+    status: Mapped[OutboxStatus] = mapped_column(enum_column(OutboxStatus, 16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -359,7 +362,7 @@ class JobRun(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     job: Mapped[str] = mapped_column(String(64))
     period: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))  # running|done|failed
+    status: Mapped[JobRunStatus] = mapped_column(enum_column(JobRunStatus, 16))
     owner: Mapped[str] = mapped_column(String(128), default="")
     started_at: Mapped[datetime] = mapped_column(DateTime)
     lease_until: Mapped[datetime] = mapped_column(DateTime)

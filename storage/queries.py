@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import DateTime, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
-from storage.fastsql import Fast
+from storage.kinds import AccountKind, TxnKind
 from storage.models import Account, Employee, Entry, Lot, Txn
 
-EARNING_KINDS = ("award",)
+EARNING_KINDS = (TxnKind.AWARD,)
+BUDGET_KINDS = (TxnKind.BUDGET_GRANT, TxnKind.BUDGET_RESET)  # a manager's budget, not their wallet
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,13 @@ class BoardRow:
 
 
 def wallet_id(s: Session, employee_id: int) -> int | None:
-    return s.scalar(select(Account.id).where(Account.kind == "wallet", Account.employee_id == employee_id))
+    return s.scalar(select(Account.id).where(Account.kind == AccountKind.WALLET, Account.employee_id == employee_id))
 
 
 _TX = Txn.__table__
 _ORIG, _CLOSE = _TX.alias("orig"), _TX.alias("closer")
-_WALLET = Fast(select(Account.__table__.c.id, Account.__table__.c.balance).where(
-    Account.__table__.c.kind == "wallet", Account.__table__.c.employee_id == bindparam("emp")))
+_WALLET = (select(Account.__table__.c.id, Account.__table__.c.balance).where(
+    Account.__table__.c.kind == AccountKind.WALLET, Account.__table__.c.employee_id == bindparam("emp")))
 
 
 def _sum_if(cond, amount):  # type: ignore[no-untyped-def]
@@ -55,13 +56,13 @@ def _sum_if(cond, amount):  # type: ignore[no-untyped-def]
 
 # One pass over the member's transactions for every total of the statement (it was five queries):
 # awards, reversals of awards, holds settled (spent) and holds still open (on hold).
-_TOTALS = Fast(select(_sum_if(or_(*(_TX.c.kind == k for k in EARNING_KINDS)), _TX.c.amount),
-                  _sum_if((_TX.c.kind == "reverse") & (_ORIG.c.kind == "award"), _TX.c.amount),
-                  _sum_if((_TX.c.kind == "hold") & (_CLOSE.c.kind == "settle"), -_TX.c.amount),
-                  _sum_if((_TX.c.kind == "hold") & _CLOSE.c.id.is_(None), -_TX.c.amount))
+_TOTALS = (select(_sum_if(or_(*(_TX.c.kind == k for k in EARNING_KINDS)), _TX.c.amount),
+                  _sum_if((_TX.c.kind == TxnKind.REVERSE) & (_ORIG.c.kind == TxnKind.AWARD), _TX.c.amount),
+                  _sum_if((_TX.c.kind == TxnKind.HOLD) & (_CLOSE.c.kind == TxnKind.SETTLE), -_TX.c.amount),
+                  _sum_if((_TX.c.kind == TxnKind.HOLD) & _CLOSE.c.id.is_(None), -_TX.c.amount))
            .select_from(_TX.outerjoin(_ORIG, _ORIG.c.id == _TX.c.reverses_txn_id)
                         .outerjoin(_CLOSE, (_CLOSE.c.related_txn_id == _TX.c.id)
-                                   & ((_CLOSE.c.kind == "settle") | (_CLOSE.c.kind == "release"))))
+                                   & ((_CLOSE.c.kind == TxnKind.SETTLE) | (_CLOSE.c.kind == TxnKind.RELEASE))))
            .where(_TX.c.employee_id == bindparam("emp")))
 _EXPIRING = (select(Lot.expires_at, func.sum(Lot.remaining))
              .where(Lot.account_id == bindparam("wid"), Lot.remaining > literal_column("0"),
@@ -70,37 +71,36 @@ _EXPIRING = (select(Lot.expires_at, func.sum(Lot.remaining))
 
 
 def statement(s: Session, employee_id: int, now: datetime, days: int = 30) -> Statement:
-    conn = s.connection()  # Core and Fast, not the ORM: this runs on every 积分
-    found = _WALLET.run(conn, {"emp": employee_id}).rows
-    wallet = found[0] if found else None
+    conn = s.connection()  # Core, not the ORM: this runs on every 积分
+    wallet = conn.execute(_WALLET, {"emp": employee_id}).first()
     expiring: tuple[tuple[datetime, int], ...] = ()
     if wallet is not None:
         rows = conn.execute(_EXPIRING, {"wid": wallet[0], "until": now + timedelta(days=days)}).all()
         expiring = tuple((at, int(p)) for at, p in rows)
-    earned, reversed_awards, spent, held = _TOTALS.run(conn, {"emp": employee_id}).rows[0]
+    earned, reversed_awards, spent, held = conn.execute(_TOTALS, {"emp": employee_id}).one()
     return Statement(available=int(wallet[1]) if wallet is not None else 0, on_hold=int(held), expiring=expiring,
                      lifetime_earned=int(earned) + int(reversed_awards), spent=int(spent))
 
 
 def on_hold(s: Session, employee_id: int) -> int:
     """Holds not yet closed by a settle or a release."""
-    return int(_TOTALS.run(s.connection(), {"emp": employee_id}).rows[0][3])
+    return int(s.connection().execute(_TOTALS, {"emp": employee_id}).one()[3])
 
 
 def history(s: Session, employee_id: int, page: int = 1, per_page: int = 10) -> HistoryPage:
     total = int(s.scalar(select(func.count(Txn.id)).where(Txn.employee_id == employee_id,
-                                                          Txn.kind.notin_(("budget_grant", "budget_reset")))) or 0)
+                                                          Txn.kind.notin_(BUDGET_KINDS))) or 0)
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
     items = s.scalars(select(Txn).where(Txn.employee_id == employee_id,
-                                        Txn.kind.notin_(("budget_grant", "budget_reset")))
+                                        Txn.kind.notin_(BUDGET_KINDS))
                       .order_by(Txn.created_at.desc(), Txn.id.desc()).offset((page - 1) * per_page)
                       .limit(per_page)).all()
     return HistoryPage(items=tuple(items), page=page, pages=pages, total=total)
 
 
 # what counts as earned in a period: awards, minus reversals of awards (a reversal of a deduction gives back)
-EARNED = (Txn.kind == "award") | ((Txn.kind == "reverse") & (Txn.amount < 0))
+EARNED = (Txn.kind == TxnKind.AWARD) | ((Txn.kind == TxnKind.REVERSE) & (Txn.amount < 0))
 
 
 def _earned(start: datetime | None = None, end: datetime | None = None):  # type: ignore[no-untyped-def]
@@ -177,7 +177,7 @@ def budget_usage(s: Session, manager_id: int, now: datetime) -> tuple[int, int]:
 
 def leavers_with_points(s: Session, limit: int) -> tuple[list[tuple[Employee, int]], int]:
     """Employees who left and still hold points (the leaver policy decides; someone should know)."""
-    q = (select(Employee, Account.balance).join(Account, (Account.employee_id == Employee.id) & (Account.kind == "wallet"))
+    q = (select(Employee, Account.balance).join(Account, (Account.employee_id == Employee.id) & (Account.kind == AccountKind.WALLET))
          .where(Employee.status == "left", Account.balance > 0))
     total = int(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
     return [(emp, int(balance)) for emp, balance in s.execute(q.order_by(Employee.id).limit(limit))], total

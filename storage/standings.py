@@ -19,17 +19,16 @@ from typing import Callable
 from sqlalchemy import DateTime, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from storage.fastsql import Fast
 from storage.models import Employee, Txn
 from storage.queries import _EARNED, EARNED
 
 _TX = Txn.__table__
-_OWN = Fast(select(func.coalesce(func.sum(_TX.c.amount), 0))
-            .where(_TX.c.employee_id == bindparam("emp"),
-                   _TX.c.created_at >= bindparam("start", type_=DateTime),
-                   _TX.c.created_at < bindparam("end", type_=DateTime), EARNED))
-_FIELD = Fast(select(_EARNED.c.eid, _EARNED.c.pts).join(Employee, Employee.id == _EARNED.c.eid)
-              .where(Employee.status == "active", _EARNED.c.pts > 0))
+_OWN = (select(func.coalesce(func.sum(_TX.c.amount), 0))
+        .where(_TX.c.employee_id == bindparam("emp"),
+               _TX.c.created_at >= bindparam("start", type_=DateTime),
+               _TX.c.created_at < bindparam("end", type_=DateTime), EARNED))
+_FIELD = (select(_EARNED.c.eid, _EARNED.c.pts).join(Employee, Employee.id == _EARNED.c.eid)
+          .where(Employee.status == "active", _EARNED.c.pts > 0))
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class Standings:
         now = self.monotonic()
         found = self._fields.get((start, end))
         if found is None or now - found.taken_at >= max_age:
-            rows = _FIELD.run(s.connection(), {"start": start, "end": end}).rows
+            rows = s.connection().execute(_FIELD, {"start": start, "end": end}).all()
             points = {int(eid): int(pts) for eid, pts in rows}
             found = _Field(sorted((-p, e) for e, p in points.items()), points, now)
             self._fields = {(start, end): found}  # one period at a time: the newest asked for
@@ -58,7 +57,7 @@ class Standings:
                 max_age: float | None = None) -> tuple[int | None, int]:
         """(rank, points) as ``queries.leaderboard`` ranks them (points, then employee id); None when the
         member earned nothing. The others' totals are at most ``max_age`` seconds old (default: ``ttl``)."""
-        mine = int(_OWN.run(s.connection(), {"emp": employee_id, "start": start, "end": end}).rows[0][0] or 0)
+        mine = int(s.connection().execute(_OWN, {"emp": employee_id, "start": start, "end": end}).scalar() or 0)
         if mine <= 0:
             return None, 0
         field = self._field(s, start, end, self.ttl if max_age is None else max_age)

@@ -16,6 +16,7 @@ from cards import messages as msg
 from cards.model import Card
 from settings import Settings
 from storage.ledger import Ledger
+from storage.members import MemberUse
 from storage.models import Employee
 from storage.services import Appeals, Approvals, Bindings, Catalog, Members, Orders, Queries, Services
 from storage.standings import Standings
@@ -30,6 +31,8 @@ class Context:
     member: Employee | None = None
     args: str = ""  # the command's argument text, normalised
     command: str = ""  # the canonical command name matched
+    # what knowing the member writes, left for the transaction that records the answer (read-only routes)
+    member_use: MemberUse | None = None
     # the app's cache of everyone's period points; a bare Context computes them every time
     standings: Standings = field(default_factory=lambda: Standings(ttl_seconds=0))
 

@@ -32,7 +32,10 @@ class ResolveMember:
     def process(self, event: Event, ctx: Context, route: Route, next: Next) -> Reply:
         if route.system:
             return next()
-        ctx.member = ctx.members.resolve(event.platform, event.actor.platform_user_id)
+        if route.reads_only:  # the binding's writes go with the answer (bot/core/pipeline.py)
+            ctx.member, ctx.member_use = ctx.members.identify(event.platform, event.actor.platform_user_id)
+        else:
+            ctx.member = ctx.members.resolve(event.platform, event.actor.platform_user_id)
         if ctx.member is not None and ctx.member.status != "active":
             ctx.member = None
         if ctx.member is not None:

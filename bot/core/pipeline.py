@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Callable, Iterator
 
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core.context import Context
@@ -26,8 +25,7 @@ from cards import messages as msg
 import telemetry
 from settings import Settings
 from storage.db import Database
-from storage.fastsql import Fast
-from storage.models import ProcessedEvent
+from storage import inbox, members
 from storage.outbox import enqueue
 from storage.transient import is_transient, is_unreachable
 from storage.standings import Standings
@@ -65,22 +63,12 @@ def retry_delays(budget: float, first: float = 0.02) -> Iterator[float]:
         delay *= 2
 
 
-_PE = ProcessedEvent.__table__
-_EARLIER = Fast(select(_PE.c.response_status, _PE.c.response_body, _PE.c.response_type).where(
-    _PE.c.platform == bindparam("platform"), _PE.c.event_id == bindparam("event_id")))
-
-
-_RECORD = Fast(insert(_PE).values(platform=bindparam("platform"), event_id=bindparam("event_id"),
-                                  created_at=bindparam("created_at"), response_status=bindparam("status"),
-                                  response_body=bindparam("body"), response_type=bindparam("type")))
-
-
-def _record(s: Session, event: Event, answer: Answer) -> None:
-    """The inbox row with its answer; a twin already recorded raises IntegrityError here."""
-    s.flush()  # the ORM's pending writes first, in the order they were made
-    _RECORD.run(s.connection(), {"platform": event.platform, "event_id": event.event_id[:128],
-                                 "created_at": event.received_at, "status": answer.status, "body": answer.body,
-                                 "type": answer.content_type})
+def _record(s: Session, event: Event, answer: Answer, ctx: Context | None = None) -> None:
+    """The inbox row with its answer, after what knowing the member writes (``Context.member_use``)."""
+    if ctx is not None and ctx.member_use is not None:
+        members.record_use(s, ctx.member_use, event.received_at)
+    inbox.record(s, event.platform, event.event_id, event.received_at,
+                 inbox.Stored(answer.status, answer.body, answer.content_type))
 
 
 def _answer(s: Session, now: datetime, rendered: Rendered) -> Answer:
@@ -94,8 +82,8 @@ def _answer(s: Session, now: datetime, rendered: Rendered) -> Answer:
 
 def _earlier(s: Session, event: Event) -> Answer | None:
     """The answer stored for this delivery, if an earlier one was handled."""
-    rows = _EARLIER.run(s.connection(), {"platform": event.platform, "event_id": event.event_id[:128]}).rows
-    return Answer(int(rows[0][0]), rows[0][1], rows[0][2], outcome="redelivery") if rows else None
+    found = inbox.earlier(s, event.platform, event.event_id)
+    return Answer(*found, outcome="redelivery") if found is not None else None
 
 
 class Pipeline:
@@ -149,9 +137,7 @@ class Pipeline:
 
     def _handle(self, event: Event, render: Render) -> Answer:
         if self.db.dialect == "sqlite" and self.router.reads_only(event):
-            answer = self._read_then_record(event, render)
-            if answer is not None:
-                return answer
+            return self._read_then_record(event, render)
         with self.db.session_scope() as s:
             earlier = _earlier(s, event)
             if earlier is not None:
@@ -163,7 +149,7 @@ class Pipeline:
             # Written last, with the answer, in the transaction of the effects: a concurrent twin of
             # this delivery fails on the unique (platform, event_id) at commit and all it did is
             # rolled back (one INSERT where claiming first took an INSERT and an UPDATE).
-            _record(s, event, answer)
+            _record(s, event, answer, ctx)
         self._log_handled(event, ctx, reply)
         return answer
 
@@ -177,29 +163,24 @@ class Pipeline:
                  event.event_id, type(event).__name__, ctx.member.employee_no if ctx.member else "-",
                  ctx.command or "-", type(reply).__name__)
 
-    def _read_then_record(self, event: Event, render: Render) -> Answer | None:
-        """SQLite: a query's reads run without the database write lock, then a short write
+    def _read_then_record(self, event: Event, render: Render) -> Answer:
+        """SQLite: a read-only route's reads run without the database write lock, then a short write
         transaction renders the reply (which may queue a card) and records the event.
 
-        Every write serialises on SQLite, and a balance statement held the lock for all its
-        reads. The read scope refuses writes (``query_only``), so a route declared read-only
-        that writes after all (a member whose binding is touched, say) returns None here and
-        runs again on the ordinary path.
+        Every write serialises on SQLite, and a balance statement held the lock for all its reads.
+        The route says it only reads (``Route.reads_only``); what knowing the member writes waits in
+        ``Context.member_use`` for the write transaction. The read scope refuses writes
+        (``query_only``), so a read-only route that writes after all fails loudly as the bug it is.
         """
-        try:
-            with self.db.read_scope() as s:
-                if (earlier := _earlier(s, event)) is not None:
-                    log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
-                    return earlier
-                ctx = self._context(s, event)
-                reply = self.router.dispatch(event, ctx)
-        except OperationalError as exc:
-            if "readonly" not in str(exc.orig):
-                raise
-            return None
+        with self.db.read_scope() as s:
+            if (earlier := _earlier(s, event)) is not None:
+                log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
+                return earlier
+            ctx = self._context(s, event)
+            reply = self.router.dispatch(event, ctx)
         with self.db.session_scope() as s:  # a twin recorded meanwhile fails the insert: see handle()
             answer = _answer(s, self.db.clock(), render(event, reply))
-            _record(s, event, answer)
+            _record(s, event, answer, ctx)
         self._log_handled(event, ctx, reply)
         return answer
 

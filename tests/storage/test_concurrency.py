@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from storage.db import Database
 from storage.errors import BudgetExhausted, InsufficientPoints
-from storage.expiry import expire_due
+from storage.ledger.expiry import expire_due
 from storage.invariants import check_invariants
 from storage.ledger import EXPIRED, Ledger
 from storage.models import Account, Entry, Lot, LotAllocation, Txn

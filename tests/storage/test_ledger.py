@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from storage.errors import (AlreadyReversed, BudgetExhausted, InsufficientPoints, InvalidAmount, NotReversible,
                             UnknownEmployee, UnknownTxn, WalletFrozen)
-from storage.expiry import expire_due
+from storage.ledger.expiry import expire_due
 from storage.ledger import EXPIRED, HOLD, ISSUANCE, REDEEMED, Ledger
 from storage.models import Entry, Txn
 from storage.queries import on_hold, statement

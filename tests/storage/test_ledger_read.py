@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from storage.expiry import expire_due
+from storage.ledger.expiry import expire_due
 from storage.ledger import EXPIRED, ISSUANCE
 from storage.models import Txn
 from storage.queries import history, leaderboard, statement

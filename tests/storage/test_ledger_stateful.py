@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text
 from storage.db import Database
 from storage.errors import (AlreadyReversed, BudgetExhausted, InsufficientPoints, NotReversible, UnknownTxn,
                             WalletFrozen)
-from storage.expiry import expire_due
+from storage.ledger.expiry import expire_due
 from storage.invariants import check_invariants
 from storage.ledger import EXPIRED, HOLD, REDEEMED, Ledger
 from storage.models import Account, Base, Entry, Lot, LotAllocation, Txn

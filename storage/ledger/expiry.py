@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import Database, count_txns
 from storage.ledger import EXPIRED, Ledger
-from storage.ledger_lots import LIVE
+from storage.ledger.lots import LIVE
 from storage.manyrows import among, insert_returning_ids, insert_rows, subtract_from
 from storage.models import Account, Employee, Entry, Lot, LotAllocation, Txn
 from storage import memos
