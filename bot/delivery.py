@@ -35,6 +35,7 @@ from bot.clients import exhaust_quota, get_clients, quota_reached
 from bot.errors import ConfigurationError, PlatformApiError
 from cards import render_dingtalk, render_wecom
 from cards.model import Card
+from storage.kinds import OutboxKind, OutboxStatus
 from storage.members import bound_ids
 from storage.sent_cards import record_sent
 from storage.models import Outbox, RateBucket
@@ -158,7 +159,7 @@ def _plan(bot: Any, s: Session, row: Outbox, payload: dict[str, Any], t: datetim
     notes: list[str] = []
     plan = Plan(row.id, row.kind, payload, [])
     pending = payload.get("_pending")  # users still owed after a partial delivery
-    if row.kind == "notice":
+    if row.kind == OutboxKind.NOTICE:
         users: dict[str, list[str]] = {}
         for emp in payload.get("employee_ids") or [payload["employee_id"]]:
             for platform, uid in bound_ids(s, int(emp)).items():
@@ -168,20 +169,20 @@ def _plan(bot: Any, s: Session, row: Outbox, payload: dict[str, Any], t: datetim
         plan.targets = _personal(bot, s, t, users, notes)
         if not users:
             notes.append("no bound chat account")
-    elif row.kind == "platform_message":
+    elif row.kind == OutboxKind.PLATFORM_MESSAGE:
         users = pending if pending is not None else {payload["platform"]: [payload["user_id"]]}
         plan.targets = _personal(bot, s, t, users, notes)
-    elif row.kind == "session_reply":
+    elif row.kind == OutboxKind.SESSION_REPLY:
         expires = payload.get("expires_at")
         if expires is not None and float(expires) <= _epoch(t):
             raise PlatformApiError("dingtalk", "expired", "sessionWebhook expired before delivery", retryable=False)
         plan.targets = [Target("session")]
-    elif row.kind == "group":
+    elif row.kind == OutboxKind.GROUP:
         chat = payload.get("chat_id") or ""
         if payload.get("webhook_key"):
             chat = "webhook-" + hashlib.sha256(str(payload["webhook_key"]).encode()).hexdigest()[:16]
         plan.targets = [Target("group", [], [(f"{payload['platform']}:group:{chat}", GROUP_PER_MINUTE)])]
-    elif row.kind == "task":
+    elif row.kind == OutboxKind.TASK:
         plan.targets = [Target("task")]
     else:
         raise PlatformApiError("outbox", "unknown_kind", f"unknown outbox kind {row.kind!r}", retryable=False)
@@ -275,7 +276,7 @@ def _send(bot: Any, plan: Plan) -> SendResult:
     elif not owed:
         result = SendResult("sent", "; ".join(x for x in (plan.note, text) if x)[:500])
     else:
-        progress = dict(plan.payload, _pending=owed) if plan.kind in ("notice", "platform_message") else None
+        progress = dict(plan.payload, _pending=owed) if plan.kind in (OutboxKind.NOTICE, OutboxKind.PLATFORM_MESSAGE) else None
         result = SendResult("retry", text, progress)
     result.receipts = plan.receipts  # whatever went out is recorded, whatever happens to the rest
     return result
@@ -285,7 +286,7 @@ def _send(bot: Any, plan: Plan) -> SendResult:
 def _due_ids(db: Any, t: datetime, limit: int) -> list[int]:
     with db.session_scope() as s:
         return list(s.scalars(select(Outbox.id).where(
-            Outbox.status == "pending", Outbox.next_attempt_at <= t,
+            Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at <= t,
             or_(Outbox.locked_until.is_(None), Outbox.locked_until < t)).order_by(Outbox.next_attempt_at, Outbox.id)
             .limit(limit)))
 
@@ -294,7 +295,7 @@ def _claim(bot: Any, row_id: int, worker_id: str, t: datetime, stats: DeliverySt
     """Claim one row and plan its sends in one short transaction; None when another worker has it."""
     with bot.db.session_scope() as s:
         won = s.execute(update(Outbox).where(
-            Outbox.id == row_id, Outbox.status == "pending", Outbox.next_attempt_at <= t,
+            Outbox.id == row_id, Outbox.status == OutboxStatus.PENDING, Outbox.next_attempt_at <= t,
             or_(Outbox.locked_until.is_(None), Outbox.locked_until < t))
             .values(locked_by=worker_id, locked_until=t + LEASE)).rowcount == 1
         if not won:
@@ -329,7 +330,7 @@ def _mark(bot: Any, row_id: int, worker_id: str, outcome: SendResult, t: datetim
         if outcome.payload is not None:
             row.payload = json.dumps(outcome.payload, ensure_ascii=False)
         if outcome.status == "sent":
-            row.status, row.sent_at = "sent", t
+            row.status, row.sent_at = OutboxStatus.SENT, t
             stats.sent += 1
         elif outcome.status == "config":
             row.next_attempt_at = t + CONFIG_WAIT
@@ -343,7 +344,7 @@ def _mark(bot: Any, row_id: int, worker_id: str, outcome: SendResult, t: datetim
                      outcome.error)
         else:
             row.attempts += 1
-            row.status = "dead"
+            row.status = OutboxStatus.DEAD
             stats.dead += 1
             log.error("outbox row %s (%s) dead-lettered after %d attempt(s): %s", row_id, row.kind, row.attempts,
                       outcome.error)

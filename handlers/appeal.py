@@ -16,6 +16,7 @@ from cards import builders_people as cards
 from cards import messages as msg
 from handlers.award import budget_left, parse_points
 from storage import appeals
+from storage.kinds import TxnKind
 from storage.models import REASON_MAX
 
 APPEAL_USAGE = "申诉 <E编号> <理由>，或 申诉 - <理由>（应得但未收到的积分）"
@@ -79,7 +80,7 @@ def _outcome(ctx: Context, decision: appeals.Decision, points: int | None) -> st
     if decision.plan is appeals.Plan.POINTS:
         return msg.APPEAL_TOPPED_UP.format(points=points, txn=txn.id)
     appealed = ctx.queries.txn(appeal.txn_id) if appeal.txn_id is not None else None
-    if appealed is not None and appealed.kind == "expire":
+    if appealed is not None and appealed.kind == TxnKind.EXPIRE:
         days = ctx.settings.points["validity_days"]
         return msg.APPEAL_EXPIRY_RESTORED.format(points=txn.amount, txn=txn.id, days=days)
     return msg.APPEAL_UNDONE.format(appealed=appeal.txn_id, points=txn.amount, txn=txn.id)

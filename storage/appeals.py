@@ -15,12 +15,13 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from storage.errors import InvalidState, NotPermitted, UnknownAppeal, UnknownTxn
+from storage.kinds import AppealStatus, TxnKind
 from storage.ledger import Ledger
 from storage.members import audit, in_team, team
 from storage.models import REASON_MAX, Appeal, Employee, Txn
 from storage import memos
 
-OPEN, APPROVED, DENIED = "open", "approved", "denied"
+OPEN, APPROVED, DENIED = AppealStatus.OPEN, AppealStatus.APPROVED, AppealStatus.DENIED
 DECIDER_ROLES = ("hr", "admin")
 
 
@@ -43,7 +44,7 @@ class Decision:
 def plan_for(txn: Txn | None) -> Plan:
     if txn is None or txn.kind in ("award", "reverse"):
         return Plan.POINTS
-    if txn.kind == "deduct" or (txn.kind == "expire" and txn.category != "leaver"):
+    if txn.kind == TxnKind.DEDUCT or (txn.kind == TxnKind.EXPIRE and txn.category != "leaver"):
         return Plan.UNDO
     return Plan.NONE
 

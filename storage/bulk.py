@@ -19,6 +19,7 @@ from settings import Settings
 from storage import outbox
 from storage.db import Database
 from storage.errors import DomainError
+from storage.kinds import TxnKind
 from storage.ledger import MAX_POINTS, Ledger
 from storage.models import Employee
 
@@ -74,7 +75,7 @@ def _judge(s: Any, ledger: Ledger, no: str, points: int, key: str) -> tuple[str,
     done = ledger.find(f"csv:{key}")
     if done is None:
         return "award", "", emp
-    if done.employee_id == emp.id and done.amount == points and done.kind == "award":
+    if done.employee_id == emp.id and done.amount == points and done.kind == TxnKind.AWARD:
         return "already", f"E{done.id} {no} {points}", emp
     return "rejected", f"key {key!r} was already used for E{done.id}", emp
 

@@ -48,7 +48,7 @@ def ensure_item(s: Session, item: "CatalogItem") -> None:
 
 def stock_of(s: Session, sku: str) -> int | None:
     """Remaining stock (None = unlimited); raises UnknownItem when the sku was never seeded."""
-    row = s.execute(select(Item.stock).where(Item.sku == sku).execution_options(populate_existing=True)).first()
+    row = s.execute(select(Item.stock).where(Item.sku == sku)).first()
     if row is None:
         raise UnknownItem(f"no stock row for sku {sku}")
     return row[0]

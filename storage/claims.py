@@ -22,6 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
+from storage.kinds import JobRunStatus
 from storage.models import JobRun
 
 Granularity = Literal["day", "week", "month", "halfhour", "none"]
@@ -89,17 +90,17 @@ def claim(db: Database, job: str, period: str, owner: str, now: datetime, lease_
     with db.session_scope() as s:
         try:
             with s.begin_nested():
-                s.add(JobRun(job=job, period=period, status="running", owner=owner[:128], started_at=now,
+                s.add(JobRun(job=job, period=period, status=JobRunStatus.RUNNING, owner=owner[:128], started_at=now,
                              lease_until=until, detail=""))
                 s.flush()
             return True
         except IntegrityError:
             pass
-        takeable = [(JobRun.status == "running") & (JobRun.lease_until <= now), JobRun.status == "failed"]
+        takeable = [(JobRun.status == JobRunStatus.RUNNING) & (JobRun.lease_until <= now), JobRun.status == JobRunStatus.FAILED]
         if force:
-            takeable.append(JobRun.status == "done")
+            takeable.append(JobRun.status == JobRunStatus.DONE)
         res = s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, or_(*takeable))
-                        .values(status="running", owner=owner[:128], started_at=now, lease_until=until,
+                        .values(status=JobRunStatus.RUNNING, owner=owner[:128], started_at=now, lease_until=until,
                                 finished_at=None))
         return res.rowcount == 1
 
@@ -108,7 +109,7 @@ def renew(db: Database, job: str, period: str, owner: str, now: datetime, lease_
     """Extend our lease during a long run; False if another scheduler has taken the run over."""
     with db.session_scope() as s:
         return s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, JobRun.owner == owner[:128],
-                                              JobRun.status == "running")
+                                              JobRun.status == JobRunStatus.RUNNING)
                          .values(lease_until=now + timedelta(seconds=lease_seconds))).rowcount == 1
 
 
@@ -117,7 +118,7 @@ def finish(db: Database, job: str, period: str, owner: str, now: datetime, *, ok
     """Mark our run done (or failed, so it may be taken again); False if we no longer own it."""
     with db.session_scope() as s:
         return s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, JobRun.owner == owner[:128])
-                         .values(status="done" if ok else "failed", finished_at=now,
+                         .values(status=JobRunStatus.DONE if ok else JobRunStatus.FAILED, finished_at=now,
                                  lease_until=now, detail=detail[:4000])).rowcount == 1
 
 
@@ -125,7 +126,7 @@ def release(db: Database, job: str, period: str, owner: str, now: datetime) -> b
     """Give a run we are stopping back: its lease ends now, so the next takeover sweep finishes it."""
     with db.session_scope() as s:
         return s.execute(update(JobRun).where(JobRun.job == job, JobRun.period == period, JobRun.owner == owner[:128],
-                                              JobRun.status == "running")
+                                              JobRun.status == JobRunStatus.RUNNING)
                          .values(lease_until=now, detail="released at a batch boundary")).rowcount == 1
 
 
@@ -133,7 +134,7 @@ def lapsed(db: Database, now: datetime) -> list[tuple[str, str]]:
     """(job, period) of every run left ``running`` by an owner whose lease has lapsed (it died)."""
     with db.session_scope() as s:
         return [(j, p) for j, p in s.execute(select(JobRun.job, JobRun.period).where(
-            JobRun.status == "running", JobRun.lease_until <= now).order_by(JobRun.period, JobRun.job))]
+            JobRun.status == JobRunStatus.RUNNING, JobRun.lease_until <= now).order_by(JobRun.period, JobRun.job))]
 
 
 class LeaseLost(RuntimeError):
@@ -180,5 +181,5 @@ def has_run(db: Database, job: str, period: str) -> bool:
 def last_done(db: Database, job: str, before: str) -> str | None:
     """The newest finished period of ``job`` earlier than ``before`` (keys sort chronologically)."""
     with db.session_scope() as s:
-        return s.scalar(select(JobRun.period).where(JobRun.job == job, JobRun.status == "done", JobRun.period < before)
+        return s.scalar(select(JobRun.period).where(JobRun.job == job, JobRun.status == JobRunStatus.DONE, JobRun.period < before)
                         .order_by(JobRun.period.desc()).limit(1))

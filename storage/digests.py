@@ -17,9 +17,9 @@ from sqlalchemy.orm import aliased
 from storage import appeals
 from storage.bindings import AuditRow, binding_audit
 from storage.db import Database
+from storage.kinds import AccountKind, AppealStatus, OrderStatus, TxnKind
 from storage.models import Account, Appeal, Employee, Entry, Lot, Order, Txn
 
-AWAITING_FULFILMENT = "awaiting_fulfilment"
 REDEEMED = ("awaiting_fulfilment", "fulfilled")
 AUDIT_DAYS, AUDIT_ROWS = 90, 5  # the HR digest's binding audit: unused for 90 days; 5 cards with a button
 
@@ -118,28 +118,28 @@ def manager_digests(db: Database, now: datetime, month_start: datetime) -> dict[
                 if mid in out:
                     setattr(out[mid], field_name, getattr(out[mid], field_name) + int(n or 0))
 
-    awards = and_(Txn.kind == "award", Txn.created_at >= week_ago, Txn.created_at < now)
+    awards = and_(Txn.kind == TxnKind.AWARD, Txn.created_at >= week_ago, Txn.created_at < now)
     for mid, pts in _rows(db, select(Txn.actor_id, func.sum(Txn.amount)).where(awards).group_by(Txn.actor_id)):
         if mid in out:
             out[mid].awarded_by_me = int(pts or 0)
     to_team(_rows(db, select(Txn.employee_id, func.sum(Txn.amount)).where(awards).group_by(Txn.employee_id)),
             "awarded_to_team")
-    for mid, bal in _rows(db, select(Account.employee_id, Account.balance).where(Account.kind == "budget")):
+    for mid, bal in _rows(db, select(Account.employee_id, Account.balance).where(Account.kind == AccountKind.BUDGET)):
         if mid in out:
             out[mid].budget_left = int(bal or 0)
     used = (select(Account.employee_id, func.sum(-Entry.amount)).join(Entry, Entry.account_id == Account.id)
             .join(Txn, Txn.id == Entry.txn_id)
-            .where(Account.kind == "budget", Txn.kind == "award", Txn.created_at >= month_start)
+            .where(Account.kind == AccountKind.BUDGET, Txn.kind == TxnKind.AWARD, Txn.created_at >= month_start)
             .group_by(Account.employee_id))
     for mid, pts in _rows(db, used):
         if mid in out:
             out[mid].budget_used = int(pts or 0)
     to_team(_rows(db, select(Appeal.employee_id, func.count(Appeal.id))
-                  .where(Appeal.status == "open", appeals.manager_decides()).group_by(Appeal.employee_id)),
+                  .where(Appeal.status == AppealStatus.OPEN, appeals.manager_decides()).group_by(Appeal.employee_id)),
             "open_appeals")
-    to_team(_rows(db, select(Order.employee_id, func.count(Order.id)).where(Order.status == AWAITING_FULFILMENT)
+    to_team(_rows(db, select(Order.employee_id, func.count(Order.id)).where(Order.status == OrderStatus.AWAITING_FULFILMENT)
                   .group_by(Order.employee_id)), "team_orders")
-    recent = select(Txn.id).where(Txn.employee_id == Employee.id, Txn.kind == "award", Txn.created_at >= month_ago)
+    recent = select(Txn.id).where(Txn.employee_id == Employee.id, Txn.kind == TxnKind.AWARD, Txn.created_at >= month_ago)
     quiet = (select(Employee.id, Employee.name).where(Employee.status == "active", Employee.manager_id.is_not(None),
                                                       ~recent.exists()).order_by(Employee.id))
     for emp, name in _rows(db, quiet):
@@ -160,16 +160,16 @@ def hr_digest(db: Database, now: datetime, next_month: tuple[datetime, datetime]
     d = HrDigest(expiring_month=label, this_month=this_month)
     owner = aliased(Employee)
     waiting = _rows(db, select(Order.id, Order.item_name, Order.quantity, Order.created_at, owner.name)
-                    .join(owner, owner.id == Order.employee_id).where(Order.status == AWAITING_FULFILMENT)
+                    .join(owner, owner.id == Order.employee_id).where(Order.status == OrderStatus.AWAITING_FULFILMENT)
                     .order_by(Order.created_at, Order.id).limit(20))
-    d.orders_total = int(_rows(db, select(func.count(Order.id)).where(Order.status == AWAITING_FULFILMENT))[0][0])
+    d.orders_total = int(_rows(db, select(func.count(Order.id)).where(Order.status == OrderStatus.AWAITING_FULFILMENT))[0][0])
     d.orders = [WaitingOrder(oid, name, item, qty, max(0, (now - at).days)) for oid, item, qty, at, name in waiting]
     appeals = _rows(db, select(Appeal.id, owner.name, Appeal.created_at).join(owner, owner.id == Appeal.employee_id)
-                    .where(Appeal.status == "open").order_by(Appeal.created_at, Appeal.id).limit(20))
-    d.appeals_total = int(_rows(db, select(func.count(Appeal.id)).where(Appeal.status == "open"))[0][0])
+                    .where(Appeal.status == AppealStatus.OPEN).order_by(Appeal.created_at, Appeal.id).limit(20))
+    d.appeals_total = int(_rows(db, select(func.count(Appeal.id)).where(Appeal.status == AppealStatus.OPEN))[0][0])
     d.appeals = [OpenAppeal(aid, name, max(0, (now - at).days)) for aid, name, at in appeals]
     leavers = (select(Employee.employee_no, Employee.name, Account.balance)
-               .join(Account, and_(Account.employee_id == Employee.id, Account.kind == "wallet"))
+               .join(Account, and_(Account.employee_id == Employee.id, Account.kind == AccountKind.WALLET))
                .where(Employee.status == "left", Account.balance > 0))
     rows = _rows(db, leavers.order_by(Account.balance.desc()))
     d.leavers_total = len(rows)

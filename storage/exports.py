@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 
 from storage.console import STAFF_ROLES
 from storage.db import Database
+from storage.kinds import AccountKind, TxnKind
 from storage.members import team
 from storage.models import Account, Employee, Order, Txn
 from storage.queries import EARNING_KINDS
@@ -76,7 +77,7 @@ def balances(db: Database, viewer_id: int, f: ExportFilter) -> Iterator[tuple[An
     def build(viewer: Employee, after: int) -> Any:
         return (select(Employee.id, Employee.employee_no, Employee.name, Employee.department, Employee.status,
                        func.coalesce(Account.balance, 0))
-                .outerjoin(Account, and_(Account.employee_id == Employee.id, Account.kind == "wallet"))
+                .outerjoin(Account, and_(Account.employee_id == Employee.id, Account.kind == AccountKind.WALLET))
                 .where(Employee.id > after, _scope(viewer, Employee.id), *_people(f)).order_by(Employee.id))
     page: list[Any] = []
     for row in _pages(db, viewer_id, build):
@@ -99,10 +100,10 @@ def _totals(db: Database, ids: list[int]) -> dict[int, tuple[int, int]]:
     """{employee id: (on hold, lifetime earned)} for a page, reckoned as storage/queries.py ``statement`` does."""
     tx, orig, closer = Txn.__table__, Txn.__table__.alias("orig"), Txn.__table__.alias("closer")
     q = (select(tx.c.employee_id,
-                func.coalesce(func.sum(case(((tx.c.kind == "hold") & closer.c.id.is_(None), -tx.c.amount),
+                func.coalesce(func.sum(case(((tx.c.kind == TxnKind.HOLD) & closer.c.id.is_(None), -tx.c.amount),
                                             else_=0)), 0),
                 func.coalesce(func.sum(case((tx.c.kind.in_(EARNING_KINDS), tx.c.amount),
-                                            ((tx.c.kind == "reverse") & (orig.c.kind == "award"), tx.c.amount),
+                                            ((tx.c.kind == TxnKind.REVERSE) & (orig.c.kind == TxnKind.AWARD), tx.c.amount),
                                             else_=0)), 0))
          .select_from(tx.outerjoin(orig, orig.c.id == tx.c.reverses_txn_id)
                       .outerjoin(closer, (closer.c.related_txn_id == tx.c.id)

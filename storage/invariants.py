@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from storage.kinds import AccountKind
 from storage.models import Account, Entry, Lot, LotAllocation, Txn
 
 
@@ -22,7 +23,7 @@ def check_invariants(s: Session) -> list[str]:
         if acc.balance < 0:
             problems.append(f"{acc.name}: negative balance {acc.balance}")
     lot_sums = dict(s.execute(select(Lot.account_id, func.sum(Lot.remaining)).group_by(Lot.account_id)).all())
-    for acc in s.scalars(select(Account).where(Account.kind == "wallet")):
+    for acc in s.scalars(select(Account).where(Account.kind == AccountKind.WALLET)):
         if int(lot_sums.get(acc.id, 0) or 0) != acc.balance:
             problems.append(f"{acc.name}: balance {acc.balance} != lots remaining {int(lot_sums.get(acc.id, 0) or 0)}")
     bad_lots = s.scalars(select(Lot.id).where((Lot.remaining < 0) | (Lot.remaining > Lot.amount))).all()

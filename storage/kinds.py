@@ -1,4 +1,4 @@
-"""The statuses and kinds the tables store, as enums (docs/architecture.md, "Statuses and kinds").
+"""The statuses and kinds the tables store, as enums (docs/architecture.md §3, "Statuses and kinds are enums").
 
 Each is a ``StrEnum``, stored as the same short string it always was (a ``VARCHAR`` of the old
 length, no database enum type and no CHECK constraint), so no data changes. ``enum_column``

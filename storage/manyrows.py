@@ -13,7 +13,16 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Connection, Table, any_, bindparam, case, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
-_PG_TYPES = {int: "BIGINT", bool: "BOOLEAN", str: "TEXT", datetime: "TIMESTAMP"}
+_PG_TYPES = ((bool, "BOOLEAN"), (int, "BIGINT"), (str, "TEXT"), (datetime, "TIMESTAMP"))  # bool before int
+
+
+def _pg_type(sample: object) -> str:
+    """The array type of a column's values; a ``StrEnum`` member (storage/kinds.py) is a str."""
+    return next(name for kind, name in _PG_TYPES if isinstance(sample, kind))
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, str) else value  # an enum member as the string it stands for
 
 
 def _pg_arrays(rows: list[dict[str, Any]]) -> tuple[list[str], str, dict[str, list[Any]]]:
@@ -22,8 +31,8 @@ def _pg_arrays(rows: list[dict[str, Any]]) -> tuple[list[str], str, dict[str, li
     casts = []
     for c in columns:
         sample = next(r[c] for r in rows if r[c] is not None)
-        casts.append(f"CAST(:{c} AS {_PG_TYPES[type(sample)]}[])")
-    return columns, f"unnest({', '.join(casts)})", {c: [r[c] for r in rows] for c in columns}
+        casts.append(f"CAST(:{c} AS {_pg_type(sample)}[])")
+    return columns, f"unnest({', '.join(casts)})", {c: [_plain(r[c]) for r in rows] for c in columns}
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from storage import catalog
 from storage.errors import InsufficientPoints, InvalidAmount, InvalidState, NotPermitted, OutOfStock, UnknownItem, \
     UnknownOrder
+from storage.kinds import AccountKind, OrderStatus
 from storage.ledger import Ledger
 from storage.members import audit
 from storage.models import Account, Employee, Order
@@ -33,9 +34,8 @@ from storage import memos
 if TYPE_CHECKING:
     from settings import CatalogItem, Settings
 
-AWAITING_CONFIRMATION = "awaiting_confirmation"
-AWAITING_FULFILMENT = "awaiting_fulfilment"
-FULFILLED, REJECTED, CANCELLED, LAPSED = "fulfilled", "rejected", "cancelled", "lapsed"
+AWAITING_CONFIRMATION, AWAITING_FULFILMENT = OrderStatus.AWAITING_CONFIRMATION, OrderStatus.AWAITING_FULFILMENT
+FULFILLED, REJECTED, CANCELLED, LAPSED = OrderStatus.FULFILLED, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.LAPSED
 OPEN_STATES = (AWAITING_CONFIRMATION, AWAITING_FULFILMENT)
 LAPSE_AFTER = timedelta(hours=24)
 MAX_QUANTITY = 99
@@ -80,8 +80,7 @@ def check_quantity(qty: Any) -> int:
 
 
 def available_points(s: Session, employee_id: int) -> int:
-    bal = s.scalar(select(Account.balance).where(Account.kind == "wallet", Account.employee_id == employee_id)
-                   .execution_options(populate_existing=True))
+    bal = s.scalar(select(Account.balance).where(Account.kind == AccountKind.WALLET, Account.employee_id == employee_id))
     return int(bal or 0)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.db import Database
+from storage.kinds import OutboxStatus
 from storage.models import Outbox
 
 
@@ -23,7 +24,7 @@ def enqueue(s: Session, kind: str, payload: dict[str, Any], *, now: datetime, id
     if idem_key is not None and s.scalar(select(Outbox.id).where(Outbox.idem_key == idem_key)) is not None:
         return None
     row = Outbox(idem_key=idem_key, kind=kind, platform=platform, destination=destination,
-                 payload=json.dumps(payload, ensure_ascii=False), status="pending", attempts=0,
+                 payload=json.dumps(payload, ensure_ascii=False), status=OutboxStatus.PENDING, attempts=0,
                  next_attempt_at=not_before or now, created_at=now)
     if idem_key is None:  # nothing to collide with: no savepoint
         s.add(row)
@@ -53,7 +54,7 @@ def enqueue_many(db: Database, rows: list[dict[str, Any]], now: datetime) -> int
                 have = set(s.scalars(select(Outbox.idem_key).where(Outbox.idem_key.in_(keys))))
                 new = [{"idem_key": r["idem_key"], "kind": r.get("kind", "notice"), "platform": r.get("platform", ""),
                         "destination": r.get("destination", ""), "payload": json.dumps(r["payload"], ensure_ascii=False),
-                        "status": "pending", "attempts": 0, "next_attempt_at": now, "locked_by": "", "last_error": "",
+                        "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "locked_by": "", "last_error": "",
                         "created_at": now} for r in chunk if r["idem_key"] not in have]
                 if new:
                     s.execute(insert(Outbox), new)

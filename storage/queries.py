@@ -164,10 +164,10 @@ def budget_usage(s: Session, manager_id: int, now: datetime) -> tuple[int, int]:
     "Used" counts from the latest monthly grant rather than a calendar month computed here, so the
     answer agrees with whatever period the grant job used (time zone included).
     """
-    acc = s.scalar(select(Account).where(Account.kind == "budget", Account.employee_id == manager_id))
+    acc = s.scalar(select(Account).where(Account.kind == AccountKind.BUDGET, Account.employee_id == manager_id))
     if acc is None:
         return 0, 0
-    since = s.scalar(select(func.max(Txn.created_at)).where(Txn.employee_id == manager_id, Txn.kind == "budget_grant"))
+    since = s.scalar(select(func.max(Txn.created_at)).where(Txn.employee_id == manager_id, Txn.kind == TxnKind.BUDGET_GRANT))
     if since is None:
         since = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     spent = s.scalar(select(func.coalesce(func.sum(Entry.amount), 0)).join(Txn, Txn.id == Entry.txn_id)

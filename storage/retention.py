@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.sql import ColumnElement
 
 from storage.db import Database
+from storage.kinds import JobRunStatus, OutboxStatus
 from storage.models import JobRun, Outbox, ProcessedEvent, RateBucket, SentCard
 
 BATCH = 1000
@@ -39,8 +40,8 @@ def _targets(now: datetime, days: Mapping[str, int]) -> list[tuple[Any, ColumnEl
     minute = f"{before(days['rate_buckets_days']):%Y-%m-%dT%H:%M}"
     return [
         (ProcessedEvent, ProcessedEvent.created_at < before(days["events_days"])),
-        (Outbox, (Outbox.status == "sent") & (Outbox.sent_at < before(days["sent_messages_days"]))),
-        (JobRun, (JobRun.status == "done") & (JobRun.finished_at < before(days["job_runs_days"]))),
+        (Outbox, (Outbox.status == OutboxStatus.SENT) & (Outbox.sent_at < before(days["sent_messages_days"]))),
+        (JobRun, (JobRun.status == JobRunStatus.DONE) & (JobRun.finished_at < before(days["job_runs_days"]))),
         (RateBucket, RateBucket.window.like("%T%") & (RateBucket.window < minute)),  # per-minute windows only
         (SentCard, SentCard.sent_at < before(max(days["sent_cards_days"], 3))),  # never inside WeCom's 72 hours
     ]

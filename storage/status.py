@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
+from storage.kinds import JobRunStatus, OutboxStatus
 from storage.models import Heartbeat, JobRun, Outbox, RateBucket
 
 BEAT_SECONDS, STALE_SECONDS = 30, 90
@@ -42,10 +43,10 @@ def beat(db: Database, kind: str, instance: str, now: datetime) -> None:
 def status(db: Database, now: datetime) -> dict[str, Any]:
     with db.session_scope() as s:
         counts = dict(s.execute(select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status)).all())
-        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status == "pending"))
+        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status == OutboxStatus.PENDING))
         problems = sorted(set(s.scalars(select(Outbox.last_error).where(
-            Outbox.status == "pending", Outbox.attempts == 0, Outbox.last_error != ""))))
-        jobs = dict(s.execute(select(JobRun.job, func.max(JobRun.finished_at)).where(JobRun.status == "done")
+            Outbox.status == OutboxStatus.PENDING, Outbox.attempts == 0, Outbox.last_error != ""))))
+        jobs = dict(s.execute(select(JobRun.job, func.max(JobRun.finished_at)).where(JobRun.status == JobRunStatus.DONE)
                               .group_by(JobRun.job)).all())
         beats = list(s.scalars(select(Heartbeat).order_by(Heartbeat.kind, Heartbeat.instance)))
     stale = now - timedelta(seconds=STALE_SECONDS)
@@ -87,14 +88,14 @@ def gauges(db: Database, now: datetime, buckets: list[tuple[str, str]]) -> Gauge
                                          .where(Outbox.status.in_(("pending", "dead")))
                                          .group_by(Outbox.platform, Outbox.status)):
             g.outbox[(platform or "-", st)] = int(n)
-        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status == "pending"))
+        oldest = s.scalar(select(func.min(Outbox.created_at)).where(Outbox.status == OutboxStatus.PENDING))
         g.oldest_pending_seconds = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
         for error, n in s.execute(select(Outbox.last_error, func.count(Outbox.id))
                                   .where(Outbox.status.in_(("pending", "dead")), Outbox.last_error != "")
                                   .group_by(Outbox.last_error)):
             for platform, code in set(ERROR_CODE.findall(error or "")) or {("-", "other")}:
                 g.errors[(platform, code)] = g.errors.get((platform, code), 0) + int(n)
-        last = (select(JobRun.job, func.max(JobRun.finished_at).label("at")).where(JobRun.status == "done")
+        last = (select(JobRun.job, func.max(JobRun.finished_at).label("at")).where(JobRun.status == JobRunStatus.DONE)
                 .group_by(JobRun.job).subquery())
         for job, started, finished in s.execute(select(JobRun.job, JobRun.started_at, JobRun.finished_at).join(
                 last, (last.c.job == JobRun.job) & (last.c.at == JobRun.finished_at))):

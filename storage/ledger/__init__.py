@@ -20,9 +20,10 @@ from typing import Callable
 from sqlalchemy.orm import Session
 
 from storage.ledger import books, credit, debit, reads, reverse
-from storage.ledger.books import (EXPIRED, HOLD, ISSUANCE, MAX_POINTS, REDEEMED, SYSTEM_ACCOUNTS,  # noqa: F401
-                                  check_amount)
+from storage.ledger.books import EXPIRED, HOLD, ISSUANCE, MAX_POINTS, REDEEMED
 from storage.models import Account, Txn
+
+__all__ = ["Ledger", "EXPIRED", "HOLD", "ISSUANCE", "MAX_POINTS", "REDEEMED"]
 
 
 class Ledger:

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from storage.ledger import Ledger
 
 ISSUANCE, HOLD, REDEEMED, EXPIRED = "system:issuance", "system:redemption_hold", "system:redeemed", "system:expired"
-SYSTEM_ACCOUNTS = (ISSUANCE, HOLD, REDEEMED, EXPIRED)
 MAX_POINTS = 10_000_000
 T = TypeVar("T")
 

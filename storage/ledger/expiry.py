@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.db import Database, count_txns
+from storage.kinds import AccountKind, TxnKind
 from storage.ledger import EXPIRED, Ledger
 from storage.ledger.lots import LIVE
 from storage.manyrows import among, insert_returning_ids, insert_rows, subtract_from
@@ -91,13 +92,13 @@ def _write_expiry(s: Session, lots: list[tuple[int, int, int, int | None]], cuto
     # earlier expiry (a refund) can expire again at the same cutoff without a key clash.
     mark = s.scalar(select(func.max(LotAllocation.id))) or 0
     stamp = f"{cutoff:%Y%m%dT%H%M%S}:{mark}"
-    txn_rows = [{"idem_key": f"expire:{acc}:{stamp}:{rows[0][0]}", "kind": "expire", "employee_id": owners[acc],
+    txn_rows = [{"idem_key": f"expire:{acc}:{stamp}:{rows[0][0]}", "kind": TxnKind.EXPIRE, "employee_id": owners[acc],
                  "amount": -sum(r for _, r in rows), "actor_id": None, "reason": memos.EXPIRED, "category": "expiry",
                  "created_at": now, "reverses_txn_id": None, "related_txn_id": None}
                 for acc, rows in by_account.items()]
     conn = s.connection()
     txn_ids = insert_returning_ids(conn, Txn.__table__, txn_rows, "idem_key")
-    count_txns(s, "expire", len(txn_ids))
+    count_txns(s, TxnKind.EXPIRE, len(txn_ids))
     entries: list[dict] = []
     allocations: list[dict] = []
     balances: dict[int, int] = {}
@@ -151,8 +152,8 @@ def expired_between(db: Database, start: datetime, end: datetime) -> list[tuple[
     with db.session_scope() as s:
         rows = s.execute(select(Txn.employee_id, func.sum(-Txn.amount), Account.balance)
                          .join(Employee, Employee.id == Txn.employee_id)
-                         .join(Account, (Account.employee_id == Txn.employee_id) & (Account.kind == "wallet"))
-                         .where(Txn.kind == "expire", Txn.created_at >= start, Txn.created_at < end,
+                         .join(Account, (Account.employee_id == Txn.employee_id) & (Account.kind == AccountKind.WALLET))
+                         .where(Txn.kind == TxnKind.EXPIRE, Txn.created_at >= start, Txn.created_at < end,
                                 Employee.status == "active")
                          .group_by(Txn.employee_id, Account.balance)).all()
     return [(int(e), int(p or 0), int(b)) for e, p, b in rows]
@@ -164,5 +165,5 @@ def expiring_between(db: Database, start: datetime, end: datetime) -> list[tuple
         return [(int(e), int(p)) for e, p in s.execute(
             select(Account.employee_id, func.sum(Lot.remaining)).join(Account, Account.id == Lot.account_id)
             .join(Employee, Employee.id == Account.employee_id)
-            .where(Lot.expires_at >= start, Lot.expires_at < end, Lot.remaining > 0, Account.kind == "wallet",
+            .where(Lot.expires_at >= start, Lot.expires_at < end, Lot.remaining > 0, Account.kind == AccountKind.WALLET,
                    Employee.status == "active").group_by(Account.employee_id)).all()]

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from storage.db import Database
+from storage.kinds import AccountKind, TxnKind
 from storage.manyrows import among, insert_returning_ids, insert_rows, subtract_from
 from storage.models import Account, Entry, Txn
 
@@ -13,7 +14,7 @@ AT = datetime(2026, 3, 10, 2, 0, 7)  # whole seconds: MariaDB DATETIME keeps no 
 
 
 def _txn(key: str, amount: int, employee_id: int | None = None) -> dict:
-    return {"idem_key": key, "kind": "expire", "employee_id": employee_id, "amount": amount, "actor_id": None,
+    return {"idem_key": key, "kind": TxnKind.EXPIRE, "employee_id": employee_id, "amount": amount, "actor_id": None,
             "reason": "积分到期", "category": "expiry", "created_at": AT, "reverses_txn_id": None,
             "related_txn_id": None}
 
@@ -27,14 +28,14 @@ def test_ids_come_back_in_the_order_of_the_rows_and_values_survive(engine_db: Da
         stored = {t.id: t for t in s.scalars(select(Txn))}
     assert [stored[i].idem_key for i in ids] == [r["idem_key"] for r in rows]
     assert [stored[i].amount for i in ids] == [-5, -1, -9, -3]
-    assert {(t.reason, t.created_at, t.actor_id) for t in stored.values()} == {("积分到期", AT, None)}
+    assert {(t.kind, t.reason, t.created_at, t.actor_id) for t in stored.values()} == {(TxnKind.EXPIRE, "积分到期", AT, None)}
 
 
 def test_insert_rows_subtract_and_among(engine_db: Database) -> None:
     with engine_db.session_scope() as s:
         conn = s.connection()
         insert_rows(conn, Account.__table__, [
-            {"kind": "system", "employee_id": None, "name": f"a{i}", "balance": 100 * i, "version": 0,
+            {"kind": AccountKind.SYSTEM, "employee_id": None, "name": f"a{i}", "balance": 100 * i, "version": 0,
              "frozen": False} for i in range(1, 5)])
         accounts = dict(s.execute(select(Account.name, Account.id)).all())
         (txn_id,) = insert_returning_ids(conn, Txn.__table__, [_txn("t", 0)], "idem_key")
