@@ -79,6 +79,7 @@ def _sqlite_pragmas(engine: Engine, synchronous: str, lock_path: str | None) -> 
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # 64 MiB: the 2 MiB default thrashes on a million lots
+        cur.execute("PRAGMA temp_store=MEMORY")  # a savepoint's statement journal: RAM, not a temp file
         cur.close()
 
     @event.listens_for(engine, "begin")
