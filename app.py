@@ -5,12 +5,14 @@ the outbox in a process of its own (never inside a web worker, see docs/reliabil
 """
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
 import handlers
 from bot import approvals_sync, cards_closed
@@ -27,6 +29,7 @@ from cli import register_cli
 from console import register_console
 from playground import register_playground
 from settings import ConfigError, Settings, build_settings, load_settings
+from storage.catalog import differs_from_config, seed_from_config
 from storage.db import Database, utcnow
 from telemetry import configure_logging
 
@@ -126,4 +129,23 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     register_cli(app)
     register_playground(app, bot)
     register_console(app, bot)
+    _catalog_at_start(bot)
     return app
+
+
+def _catalog_at_start(bot: PointsBot) -> None:
+    """Load ``[[catalog]]`` into a catalog that was never loaded (as ``db upgrade`` does), or say when it
+    differs from the catalog HR keeps in the database, which is the one used (README, "Reward catalog")."""
+    if not bot.settings.catalog:
+        return
+    try:
+        with bot.db.session_scope() as s:
+            if seed_from_config(s, bot.settings.catalog, now=bot.db.clock()):
+                return
+            differs = differs_from_config(s, bot.settings.catalog)
+    except SQLAlchemyError:  # no schema yet (before db upgrade), the database is down, or a twin loaded it
+        return
+    if differs:
+        logging.getLogger("pointsbot").warning(
+            "[[catalog]] in the configuration differs from the catalog in the database for %s; the database is "
+            "used (README, Reward catalog)", ", ".join(differs[:20]))

@@ -33,14 +33,20 @@ def register_cli(app: Flask) -> None:
 
     @db_group.command("upgrade", help="Create or migrate the schema to the newest revision (safe to run again).")
     def db_upgrade() -> None:
-        from storage.catalog import sync_catalog
+        from storage.catalog import differs_from_config, seed_from_config
         from storage.migrate import upgrade
 
         bot = _bot()
         upgrade(bot.db)
         with bot.db.session_scope() as s:
-            seeded = sync_catalog(s, bot.settings.catalog)  # stock is seeded once per new sku
-        click.echo("database is at the newest revision" + (f"; stock seeded for {', '.join(seeded)}" if seeded else ""))
+            loaded = seed_from_config(s, bot.settings.catalog, now=bot.db.clock())  # once: an empty catalog
+            differs = [] if loaded else differs_from_config(s, bot.settings.catalog)
+        click.echo("database is at the newest revision" + (f"; catalog loaded from the configuration: "
+                                                           f"{', '.join(loaded)}" if loaded else ""))
+        if differs:
+            click.echo(f"notice: [[catalog]] in the configuration differs from the catalog in the database for "
+                       f"{', '.join(differs)}; the database is used (edit items in the console or with "
+                       f"flask catalog import)")
 
     @app.cli.command("import-employees", help="Create or update employees from a roster CSV "
                      "(employee_no,name,department,manager_no,role,dingtalk_userid,wecom_userid[,status]).")
@@ -48,7 +54,6 @@ def register_cli(app: Flask) -> None:
     def import_employees(file: str) -> None:
         from storage.employees import import_roster, read_roster
         from storage.ledger import Ledger
-        from storage.catalog import sync_catalog
 
         bot = _bot()
         rows, error = read_roster(_read_text(file))
@@ -60,7 +65,6 @@ def register_cli(app: Flask) -> None:
             ledger = Ledger(s, bot.db.clock, bot.settings.points["validity_days"])
             report = import_roster(s, rows, ledger, now=now, budget=bot.settings.points["manager_monthly_budget"],
                                    rollover=bot.settings.points["budget_rollover"], tz=bot.settings.tz)
-            sync_catalog(s, bot.settings.catalog)
         click.echo(f"created {len(report.created)}: {', '.join(report.created)}")
         click.echo(f"updated {len(report.updated)}: {', '.join(report.updated)}")
         click.echo(f"bound {len(report.bound)} roster chat ids")
@@ -128,13 +132,13 @@ def register_cli(app: Flask) -> None:
     @click.argument("sku")
     @click.argument("n", type=click.IntRange(min=0))
     def restock(sku: str, n: int) -> None:
-        from storage.catalog import set_stock
+        from storage.catalog import get, set_stock
 
         bot = _bot()
-        if bot.settings.item(sku) is None:
-            click.echo(f"unknown sku {sku} (not in the [[catalog]] of the configuration)", err=True)
-            sys.exit(1)
         with bot.db.session_scope() as s:
+            if get(s, sku) is None:
+                click.echo(f"unknown sku {sku} (not in the catalog: flask --app app catalog export shows it)", err=True)
+                sys.exit(1)
             set_stock(s, sku, n)
         click.echo(f"{sku}: stock {n}")
 
@@ -171,6 +175,44 @@ def register_cli(app: Flask) -> None:
         for line, status, detail in results:
             click.echo(f"line {line}: {status} {detail}")
         sys.exit(1 if any(st == "rejected" for _, st, _ in results) else 0)
+
+    @app.cli.group("catalog", help="The reward catalog as a CSV file "
+                   "(sku,name,kind,cost,stock,description,active,limit,limit_period,sort,leave_days).")
+    def catalog_group() -> None:
+        pass
+
+    @catalog_group.command("export", help="Write the whole catalog, inactive items included, to FILE "
+                           "(UTF-8 with BOM).")
+    @click.argument("file", type=click.Path(dir_okay=False, writable=True))
+    def catalog_export(file: str) -> None:
+        from storage.catalog_csv import export_text
+
+        bot = _bot()
+        with bot.db.read_scope() as s:
+            text = export_text(s)
+        Path(file).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {text.count(chr(10)) - 1} items to {file}")
+
+    @catalog_group.command("import", help="Create or update items by sku from FILE (only sku,name,cost required); "
+                           "exit 1 if any row was rejected (the good rows are applied).")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    def catalog_import(file: str) -> None:
+        from cards.messages import catalog_problem
+        from storage.catalog_csv import import_rows, read
+
+        bot = _bot()
+        rows, problem = read(_read_text(file))
+        if problem:
+            click.echo(f"rejected: {file}: {problem}", err=True)
+            sys.exit(1)
+        with bot.db.session_scope() as s:
+            report = import_rows(s, rows, now=bot.db.clock(), actor_id=None)
+        for label in ("created", "updated", "unchanged"):
+            skus = getattr(report, label)
+            click.echo(f"{label} {len(skus)}{': ' + ', '.join(skus) if skus else ''}")
+        for line, field, code in report.rejected:
+            click.echo(f"line {line}: rejected: {field}: {catalog_problem(code, english=True)}", err=True)
+        sys.exit(1 if report.rejected else 0)
 
     @app.cli.command("audit-bindings", help="List bindings of leavers, chat accounts bound to two employees, "
                      "and bindings unused for N days.")

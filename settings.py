@@ -128,9 +128,6 @@ class Settings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.server["timezone"])
 
-    def item(self, sku: str) -> CatalogItem | None:
-        return next((i for i in self.catalog if i.sku == sku), None)
-
 
 def _check_type(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, bool):

@@ -41,15 +41,93 @@ class Rule:
         return max(best, key=lambda t: t.min).points if best else 0
 
 
+ITEM_KINDS = ("goods", "gift_card", "leave", "training", "service", "donation")  # storage/kinds.py ItemKind
+LIMIT_PERIODS = ("week", "month", "quarter", "year")
+ITEM_FIELDS = ("sku", "name", "kind", "cost", "stock", "description", "active", "limit", "limit_period", "sort",
+               "leave_days")
+
+
 @dataclass(frozen=True)
 class CatalogItem:
+    """One reward: the configuration's ``[[catalog]]`` seeds them, the database holds them (storage/catalog.py)."""
     sku: str
     name: str
     cost: int
-    stock: int | None = None
+    stock: int | None = None  # None = unlimited
+    kind: str = "goods"
+    description: str = ""
+    active: bool = True
+    limit: int | None = None  # at most this many per employee per ``limit_period``
+    limit_period: str = ""
+    sort: int = 0  # the shop lists items by sort, then sku
+    leave_days: int | None = None  # what a ``leave`` item adds in the leave system
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def check_item(values: Mapping[str, Any]) -> tuple[CatalogItem | None, list[tuple[str, str]]]:
+    """The item the values describe, or the problems as (field, code) pairs.
+
+    The one set of rules for an item, whether it comes from the configuration, a CSV row or the console:
+    the configuration words the codes in English (``parse_catalog``), the console and the CSV import in
+    Chinese (cards/messages.py ``CATALOG_PROBLEMS``). Values arrive typed (``None`` for left empty).
+    """
+    problems: list[tuple[str, str]] = []
+    v = {**{f: None for f in ITEM_FIELDS}, **values}
+    sku, name = v["sku"], v["name"]
+    if not isinstance(sku, str) or not sku.strip() or len(sku) > 64 or any(ch.isspace() for ch in sku):
+        problems.append(("sku", "sku"))
+    if not isinstance(name, str) or not name.strip() or len(name) > 128:
+        problems.append(("name", "name"))
+    if not _whole(v["cost"], 1, 10_000_000):
+        problems.append(("cost", "cost"))
+    if v["stock"] is not None and not _whole(v["stock"], 0, 10_000_000):
+        problems.append(("stock", "stock"))
+    kind = v["kind"] if v["kind"] is not None else "goods"
+    if kind not in ITEM_KINDS:
+        problems.append(("kind", "kind"))
+    if v["description"] is not None and (not isinstance(v["description"], str) or len(v["description"]) > 500):
+        problems.append(("description", "description"))
+    if v["active"] is not None and not isinstance(v["active"], bool):
+        problems.append(("active", "active"))
+    if v["limit"] is not None and not _whole(v["limit"], 1, 10_000):
+        problems.append(("limit", "limit"))
+    period = v["limit_period"] or ""
+    if (v["limit"] is None) != (period == "") or (period and period not in LIMIT_PERIODS):
+        problems.append(("limit_period", "limit_period"))
+    if v["sort"] is not None and not _whole(v["sort"], -1_000_000, 1_000_000):
+        problems.append(("sort", "sort"))
+    if kind == "leave" and not _whole(v["leave_days"], 1, 365):
+        problems.append(("leave_days", "leave_days"))
+    elif kind != "leave" and v["leave_days"] is not None:
+        problems.append(("leave_days", "leave_days_not_leave"))
+    if problems:
+        return None, problems
+    return CatalogItem(sku=sku.strip(), name=name.strip(), cost=v["cost"], stock=v["stock"], kind=kind,
+                       description=(v["description"] or "").strip(), active=v["active"] is not False,
+                       limit=v["limit"], limit_period=period, sort=v["sort"] or 0, leave_days=v["leave_days"]), []
+
+
+CONFIG_PROBLEMS = {
+    "sku": "expected a non-empty string of at most 64 characters without spaces",
+    "name": "expected a non-empty string of at most 128 characters",
+    "cost": "expected a positive whole number of points",
+    "stock": "expected a whole number ≥ 0 (omit for unlimited)",
+    "kind": f"expected one of {', '.join(ITEM_KINDS)}",
+    "description": "expected a string of at most 500 characters",
+    "active": "expected true or false",
+    "limit": "expected a whole number ≥ 1 (omit for no limit)",
+    "limit_period": f"expected one of {', '.join(LIMIT_PERIODS)}, given together with limit",
+    "sort": "expected a whole number",
+    "leave_days": "expected a whole number of days from 1 to 365 for a leave item",
+    "leave_days_not_leave": "only a leave item has leave_days",
+}
 
 
 def parse_catalog(raw: Any) -> tuple[CatalogItem, ...]:
+    """The configuration's ``[[catalog]]``: what ``db upgrade`` loads into an empty catalog once."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -59,23 +137,18 @@ def parse_catalog(raw: Any) -> tuple[CatalogItem, ...]:
         where = f"catalog[{i}]"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{where}: expected a table")
-        unknown = set(entry) - {"sku", "name", "cost", "stock"}
+        unknown = set(entry) - set(ITEM_FIELDS)
         if unknown:
             raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown setting")
-        sku, name, cost = entry.get("sku"), entry.get("name"), entry.get("cost")
-        if not isinstance(sku, str) or not sku.strip():
-            raise ConfigError(f"{where}.sku: expected a non-empty string")
-        where = f"catalog[{sku}]"
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{where}.name: expected a non-empty string")
-        if isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0:
-            raise ConfigError(f"{where}.cost: expected a positive whole number of points")
-        stock = entry.get("stock")
-        if stock is not None and (isinstance(stock, bool) or not isinstance(stock, int) or stock < 0):
-            raise ConfigError(f"{where}.stock: expected a whole number ≥ 0 (omit for unlimited)")
-        if any(it.sku == sku for it in items):
+        item, problems = check_item(entry)
+        if isinstance(entry.get("sku"), str) and entry["sku"].strip():
+            where = f"catalog[{entry['sku']}]"
+        if item is None:
+            field, code = problems[0]
+            raise ConfigError(f"{where}.{field}: {CONFIG_PROBLEMS[code]}")
+        if any(it.sku == item.sku for it in items):
             raise ConfigError(f"{where}.sku: duplicate sku")
-        items.append(CatalogItem(sku=sku, name=name, cost=cost, stock=stock))
+        items.append(item)
     return tuple(items)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from cards import messages as msg
 from cards.model import Button, Card
 
 
@@ -20,6 +21,9 @@ class ShopRow:
     name: str
     cost: int
     stock: int | None  # None = unlimited
+    kind: str = "goods"
+    description: str = ""
+    limit: str = ""  # the per-employee limit in words, "" without one
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,9 @@ def history_card(*, rows: Sequence[str], page: int, pages: int, total: int) -> C
 def shop_card(rows: Sequence[ShopRow], balance: int | None = None) -> Card:
     if not rows:
         return Card(title="积分商城", lines=("商城暂无商品。",))
-    lines = tuple(f"{r.number}. {r.name}（{r.sku}）  {r.cost} 积分  ·  {_stock_text(r.stock)}" for r in rows)
+    lines = tuple(f"{r.number}. [{msg.ITEM_KINDS.get(r.kind, r.kind)}] {r.name}（{r.sku}）  {r.cost} 积分  ·  "
+                  f"{_stock_text(r.stock)}{'  ·  ' + r.limit if r.limit else ''}"
+                  f"{chr(10) + '   ' + r.description if r.description else ''}" for r in rows)
     fields = (("你的可用积分", str(balance)),) if balance is not None else ()
     return Card(title="积分商城", lines=lines, fields=fields, footer="兑换请发送: 兑换 <编号> [数量]，例如: 兑换 1")
 
@@ -87,14 +93,14 @@ def redeem_done(*, order_id: int, item: str, quantity: int, cost: int, balance: 
 
 
 def fulfil_request(*, order_id: int, employee: str, employee_no: str, department: str, item: str, quantity: int,
-                   cost: int, reviewer_id: int, reject_reasons: Sequence[str] = ()) -> Card:
+                   cost: int, reviewer_id: int, todo: str, reject_reasons: Sequence[str] = ()) -> Card:
     """Sent to each HR member and admin; whoever acts first wins, the others get told it is done. A rejection
     always carries a reason: one button per preset (``[orders] reject_reasons``), or typed."""
     ref = f"R{order_id}"
     who = f"{employee}（{employee_no}{'，' + department if department else ''}）"
     return Card(
         title=f"新的兑换订单 {ref} 待发放",
-        fields=(("兑换人", who), ("商品", f"{item} ×{quantity}"), ("积分", f"{cost}（已冻结）")),
+        fields=(("兑换人", who), ("商品", f"{item} ×{quantity}"), ("积分", f"{cost}（已冻结）"), ("需要做", todo)),
         buttons=(Button("发放", f"发放 {ref}", "primary"),
                  *(Button(f"拒绝：{r}", f"拒绝订单 {ref} {r}", "danger") for r in reject_reasons[:3])),
         footer=f"也可发送: 发放 {ref} <备注> / 拒绝订单 {ref} <理由>（拒绝会退回积分）",
@@ -102,11 +108,13 @@ def fulfil_request(*, order_id: int, employee: str, employee_no: str, department
     )
 
 
-def order_fulfilled(*, order_id: int, item: str, quantity: int, actor: str, note: str) -> Card:
+def order_fulfilled(*, order_id: int, item: str, quantity: int, actor: str, note: str, kind: str = "goods",
+                    leave_days: int | None = None) -> Card:
+    """The employee's confirmation, worded for what the item is (a day of leave is not "handed out")."""
     fields = [("商品", f"{item} ×{quantity}"), ("处理人", actor)]
     if note:
         fields.append(("备注", note))
-    return Card(title=f"你的兑换订单 R{order_id} 已发放", fields=tuple(fields))
+    return Card(title=msg.fulfilled_title(kind, order_id, item, quantity, leave_days), fields=tuple(fields))
 
 
 def order_rejected(*, order_id: int, item: str, quantity: int, cost: int, actor: str, note: str,

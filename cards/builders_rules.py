@@ -1,6 +1,8 @@
-"""The 规则 card, worded from the configuration (the source of truth for rules and prices), so it can never
-disagree with what the approval handler or the shop actually does."""
+"""The 规则 card, worded from the configuration's rules and the catalog's prices (what the approval handler
+and the shop actually use), so it can never disagree with them."""
 from __future__ import annotations
+
+from typing import Sequence
 
 from cards.builders import rules_card as _card
 from cards.model import Card
@@ -38,7 +40,8 @@ def policy_lines(settings: Settings) -> list[str]:
     return lines
 
 
-def rules_card(settings: Settings) -> Card:
+def rules_card(settings: Settings, shelf: Sequence[tuple[str, int]]) -> Card:
+    """``shelf`` is the active items' (name, cost) in shop order."""
     earning = [rule_line(r) for r in settings.rules]
-    catalog = [f"· {i}. {item.name}: {item.cost} 积分" for i, item in enumerate(settings.catalog, start=1)]
+    catalog = [f"· {i}. {name}: {cost} 积分" for i, (name, cost) in enumerate(shelf, start=1)]
     return _card(earning=earning, catalog=catalog, policy=policy_lines(settings))

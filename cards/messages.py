@@ -6,6 +6,7 @@ from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 
 from cards.model import Button, Card
+from settings_rules import CONFIG_PROBLEMS
 
 INTERNAL_ERROR = "抱歉，系统暂时出了点问题，请稍后再试。如持续出现请联系 HR。"
 BUSY = "系统繁忙，这条消息没有处理，请稍后再发送一次。"
@@ -44,6 +45,7 @@ DOMAIN_ERRORS = {
     "unknown_order": "找不到这个订单，请检查 R 开头的订单号（发送「我的订单」查看）。",
     "unknown_appeal": "找不到这条申诉，请检查 A 开头的编号。",
     "out_of_stock": "这个商品库存不足。",
+    "limit_reached": "这个商品每人限兑，你已达到上限。",
     "wallet_frozen": "该账户已冻结（员工已离职），暂不能进行此操作。",
     "not_reversible": "这条记录不能撤销。",
     "already_reversed": "这条记录已经处理过了。",
@@ -82,6 +84,7 @@ REASONS = {
     "console_staff_only": "仅限 HR 和管理员查看。",
     "order_not_yours": "订单 R{order} 不是你的订单，只有下单人本人可以确认或取消。",
     "orders_hr_only": "只有 HR 或管理员可以处理订单。",
+    "catalog_hr_only": "只有 HR 或管理员可以修改商城。",
     "order_own": "不能发放自己的订单 R{order}，请由其他 HR 或管理员处理。",
     "order_no_hold": "订单 R{order} 没有冻结记录，请联系管理员。",
     "order_fulfilled": "订单 R{order} 已发放，不能再更改。",
@@ -91,6 +94,72 @@ REASONS = {
     "order_awaiting_confirmation": "订单 R{order} 尚未确认（24 小时内未确认会自动失效），暂无需处理。",
     "order_awaiting_fulfilment": "订单 R{order} 已确认，等待发放。",
 }
+ITEM_KINDS = {"goods": "实物", "gift_card": "购物卡", "leave": "假期", "training": "培训课程", "service": "服务",
+              "donation": "捐赠"}
+# What HR does to hand an item out, by kind (the fulfilment card and the console's queue).
+FULFIL_TODO = {
+    "goods": "发放实物：{item} ×{qty}",
+    "gift_card": "发放购物卡 {item} ×{qty}，并把卡号单独发给兑换人",
+    "leave": "在假期系统中为兑换人增加 {days} 天假期（{item} ×{qty}）",
+    "training": "为兑换人报名课程「{item}」（×{qty}）",
+    "service": "为兑换人预约「{item}」（×{qty}）",
+    "donation": "以兑换人的名义完成捐赠「{item}」（×{qty}）",
+}
+# What the employee is told once HR has handed the item out, by kind.
+FULFILLED_TITLE = {
+    "goods": "你的兑换订单 R{order} 已发放",
+    "gift_card": "你兑换的购物卡已发放（R{order}），卡号请查收 HR 的消息",
+    "leave": "已为你增加 {days} 天假期（R{order}），可在假期系统中查看",
+    "training": "已为你报名课程「{item}」（R{order}）",
+    "service": "已为你预约「{item}」（R{order}）",
+    "donation": "已以你的名义完成捐赠「{item}」（R{order}），感谢你的爱心",
+}
+LIMIT_PERIODS = {"week": "每周", "month": "每月", "quarter": "每季度", "year": "每年"}
+
+
+CATALOG_PROBLEMS = {
+    "sku": "sku 不能为空，最多 64 个字符且不含空格",
+    "name": "名称不能为空，最多 128 个字符",
+    "cost": "积分必须是正整数",
+    "stock": "库存必须是不小于 0 的整数（留空表示不限）",
+    "kind": "类型必须是 " + " / ".join(ITEM_KINDS),
+    "description": "说明最多 500 个字符",
+    "active": "上架请填 true 或 false",
+    "limit": "限兑数量必须是正整数（留空表示不限）",
+    "limit_period": "限兑周期必须是 week / month / quarter / year，且与限兑数量一起填写",
+    "sort": "排序必须是整数",
+    "leave_days": "假期类商品需填写 1 到 365 的天数",
+    "leave_days_not_leave": "只有假期类商品可以填写天数",
+    "duplicate": "同一个 sku 在文件里出现了两次",
+}
+
+
+def catalog_problem(code: str, *, english: bool = False) -> str:
+    """A catalog row's problem in words: Chinese for HR, the configuration's English for the CLI."""
+    if english:
+        return CONFIG_PROBLEMS.get(code, "the same sku appears twice in the file" if code == "duplicate" else code)
+    return CATALOG_PROBLEMS.get(code, code)
+
+
+# LimitReached's reason names the period (storage/catalog.py): item_limit_week … item_limit_year.
+REASONS.update({f"item_limit_{period}": f"「{{item}}」{words}每人限兑 {{limit}} 个，你这期已兑换 {{used}} 个。"
+                for period, words in LIMIT_PERIODS.items()})
+
+
+def fulfil_todo(kind: str, item: str, qty: int, leave_days: int | None) -> str:
+    return FULFIL_TODO.get(kind, FULFIL_TODO["goods"]).format(item=item, qty=qty, days=(leave_days or 0) * qty)
+
+
+def fulfilled_title(kind: str, order: int, item: str, qty: int, leave_days: int | None) -> str:
+    return FULFILLED_TITLE.get(kind, FULFILLED_TITLE["goods"]).format(order=order, item=item,
+                                                                      days=(leave_days or 0) * qty)
+
+
+def limit_text(limit: int | None, period: str) -> str:
+    """"每季度限兑 1 次" for an item with a per-employee limit, "" without."""
+    return f"{LIMIT_PERIODS.get(period, period)}限兑 {limit} 个" if limit else ""
+
+
 ORDER_STATUS = {"awaiting_confirmation": "待确认", "awaiting_fulfilment": "等待发放", "fulfilled": "已发放",
                 "rejected": "已拒绝", "cancelled": "已取消", "lapsed": "已失效"}
 

@@ -19,10 +19,10 @@ from flask import Response, abort, g, request
 
 from cards import messages as msg
 from storage import exports
+from storage.exports import safe
 from storage.members import audit
 
 SHEET_ROWS = 1_000_000
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 KINDS = ("balances", "ledger", "orders")
 HEADERS = {
     "balances": ("工号", "姓名", "部门", "状态", "可用积分", "兑换冻结中", "累计获得"),
@@ -30,13 +30,6 @@ HEADERS = {
     "orders": ("订单", "下单时间", "工号", "姓名", "部门", "商品", "数量", "积分", "状态", "处理人", "处理时间", "备注"),
 }
 TITLES = {"balances": "积分余额", "ledger": "积分流水", "orders": "兑换订单"}
-
-
-def safe(value: Any) -> Any:
-    """A cell as written: text that a spreadsheet would read as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def rows_of(kind: str, bot: Any, viewer_id: int, f: exports.ExportFilter) -> Iterator[tuple[Any, ...]]:

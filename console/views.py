@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from cards import messages as msg
 from console import actions
+from console.catalog import register_catalog
 from console.exports import export_response
 from cards.builders_people import award_notice
 from storage import bulk
@@ -47,7 +48,7 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
 
     @bp.before_request
     def who_is_asking() -> Any:
-        if request.endpoint == "console.bulk_awards":  # a CSV upload: more than the callbacks' 64 KiB
+        if request.endpoint in ("console.bulk_awards", "console.catalog_upload"):  # more than the callbacks' 64 KiB
             request.max_content_length = MAX_CSV_BYTES + 2**16
         if request.method == "POST":
             csrf.protect()
@@ -182,6 +183,7 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
             except DomainError as exc:
                 return render_template("console/message.html", title="没有权限", text=msg.domain_error(exc)), 403
             return render_template("console/orders.html", rows=rows, f=f, token=actions.form_token(),
+                                   kinds=msg.ITEM_KINDS, todo=msg.fulfil_todo,
                                    statuses=msg.ORDER_STATUS, reasons=bot.settings.orders["reject_reasons"],
                                    local=lambda at: msg.local_time(at, bot.settings.tz, "%Y-%m-%d %H:%M"),
                                    now=bot.db.clock())
@@ -269,6 +271,8 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
                          kind=(request.args.get("kind") or "").strip()[:32])
         filters = " ".join(f"{k}={v}" for k, v in sorted(request.args.items()) if v)[:500]
         return export_response(bot, kind, fmt, f, filters)
+
+    register_catalog(bp, bot, services, _csv_text)
 
     @bp.app_template_global()
     def console_member() -> dict[str, Any]:

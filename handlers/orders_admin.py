@@ -25,12 +25,15 @@ REJECT_EXAMPLE = "拒绝订单 R12 该商品已停产"
 def notify_fulfillers(ctx: Context, order: Order, requester: Employee) -> int:
     """Ask every HR member and admin (but the requester) to fulfil; keyed so a retry asks once."""
     told = 0
+    item = ctx.catalog.get(order.sku)
+    todo = msg.fulfil_todo(str(item.kind) if item else "goods", order.item_name, order.quantity,
+                           item.leave_days if item else None)
     for person in ctx.orders.fulfillers():
         if person.id == requester.id:
             continue
         card = builders.fulfil_request(order_id=order.id, employee=requester.name, employee_no=requester.employee_no,
                                        department=requester.department, item=order.item_name,
-                                       quantity=order.quantity, cost=order.cost, reviewer_id=person.id,
+                                       quantity=order.quantity, cost=order.cost, reviewer_id=person.id, todo=todo,
                                        reject_reasons=ctx.settings.orders["reject_reasons"])
         ctx.notify(person.id, card, key=f"R{order.id}:fulfil-request:{person.id}")
         told += 1
@@ -60,8 +63,11 @@ def handle_fulfil(event: Event, ctx: Context) -> Reply:
     actor = ctx.me
     order = ctx.orders.fulfil(actor, ref, note=note)
     owner = _requester(ctx, order)
+    item = ctx.catalog.get(order.sku)
     ctx.notify(owner.id, builders.order_fulfilled(order_id=order.id, item=order.item_name, quantity=order.quantity,
-                                                  actor=actor.name, note=note), key=f"R{order.id}:fulfilled")
+                                                  actor=actor.name, note=note, kind=str(item.kind) if item else "goods",
+                                                  leave_days=item.leave_days if item else None),
+               key=f"R{order.id}:fulfilled")
     ctx.close_cards(f"R{order.id}", "fulfilled", actor)
     return Text(msg.FULFILLED.format(id=order.id, name=owner.name, item=order.item_name, qty=order.quantity))
 

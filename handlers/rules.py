@@ -12,7 +12,7 @@ from bot.core.router import Router
 from cards.builders_rules import rules_card
 
 def handle_rules(event: Event, ctx: Context) -> Reply:
-    return CardReply(rules_card(ctx.settings))
+    return CardReply(rules_card(ctx.settings, [(item.name, item.cost) for item in ctx.catalog.shelf()]))
 
 
 def register(router: Router) -> None:

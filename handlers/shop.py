@@ -1,7 +1,7 @@
 """商城/shop/catalog: the numbered reward list that ``兑换 <编号>`` refers to.
 
-The numbers follow the order of ``[[catalog]]`` in the configuration, and sold-out items stay in
-the list, so a number someone saw yesterday still means the same item today.
+The numbers follow the order HR gives the items (their ``sort``, then sku), and sold-out items stay
+in the list, so a number someone saw yesterday means the same item today unless HR changed the list.
 """
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from bot.core.events import Event
 from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
 from cards import builders
+from cards import messages as msg
 
 
 def shop_rows(ctx: Context) -> list[builders.ShopRow]:
-    """Config gives names and prices; the database gives stock (the config's until first seeded)."""
-    stock = ctx.catalog.stocks()
-    return [builders.ShopRow(number=i, sku=item.sku, name=item.name, cost=item.cost,
-                             stock=stock[item.sku] if item.sku in stock else item.stock)
-            for i, item in enumerate(ctx.settings.catalog, start=1)]
+    """The active items as HR keeps them (storage/catalog.py): read on every message, never cached."""
+    return [builders.ShopRow(number=i, sku=item.sku, name=item.name, cost=item.cost, stock=item.stock,
+                             kind=str(item.kind), description=item.description,
+                             limit=msg.limit_text(item.limit_count, item.limit_period))
+            for i, item in enumerate(ctx.catalog.shelf(), start=1)]
 
 
 def handle_shop(event: Event, ctx: Context) -> Reply:

@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage import catalog
 from storage.db import Database
 from storage.employees import import_roster, month_key
 from storage.errors import DomainError
 from storage.ledger import Ledger
-from storage.models import Binding, Employee, Item, Order
+from storage.models import Binding, Employee, Order
 
 SEED = 20240601
 HISTORY_DAYS = 92  # about three months
@@ -131,7 +132,7 @@ class _Writer:
 
     def redeem(self, uid: str, sku: str, fulfilled_by: str) -> None:
         """A past redemption, already fulfilled: an order, its hold and the settlement."""
-        item = self.settings.item(sku)
+        item = catalog.get(self.s, sku)
         emp = self.people[uid]
         if item is None or self.ledger.balance(self.ledger.wallet(emp.id).id) < item.cost:
             return
@@ -146,9 +147,8 @@ class _Writer:
         hr = self.people[fulfilled_by]
         self.ledger.settle(hold.id, idem_key=f"order:{order.id}:settle", actor_id=hr.id)
         order.status, order.decided_at, order.decided_by = "fulfilled", self.clock(), hr.id
-        stock = self.s.get(Item, sku)
-        if stock is not None and stock.stock is not None and stock.stock > 0:
-            stock.stock -= 1
+        if item.stock is not None and item.stock > 0:
+            item.stock -= 1
 
 
 def _people(s: Session) -> dict[str, Employee]:
@@ -216,8 +216,6 @@ def _months(w: _Writer, start: datetime) -> None:
 
 def load_demo(db: Database, settings: Any) -> None:
     """Load the demo company; call only on an empty database (the CLI checks)."""
-    from storage.catalog import sync_catalog  # the catalog service owns how stock is seeded
-
     now = db.clock()
     start = (now - timedelta(days=HISTORY_DAYS)).replace(hour=1, minute=0, second=0, microsecond=0)
     with db.session_scope() as s:
@@ -232,7 +230,7 @@ def load_demo(db: Database, settings: Any) -> None:
         for emp in w.people.values():
             emp.created_at = start - timedelta(days=settings.points["validity_days"] + 60)
         _used_today(w)
-        sync_catalog(s, settings.catalog)
+        catalog.seed_from_config(s, settings.catalog, now=start)
         _expiring_soon(w)
         _months(w, start)
         w.at(now)

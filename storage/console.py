@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from storage import appeals
 from storage.errors import InvalidCode, NotPermitted
 from storage.members import ACTIVE, audit, team
-from storage.models import Appeal, AuditLog, Binding, ConsoleLogin, Employee, Order
+from storage.models import Appeal, AuditLog, Binding, ConsoleLogin, Employee, Item, Order
 
 CONSOLE_ROLES = ("manager", "hr", "admin")
 STAFF_ROLES = ("hr", "admin")  # see everyone and the audit log
@@ -137,11 +137,13 @@ class OrderFilter:
 
 
 def orders_queue(s: Session, viewer: Employee, f: OrderFilter, now: datetime, limit: int = 200
-                 ) -> list[tuple[Order, Employee]]:
-    """Orders HR and admins may act on, oldest first, with their requester."""
+                 ) -> list[tuple[Order, Employee, Item | None]]:
+    """Orders HR and admins may act on, oldest first, with their requester and the item as it is now
+    (its kind says how to hand it out; None for an item no longer in the catalog)."""
     if viewer.role not in STAFF_ROLES:
         raise NotPermitted("orders queue", reason="console_staff_only")
-    q = select(Order, Employee).join(Employee, Employee.id == Order.employee_id)
+    q = (select(Order, Employee, Item).join(Employee, Employee.id == Order.employee_id)
+         .outerjoin(Item, Item.sku == Order.sku))
     if f.status:
         q = q.where(Order.status == f.status)
     if f.item:
@@ -150,7 +152,7 @@ def orders_queue(s: Session, viewer: Employee, f: OrderFilter, now: datetime, li
         q = q.where(Employee.department == f.department)
     if f.min_days > 0:
         q = q.where(Order.created_at <= now - timedelta(days=f.min_days))
-    return [(o, e) for o, e in s.execute(q.order_by(Order.created_at, Order.id).limit(limit)).all()]
+    return [(o, e, i) for o, e, i in s.execute(q.order_by(Order.created_at, Order.id).limit(limit)).all()]
 
 
 def appeals_queue(s: Session, viewer: Employee) -> list[tuple[Appeal, Employee]]:

@@ -66,6 +66,12 @@ class OutOfStock(DomainError):
     code = "out_of_stock"
 
 
+class LimitReached(DomainError):
+    """An item's per-employee limit for the period is used up (storage/catalog.py)."""
+
+    code = "limit_reached"
+
+
 class WalletFrozen(DomainError):
     code = "wallet_frozen"
 

@@ -139,3 +139,18 @@ def orders(db: Database, viewer_id: int, f: ExportFilter) -> Iterator[tuple[Any,
                 .join(Employee, Employee.id == Order.employee_id).outerjoin(decider, decider.id == Order.decided_by)
                 .where(*conds).order_by(Order.id))
     return _pages(db, viewer_id, build)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe(value: Any) -> Any:
+    """A cell as written: text that a spreadsheet would read as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def unsafe(value: str) -> str:
+    """A cell as read back: the apostrophe ``safe`` added comes off again, so an export imports unchanged."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value

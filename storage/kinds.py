@@ -42,6 +42,16 @@ class OrderStatus(StrEnum):
     LAPSED = "lapsed"
 
 
+class ItemKind(StrEnum):
+    """What a reward is, and so how HR hands it out (cards/messages.py words each; settings_rules.ITEM_KINDS)."""
+    GOODS = "goods"
+    GIFT_CARD = "gift_card"
+    LEAVE = "leave"
+    TRAINING = "training"
+    SERVICE = "service"
+    DONATION = "donation"
+
+
 class AppealStatus(StrEnum):
     OPEN = "open"
     APPROVED = "approved"

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint, text)
+                        UniqueConstraint, text, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.kinds import (AccountKind, AppealStatus, JobRunStatus, OrderStatus, OutboxKind, OutboxStatus, TxnKind,
-                           enum_column)
+from storage.kinds import (AccountKind, AppealStatus, ItemKind, JobRunStatus, OrderStatus, OutboxKind, OutboxStatus,
+                           TxnKind, enum_column)
 
 Id = BigInteger().with_variant(Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
 REASON_MAX = 200  # characters of a reason or note a person types (longer ones broke paged replies' limits)
@@ -210,11 +210,38 @@ class LotAllocation(Base):
 
 
 class Item(Base):
-    """Stock per sku; names and prices live in the configuration."""
+    """A reward of the catalog, edited by HR (docs/catalog.md); ``[[catalog]]`` only seeds an empty catalog."""
 
     __tablename__ = "items"
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     stock: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None = unlimited
+    name: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    kind: Mapped[ItemKind] = mapped_column(enum_column(ItemKind, 16), default=ItemKind.GOODS, server_default="goods")
+    description: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    cost: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    limit_count: Mapped[int | None] = mapped_column(Integer, nullable=True)  # per employee per limit_period
+    limit_period: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    sort: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    leave_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RedemptionCount(Base):
+    """How many of an item an employee has confirmed in one limit period: the gate of per-employee limits.
+
+    Moved only by a conditional ``UPDATE … WHERE count + :n <= :limit`` (the ledger's gate pattern), so
+    two confirmations at once cannot both pass the last one; a cancelled or rejected order gives its
+    quantity back to the period it was counted in (``Order.limit_key``).
+    """
+
+    __tablename__ = "redemption_counts"
+    __table_args__ = (UniqueConstraint("employee_id", "sku", "period"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))  # e.g. 2026-Q4, 2026-12, 2026-W49, 2026
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Order(Base):
@@ -232,6 +259,7 @@ class Order(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
     note: Mapped[str] = mapped_column(String(500), default="")
     hold_txn_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_txns.id"), nullable=True)
+    limit_key: Mapped[str] = mapped_column(String(16), default="", server_default="")  # RedemptionCount.period
 
 
 class Appeal(Base):

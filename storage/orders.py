@@ -16,8 +16,8 @@ Lock order is always order row → wallet (ledger) → item row, the same in eve
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -31,11 +31,9 @@ from storage.members import audit
 from storage.models import Account, Employee, Order
 from storage import memos
 
-if TYPE_CHECKING:
-    from settings import CatalogItem, Settings
-
 AWAITING_CONFIRMATION, AWAITING_FULFILMENT = OrderStatus.AWAITING_CONFIRMATION, OrderStatus.AWAITING_FULFILMENT
-FULFILLED, REJECTED, CANCELLED, LAPSED = OrderStatus.FULFILLED, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.LAPSED
+FULFILLED, REJECTED = OrderStatus.FULFILLED, OrderStatus.REJECTED
+CANCELLED, LAPSED = OrderStatus.CANCELLED, OrderStatus.LAPSED
 OPEN_STATES = (AWAITING_CONFIRMATION, AWAITING_FULFILMENT)
 LAPSE_AFTER = timedelta(hours=24)
 MAX_QUANTITY = 99
@@ -57,20 +55,6 @@ def _order_id(order_ref: int | str) -> int:
     if found is None:
         raise UnknownOrder(f"not an order reference: {order_ref!r}")
     return found
-
-
-def resolve_item(settings: "Settings", token: str) -> "CatalogItem":
-    """Its number in the ``shop`` list (1-based, config order), its sku, or its exact name."""
-    token = (token or "").strip()
-    items = settings.catalog
-    if token.isdigit() and token.isascii():
-        n = int(token)
-        if 1 <= n <= len(items):
-            return items[n - 1]
-    for item in items:
-        if item.sku.casefold() == token.casefold() or item.name == token:
-            return item
-    raise UnknownItem(f"no catalog item {token!r}")
 
 
 def check_quantity(qty: Any) -> int:
@@ -151,14 +135,13 @@ def _own(order: Order, employee: Employee) -> None:
         raise NotPermitted("not the owner", reason="order_not_yours", order=order.id)
 
 
-def start(s: Session, settings: "Settings", employee: Employee, item_token: str, qty: int, now: datetime) -> Order:
-    """Create an order awaiting confirmation. Stock and balance are checked now, moved on confirm."""
-    item = resolve_item(settings, item_token)
+def start(s: Session, employee: Employee, item_token: str, qty: int, now: datetime, tz: tzinfo) -> Order:
+    """Create an order awaiting confirmation. Stock, limit and balance are checked now, moved on confirm."""
+    item = catalog.resolve(s, item_token)
     check_quantity(qty)
-    catalog.ensure_item(s, item)
-    stock = catalog.stock_of(s, item.sku)
-    if stock is not None and stock < qty:
-        raise OutOfStock(f"sku {item.sku}: {stock} left, {qty} wanted")
+    if item.stock is not None and item.stock < qty:
+        raise OutOfStock(f"sku {item.sku}: {item.stock} left, {qty} wanted")
+    catalog.check_limit(s, employee.id, item, qty, catalog.limit_key(item, now, tz))
     cost = item.cost * qty
     available = available_points(s, employee.id)
     if available < cost:
@@ -170,8 +153,9 @@ def start(s: Session, settings: "Settings", employee: Employee, item_token: str,
     return order
 
 
-def confirm(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str, now: datetime) -> Order:
-    """Hold the points and take the stock, once; a repeated confirm returns the order unchanged."""
+def confirm(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str, now: datetime, tz: tzinfo) -> Order:
+    """Hold the points, take the stock and count the item against its limit, once; a repeated confirm
+    returns the order unchanged. An item HR took off the shelf since cannot be confirmed any more."""
     order = get(s, order_ref, now)
     _own(order, employee)
     if order.status in (AWAITING_FULFILMENT, FULFILLED):
@@ -185,7 +169,12 @@ def confirm(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str
             raise _gone(order)
         hold = ledger.hold(employee.id, order.cost, idem_key=f"order:{order.id}:hold",
                            reason=memos.REDEMPTION.format(order=order.id, item=order.item_name, quantity=order.quantity))
+        item = catalog.get(s, order.sku)
+        if item is None or not item.active:
+            raise UnknownItem(f"item {order.sku} is no longer offered")
         catalog.take_stock(s, order.sku, order.quantity)
+        order.limit_key = catalog.limit_key(item, now, tz)
+        catalog.count_redemption(s, employee.id, item, order.quantity, order.limit_key)
         order.hold_txn_id = hold.id
         s.flush()
     return order
@@ -196,6 +185,7 @@ def _give_back(s: Session, ledger: Ledger, order: Order, actor_id: int, reason: 
     if order.hold_txn_id is not None:
         ledger.release(order.hold_txn_id, idem_key=f"order:{order.id}:release", actor_id=actor_id, reason=reason)
     catalog.restore_stock(s, order.sku, order.quantity)
+    catalog.uncount_redemption(s, order.employee_id, order.sku, order.quantity, order.limit_key)
 
 
 def cancel(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str, now: datetime) -> Order:

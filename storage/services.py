@@ -14,10 +14,11 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from settings import CatalogItem, Settings
-from storage import (appeals, approvals, bindings, catalog, console, employees, leavers, members, orders, outbox,
-                     queries, sent_cards)
+from storage import (appeals, approvals, bindings, catalog, catalog_csv, console, employees, leavers, members, orders,
+                     outbox, queries, sent_cards)
+from storage.errors import NotPermitted
 from storage.ledger import Ledger
-from storage.models import Appeal, Binding, ConsoleLogin, Employee, Order, Txn, UnbindRequest
+from storage.models import Appeal, Binding, ConsoleLogin, Employee, Item, Order, Txn, UnbindRequest
 
 
 class _Bound:
@@ -34,8 +35,8 @@ class Orders(_Bound):
     def available_points(self, employee_id: int) -> int:
         return orders.available_points(self.s, employee_id)
 
-    def item(self, token: str) -> CatalogItem:
-        return orders.resolve_item(self.settings, token)
+    def item(self, token: str) -> Item:
+        return catalog.resolve(self.s, token)
 
     def get(self, ref: int | str) -> Order:
         return orders.get(self.s, ref, self.clock())
@@ -54,10 +55,10 @@ class Orders(_Bound):
         return orders.fulfillers(self.s)
 
     def start(self, employee: Employee, item_token: str, qty: int) -> Order:
-        return orders.start(self.s, self.settings, employee, item_token, qty, self.clock())
+        return orders.start(self.s, employee, item_token, qty, self.clock(), self.settings.tz)
 
     def confirm(self, employee: Employee, ref: int | str) -> Order:
-        return orders.confirm(self.s, self.ledger, employee, ref, self.clock())
+        return orders.confirm(self.s, self.ledger, employee, ref, self.clock(), self.settings.tz)
 
     def cancel(self, employee: Employee, ref: int | str) -> Order:
         return orders.cancel(self.s, self.ledger, employee, ref, self.clock())
@@ -107,8 +108,26 @@ class Members(_Bound):
 
 
 class Catalog(_Bound):
-    def stocks(self) -> dict[str, int | None]:
-        return catalog.stocks(self.s)
+    def shelf(self) -> list[Item]:
+        """The active items in shop order: what ``商城`` lists and its numbers mean (storage/catalog.py)."""
+        return catalog.items(self.s, active_only=True)
+
+    def all(self) -> list[Item]:
+        return catalog.items(self.s)
+
+    def get(self, sku: str) -> Item | None:
+        return catalog.get(self.s, sku)
+
+    def save(self, item: CatalogItem, actor: Employee) -> str:
+        """Create or update an item (HR and admins only: the console checks the role, this checks it again)."""
+        if actor.role not in orders.FULFILLERS:
+            raise NotPermitted("not HR", reason="catalog_hr_only")
+        return catalog.save(self.s, item, now=self.clock(), actor_id=actor.id)
+
+    def import_csv(self, rows: list[tuple[int, dict[str, str]]], actor: Employee) -> catalog_csv.CatalogImport:
+        if actor.role not in orders.FULFILLERS:
+            raise NotPermitted("not HR", reason="catalog_hr_only")
+        return catalog_csv.import_rows(self.s, rows, now=self.clock(), actor_id=actor.id)
 
 
 class Queries(_Bound):
@@ -207,7 +226,7 @@ class Console(_Bound):
     def audit_actions(self) -> list[str]:
         return console.audit_actions(self.s)
 
-    def orders_queue(self, viewer: Employee, f: console.OrderFilter) -> list[tuple[Order, Employee]]:
+    def orders_queue(self, viewer: Employee, f: console.OrderFilter) -> list[tuple[Order, Employee, Item | None]]:
         return console.orders_queue(self.s, viewer, f, self.clock())
 
     def appeals_queue(self, viewer: Employee) -> list[tuple[Appeal, Employee]]:

@@ -8,8 +8,9 @@ import re
 import pytest
 
 from cards import messages as msg
+from settings_rules import LIMIT_PERIODS
 from storage import appeals, orders
-from storage.errors import BudgetExhausted, DomainError, InsufficientPoints, InvalidState, NotPermitted
+from storage.errors import BudgetExhausted, DomainError, InsufficientPoints, InvalidState, LimitReached, NotPermitted
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -38,6 +39,12 @@ def test_every_raised_reason_has_a_chinese_text_that_formats(reason: str) -> Non
     text = msg.domain_error(DomainError(reason=reason, **{p: 7 for p in params}))
     assert text == msg.REASONS[reason].format(**{p: 7 for p in params})
     assert "{" not in text
+
+
+@pytest.mark.parametrize("period", LIMIT_PERIODS)
+def test_every_limit_period_is_worded(period: str) -> None:
+    text = msg.domain_error(LimitReached(reason=f"item_limit_{period}", item="年假", limit=1, used=1))
+    assert text.startswith("「年假」每") and "限兑 1 个" in text and "{" not in text
 
 
 @pytest.mark.parametrize("status", [orders.FULFILLED, orders.REJECTED, orders.CANCELLED, orders.LAPSED,

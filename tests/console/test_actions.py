@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.events import Actor, TextCommand
+from storage.catalog import seed_from_config
 from storage.invariants import check_invariants
 from storage.models import Appeal, Order, Outbox, Txn
 from tests.console.conftest import csrf_of, login
@@ -99,6 +100,8 @@ def shop_app(app: Any, ids: dict[str, int]) -> Any:
     object.__setattr__(bot, "settings", build_settings({**{k: dict(getattr(bot.settings, k)) for k in (
         "server", "console", "points")}, "catalog": [{"sku": "mug", "name": "马克杯", "cost": 10, "stock": 50}]}))
     bot.pipeline.settings = bot.settings
+    with bot.db.session_scope() as s:  # the catalog lives in the database: what db upgrade does with [[catalog]]
+        seed_from_config(s, bot.settings.catalog, now=bot.db.clock())
     return app
 
 

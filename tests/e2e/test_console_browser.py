@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from selenium.webdriver.support.ui import Select
 
 from tests.e2e.test_playground import Page, _balance, _ledger, browser, server  # noqa: F401  (fixtures)
 
@@ -64,5 +65,18 @@ def test_console_login_by_link_in_headless_chromium(server, browser) -> None:  #
     page.d.get(f"{base}/console/awards")
     page.wait.until(lambda d: d.find_elements(page.by.ID, "csv-file"))
     page.shot("console-awards.png")
+
+    # HR puts the course on a limit of one a quarter; the employee's next 商城 shows it.
+    page.d.get(f"{base}/console/catalog/item/course")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "save-item"))
+    page.d.find_element(page.by.NAME, "limit").send_keys("1")
+    Select(page.d.find_element(page.by.NAME, "limit_period")).select_by_value("quarter")
+    page.shot("console-catalog-item.png")
+    page.d.find_element(page.by.ID, "save-item").click()
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "catalog-file"))
+    page.shot("console-catalog.png")
+    assert _ledger(db, "SELECT limit_count || ' ' || limit_period FROM items WHERE sku = 'course'") == "1 quarter"
+    page.open("wecom", "zhangsan")
+    assert "每季度限兑 1 个" in page.send("商城")
     loaded = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(url.startswith(base) for url in loaded), loaded

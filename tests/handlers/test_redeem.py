@@ -20,9 +20,9 @@ from bot.core.router import Router
 from cards.model import Card
 from handlers import help as help_module
 from handlers import orders_admin, query, rank, redeem, rules, shop
-from settings import build_settings
-from storage import members, queries
-from storage.catalog import sync_catalog
+from settings import CatalogItem, build_settings
+from storage import catalog, members, queries
+from storage.catalog import seed_from_config
 from storage.invariants import check_invariants
 from storage.ledger import Ledger
 from storage.models import Account, Item, Lot, Order, Outbox, Txn
@@ -84,7 +84,7 @@ class ShopBot:
                 ledger.wallet(emp.id)
             for no, pts in points.items():
                 ledger.award(self.ids[no], pts, idem_key=f"seed:{no}", reason="初始积分")
-            sync_catalog(s, self.settings.catalog)
+            seed_from_config(s, self.settings.catalog, now=self.clock())
         return self
 
     def send(self, user: str, text: str, platform: str = "wecom") -> str:
@@ -314,3 +314,37 @@ def test_orders_lists_newest_first_with_next_steps(sbot: ShopBot) -> None:
     assert r2 < r1
     assert "确认兑换 R2 / 取消兑换 R2" in lines[r2] and "等待发放" in lines[r1] and "取消兑换 R1" in lines[r1]
     assert "R1" not in sbot.send("u_e2", "我的订单")
+
+
+def _stock_item(sbot: ShopBot, item: CatalogItem) -> None:
+    """HR puts an item on the shelf (the console and the CSV import save through the same call)."""
+    with sbot.db.session_scope() as s:
+        catalog.save(s, item, now=sbot.clock(), actor_id=sbot.ids["H1"])
+
+
+def test_fulfilment_is_worded_for_the_kind_of_item(sbot: ShopBot) -> None:
+    _stock_item(sbot, CatalogItem("leave2", "2天年假", 300, None, kind="leave", leave_days=2, sort=-1))
+    order_id = sbot.redeem_and_confirm(text="兑换 leave2")
+    request = sbot.notices_to("H1")[-1]
+    assert ["需要做", "在假期系统中为兑换人增加 2 天假期（2天年假 ×1）"] in request["fields"]
+    sbot.send("u_hr", f"发放 R{order_id}")
+    assert sbot.notices_to("E1")[-1]["title"] == f"已为你增加 2 天假期（R{order_id}），可在假期系统中查看"
+
+
+def test_a_per_employee_limit_is_shown_and_enforced_in_chat(sbot: ShopBot) -> None:
+    _stock_item(sbot, CatalogItem("leave2", "2天年假", 300, None, kind="leave", leave_days=2, limit=1,
+                                  limit_period="quarter", sort=-1))
+    shop = sbot.send("u_e1", "商城")
+    assert "1. [假期] 2天年假（leave2）  300 积分  ·  库存充足  ·  每季度限兑 1 个" in shop
+    sbot.redeem_and_confirm(text="兑换 1")
+    assert sbot.send("u_e1", "兑换 1") == "「2天年假」每季度每人限兑 1 个，你这期已兑换 1 个。"
+    assert sbot.count(Order) == 1
+
+
+def test_an_edit_by_hr_shows_in_the_next_message(sbot: ShopBot) -> None:
+    assert "马克杯（mug）  200 积分" in sbot.send("u_e1", "商城")
+    _stock_item(sbot, CatalogItem("mug", "保温杯", 260, 3))
+    assert "保温杯（mug）  260 积分  ·  库存 3" in sbot.send("u_e1", "商城")
+    _stock_item(sbot, CatalogItem("mug", "保温杯", 260, 3, active=False))
+    assert "mug" not in sbot.send("u_e1", "商城")
+    assert "找不到这个商品" in sbot.send("u_e1", "兑换 mug")

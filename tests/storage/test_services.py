@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from settings import build_settings
-from storage.catalog import sync_catalog
+from storage.catalog import seed_from_config
 from storage.errors import InsufficientPoints
 from storage.models import Outbox
 from storage.services import Services
@@ -19,12 +19,12 @@ SETTINGS = build_settings({"catalog": [{"sku": "mug", "name": "马克杯", "cost
 def test_an_order_through_the_services_moves_points_once_and_notices_are_keyed(engine_db, clock) -> None:
     with engine_db.session_scope() as s:
         sv = Services(s, SETTINGS, clock)
-        sync_catalog(s, SETTINGS.catalog)
+        seed_from_config(s, SETTINGS.catalog, now=clock())
         zhang, hr = make_employee(s, "E1"), make_employee(s, "H1", role="hr")
         sv.ledger.award(zhang.id, 500, idem_key="seed", reason="种子")
         order = sv.orders.start(zhang, "mug", 1)
         sv.orders.confirm(zhang, order.id)
-        assert sv.orders.available_points(zhang.id) == 200 and sv.catalog.stocks() == {"mug": 1}
+        assert sv.orders.available_points(zhang.id) == 200 and [(i.sku, i.stock) for i in sv.catalog.shelf()] == [("mug", 1)]
         assert [e.employee_no for e in sv.orders.fulfillers()] == ["H1"]
         sv.orders.fulfil(hr, order.id, note="已寄出")
         with pytest.raises(InsufficientPoints):

@@ -1,0 +1,114 @@
+"""The console's catalog pages: the items as a table, one item's form, and the CSV download and upload.
+
+HR and admins only, checked on every request here and again by the service that saves. An edit is
+saved at once and audited; every process reads the catalog on each message (storage/catalog.py), so
+the next ``商城`` in any chat shows it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Callable
+
+from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+
+from cards import messages as msg
+from settings_rules import ITEM_KINDS, LIMIT_PERIODS, check_item
+from storage import catalog_csv
+from storage.catalog import values_of
+from storage.console import STAFF_ROLES
+from storage.errors import DomainError
+from storage.members import audit
+from storage.models import Employee
+
+FORM_FIELDS = ("name", "kind", "cost", "stock", "description", "limit", "limit_period", "sort", "leave_days")
+
+
+def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
+                     csv_text: Callable[[Any], tuple[str, str]]) -> None:
+    """The pages on the console's blueprint; ``csv_text`` reads an upload as the bulk-award page does."""
+    def refused() -> tuple[str, int] | None:
+        if g.member_role in STAFF_ROLES:
+            return None
+        return render_template("console/message.html", title="没有权限", text="商城管理仅限 HR 和管理员。"), 403
+
+    @bp.get("/catalog")
+    def catalog_page() -> Any:
+        if (no := refused()) is not None:
+            return no
+        with bot.db.read_scope() as s:
+            items = services(s).catalog.all()
+            return render_template("console/catalog.html", items=items, kinds=msg.ITEM_KINDS,
+                                   limit_text=msg.limit_text)
+
+    @bp.route("/catalog/item", methods=["GET", "POST"], defaults={"sku": ""})
+    @bp.route("/catalog/item/<sku>", methods=["GET", "POST"])
+    def catalog_item(sku: str) -> Any:
+        if (no := refused()) is not None:
+            return no
+        with bot.db.read_scope() as s:
+            found = services(s).catalog.get(sku) if sku else None
+            current = asdict(values_of(found)) if found is not None else {}
+        if sku and found is None:
+            return render_template("console/message.html", title="找不到商品", text=f"没有 sku 为 {sku} 的商品。"), 404
+        if request.method == "GET":
+            return _form(current or {"kind": "goods", "active": True}, sku, [])
+        cells = {f: (request.form.get(f) or "").strip() for f in FORM_FIELDS}
+        cells["sku"] = sku or (request.form.get("sku") or "").strip()
+        values, problems = catalog_csv.typed(cells)
+        values["active"] = request.form.get("active") == "1"
+        item = None
+        if not problems:
+            item, problems = check_item(values)
+        if item is None:
+            return _form({**current, **cells, "active": values["active"]}, sku, problems), 400
+        if not sku and found is None:
+            with bot.db.read_scope() as s:
+                if services(s).catalog.get(item.sku) is not None:
+                    return _form({**cells, "active": values["active"]}, sku, [("sku", "taken")]), 400
+        try:
+            with bot.db.session_scope() as s:
+                outcome = services(s).catalog.save(item, s.get(Employee, g.member_id))
+        except DomainError as exc:
+            return render_template("console/message.html", title="没有权限", text=msg.domain_error(exc)), 403
+        flash({"created": f"已新增 {item.name}。", "updated": f"已保存 {item.name}，下一条消息起生效。",
+               "unchanged": f"{item.name} 没有改动。"}[outcome])
+        return redirect(url_for("console.catalog_page"))
+
+    @bp.get("/catalog.csv")
+    def catalog_download() -> Any:
+        if (no := refused()) is not None:
+            return no
+        with bot.db.read_scope() as s:
+            text = catalog_csv.export_text(s)
+        with bot.db.session_scope() as s:
+            audit(s, "console_export", now=bot.db.clock(), actor_id=g.member_id, detail="catalog csv")
+        return Response(text.encode("utf-8"), mimetype="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=catalog.csv"})
+
+    @bp.post("/catalog/import")
+    def catalog_upload() -> Any:
+        if (no := refused()) is not None:
+            return no
+        text, problem = csv_text(request)
+        rows, missing = catalog_csv.read(text) if not problem else ([], "")
+        if missing:
+            problem = f"CSV 缺少列：{missing.split(': ', 1)[-1]}（至少需要 sku,name,cost）"
+        if problem:
+            flash(problem)
+            return redirect(url_for("console.catalog_page"))
+        try:
+            with bot.db.session_scope() as s:
+                report = services(s).catalog.import_csv(rows, s.get(Employee, g.member_id))
+        except DomainError as exc:
+            return render_template("console/message.html", title="没有权限", text=msg.domain_error(exc)), 403
+        results = [(sku, label) for label, skus in (("新增", report.created), ("已更新", report.updated),
+                                                    ("无改动", report.unchanged)) for sku in skus]
+        results += [(f"第 {line} 行", f"未导入：{msg.catalog_problem(code)}") for line, _, code in report.rejected]
+        return render_template("console/results.html", title="商城导入结果", results=results,
+                               back=url_for("console.catalog_page"))
+
+
+def _form(values: dict[str, Any], sku: str, problems: list[tuple[str, str]]) -> str:
+    words = {field: ("这个 sku 已经有商品了" if code == "taken" else msg.catalog_problem(code)) for field, code in problems}
+    return render_template("console/catalog_item.html", v=values, sku=sku, problems=words, kinds=msg.ITEM_KINDS,
+                           kind_order=ITEM_KINDS, periods=msg.LIMIT_PERIODS, period_order=LIMIT_PERIODS)
