@@ -214,6 +214,19 @@ def register_cli(app: Flask) -> None:
             click.echo(f"line {line}: rejected: {field}: {catalog_problem(code, english=True)}", err=True)
         sys.exit(1 if report.rejected else 0)
 
+    @app.cli.command("spool-retry", help="Replay the spooled events a bug stopped (held in the spool's failed.held), "
+                     "after the fix; exit 1 if any is held again.")
+    def spool_retry() -> None:
+        from bot.spool import Spooler
+
+        bot = _bot()
+        queued = bot.spool.retry_failed()
+        applied, empty = bot.spool.replay(Spooler(bot.spool, bot.adapters).apply)
+        held = bot.spool.held()
+        click.echo(f"queued {queued} held event(s); replayed {applied}; held again {held}"
+                   + ("" if empty else "; the database is still away or another process is replaying: run again"))
+        sys.exit(1 if held or not empty else 0)
+
     @app.cli.command("audit-bindings", help="List bindings of leavers, chat accounts bound to two employees, "
                      "and bindings unused for N days.")
     @click.option("--days", default=90, show_default=True, type=click.IntRange(min=1))

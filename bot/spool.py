@@ -8,8 +8,13 @@ event is appended here as one JSON line (the decrypted payload, fsync'd, mode 06
 the database answers again, one process at a time replays the lines in order through the normal
 pipeline, whose inbox makes a replay of an already applied event a no-op (docs/reliability.md).
 
+An event that a bug stops on replay (the pipeline answers "failed") was already answered as received,
+so the platform will not send it again: it is never dropped. It goes to ``failed.held`` (the same JSON
+lines, outside the replay), /ready counts it, and ``flask --app app spool-retry`` puts it back in the
+queue once the bug is fixed (docs/reliability.md).
+
 Files in ``dir``: ``events.jsonl`` (appended), ``replay-<n>.jsonl`` (taken for replay, with
-``<name>.done``: how many of its lines are applied), ``append.lock`` and ``replay.lock``.
+``<name>.done``: how many of its lines are applied), ``failed.held``, ``append.lock`` and ``replay.lock``.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -32,6 +38,13 @@ log = logging.getLogger(__name__)
 EVENTS = "events.jsonl"
 UNAVAILABLE = 503  # what a render answers for ``Unavailable``: the adapter then spools the callback
 FAILED = 500  # a bug stopped a platform event: not acknowledged, so the platform sends it again
+FAILED_EVENTS = "failed.held"  # replayed events a bug stopped, kept for spool-retry
+
+
+class Replayed(Enum):
+    APPLIED = "applied"  # or answered from the inbox: nothing more to do
+    LATER = "later"  # the database still cannot take it: stop, keep it in the queue
+    FAILED = "failed"  # a bug stopped it: hold it aside, go on with the next
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,34 @@ class Spool:
                 os.close(fd)
         return True
 
+    def hold_failed(self, item: Spooled) -> None:
+        """Keep an event a bug stopped, durably, out of the replay queue (``retry_failed`` puts it back)."""
+        with self._locked("append.lock"):
+            fd = os.open(self.dir / FAILED_EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, item.line())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def held(self) -> int:
+        """How many events wait in ``failed.held``."""
+        try:
+            return (self.dir / FAILED_EVENTS).read_bytes().count(b"\n")
+        except FileNotFoundError:
+            return 0
+
+    def retry_failed(self) -> int:
+        """Queue the held events for replay again, after every event already waiting; how many."""
+        with self._locked("append.lock"):
+            count = self.held()
+            if count:
+                current = self.dir / EVENTS
+                if _size(current):  # what arrived meanwhile goes first, in its order
+                    current.rename(self.dir / f"replay-{time.time_ns():020d}.jsonl")
+                (self.dir / FAILED_EVENTS).rename(self.dir / f"replay-{time.time_ns() + 1:020d}.jsonl")
+        return count
+
     def _take(self) -> list[Path]:
         """The files to replay, oldest first: those taken earlier, else ``events.jsonl`` moved aside
         (new events then go to a fresh file), so an outage leaves at most two files."""
@@ -204,16 +245,19 @@ def _done(path: Path) -> int:
 
 
 def replay_through(pipeline: Any, item: Spooled, parse: Callable[[str, datetime], Event], render: Any,
-                   skip: tuple[type, ...] = (Unknown,)) -> bool:
-    """One spooled event through the pipeline again: False while the database still cannot take it."""
+                   skip: tuple[type, ...] = (Unknown,)) -> Replayed:
+    """One spooled event through the pipeline again."""
     try:
         event = parse(item.plaintext, item.received_at)
-    except Exception:  # it parsed when it arrived: cannot happen, but must not block the spool
-        log.exception("spool: a spooled %s event no longer parses; skipped", item.source)
-        return True
+    except Exception:  # it parsed when it arrived: a bug since, so it is held like one
+        log.exception("spool: a spooled %s event no longer parses", item.source)
+        return Replayed.FAILED
     if isinstance(event, skip):
-        return True
-    return bool(pipeline.handle(event, render).status != UNAVAILABLE)
+        return Replayed.APPLIED
+    answer = pipeline.handle(event, render)
+    if answer.status == UNAVAILABLE:
+        return Replayed.LATER
+    return Replayed.FAILED if answer.outcome == "failed" else Replayed.APPLIED
 
 
 class Spooler:
@@ -238,8 +282,11 @@ class Spooler:
             self.spool.replay_soon(self.apply)
 
     def apply(self, item: Spooled) -> bool:
+        """Replay one event; False to stop the replay (the database is still away)."""
         adapter = self.adapters.get(item.source)
-        if adapter is None:
-            log.error("spool: no %s adapter is configured any more; event skipped", item.source)
-            return True
-        return bool(adapter.replay(item))  # type: ignore[attr-defined]
+        outcome = adapter.replay(item) if adapter is not None else Replayed.FAILED  # type: ignore[attr-defined]
+        if outcome is Replayed.FAILED:
+            self.spool.hold_failed(item)
+            log.error("spool: a replayed %s event could not be applied; held in %s (after the fix: flask --app app "
+                      "spool-retry)", item.source, FAILED_EVENTS)
+        return outcome is not Replayed.LATER

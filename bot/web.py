@@ -132,7 +132,7 @@ def probes_blueprint(bot: Any) -> Blueprint:
         schema is current, and also while the database is away but the spool has room (so an outage
         does not take every web host out of rotation at once)."""
         size, events = bot.spool.usage()
-        spool_info = {"events": events, "bytes": size, "full": bot.spool.full()}
+        spool_info = {"events": events, "bytes": size, "full": bot.spool.full(), "held": bot.spool.held()}
         try:  # once current, the schema stays current for this process (a probe a second would log each check)
             current = schema_ok.setdefault("current", False) or schema_is_current(bot.db)
             schema_ok["current"] = current

@@ -20,7 +20,7 @@ from bot.dingtalk.parse import parse_card_callback, parse_event, parse_robot
 from bot.errors import MalformedPayload
 from bot.core.events import Event, Unknown, UrlCheck
 from bot.core.pipeline import Answer, Pipeline, Rendered
-from bot.spool import FAILED, UNAVAILABLE, Spooled, Spooler, replay_through
+from bot.spool import FAILED, UNAVAILABLE, Replayed, Spooled, Spooler, replay_through
 from bot.core.replies import CardReply, Failed, NoReply, Reply, Text, Unavailable
 from cards.render_dingtalk import render_markdown, render_text
 
@@ -71,7 +71,7 @@ class DingTalkAdapter:
         self.spooler.kick()  # the database answered: replay what waits, if anything
         return answer
 
-    def replay(self, item: Spooled) -> bool:
+    def replay(self, item: Spooled) -> Replayed:
         """A spooled event through the pipeline again (events have no reply to send)."""
         ack = Answer(200, "")
         return replay_through(self.pipeline, item, parse_event, lambda e, r: _acknowledge(r, ack),

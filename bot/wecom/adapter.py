@@ -14,7 +14,7 @@ from bot.crypto import CallbackCrypto
 from bot.core.events import CardAction, Event, TextCommand, Unknown
 from bot.core.pipeline import Answer, Pipeline, Rendered
 from bot.core.replies import CardReply, Failed, NoReply, Outgoing, Refused, Reply, Text, Unavailable
-from bot.spool import FAILED, UNAVAILABLE, Spooled, Spooler, replay_through
+from bot.spool import FAILED, UNAVAILABLE, Replayed, Spooled, Spooler, replay_through
 from bot.wecom import crypto as wc
 from bot.wecom.parse import parse
 from cards import messages as msg
@@ -56,7 +56,7 @@ class WeComAdapter:
         self.spooler.kick()  # the database answered: replay what waits, if anything
         return answer
 
-    def replay(self, item: Spooled) -> bool:
+    def replay(self, item: Spooled) -> Replayed:
         """A spooled callback through the pipeline again; every reply goes out through the outbox."""
         return replay_through(self.pipeline, item, parse, self.render_later)
 

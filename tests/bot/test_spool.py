@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.spool import EVENTS, Spool, Spooled
+from bot.core.events import Actor, TextCommand
+from bot.core.pipeline import Answer
+from bot.spool import (EVENTS, FAILED, FAILED_EVENTS, UNAVAILABLE, Replayed, Spool, Spooled, Spooler,
+                       replay_through)
 
 AT = datetime(2026, 3, 10, 2, 0)
 CTX = mp.get_context("fork")
@@ -97,3 +100,65 @@ def test_files_moved_by_another_replayer_meanwhile_are_not_an_error(tmp_path: Pa
     with pytest.MonkeyPatch.context() as mp_:
         mp_.setattr(Path, "glob", lambda self, pattern: [*real_glob(self, pattern), gone])
         assert spool.pending() and spool.usage()[1] == 1
+
+
+class _Adapter:
+    """Replays as told: the outcome for each MsgId in turn (APPLIED once a list runs out)."""
+
+    def __init__(self, plan: dict[int, list[Replayed]]) -> None:
+        self.plan, self.seen = plan, []
+
+    def replay(self, x: Spooled) -> Replayed:
+        msg_id = int(x.plaintext.split("<MsgId>")[1].split("<")[0])
+        self.seen.append(msg_id)
+        return self.plan[msg_id].pop(0) if self.plan.get(msg_id) else Replayed.APPLIED
+
+
+def test_an_event_a_bug_stops_is_held_not_dropped_and_replayed_after_the_fix(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20, max_events=100)
+    for i in range(3):
+        spool.append(item(i))
+    adapter = _Adapter({1: [Replayed.FAILED]})
+    spooler = Spooler(spool, {"wecom": adapter})
+    assert spool.replay(spooler.apply) == (3, True)  # the others are not held back
+    assert adapter.seen == [0, 1, 2] and spool.held() == 1 and not spool.pending()
+    assert [Spooled.parse(line) for line in (tmp_path / FAILED_EVENTS).read_bytes().splitlines()] == [item(1)]
+    spool.append(item(3))
+    assert spool.retry_failed() == 1 and spool.held() == 0 and spool.pending()
+    assert spool.replay(spooler.apply) == (2, True)
+    assert adapter.seen == [0, 1, 2, 3, 1]  # what waited first, then the held event
+
+
+def test_replay_through_tells_later_from_failed() -> None:
+    class Pipeline:
+        def __init__(self, answer: Answer) -> None:
+            self.answer = answer
+
+        def handle(self, event, render):  # type: ignore[no-untyped-def]
+            return self.answer
+
+    def parse(text: str, at: datetime) -> TextCommand:
+        return TextCommand(platform="wecom", event_id="1", actor=Actor("u"), text=text, received_at=at)
+
+    cases = [(Answer(200, "", outcome="applied"), Replayed.APPLIED),
+             (Answer(200, "", outcome="redelivery"), Replayed.APPLIED), (Answer(UNAVAILABLE, ""), Replayed.LATER),
+             (Answer(200, "", outcome="failed"), Replayed.FAILED),
+             (Answer(FAILED, "", outcome="failed"), Replayed.FAILED)]
+    for answer, outcome in cases:
+        assert replay_through(Pipeline(answer), item(1), parse, None) is outcome, answer
+
+    def broken(text: str, at: datetime) -> TextCommand:
+        raise ValueError("no longer parses")
+
+    assert replay_through(Pipeline(Answer(200, "")), item(1), broken, None) is Replayed.FAILED
+
+
+def test_spool_retry_requeues_and_says_what_is_held_again(tmp_path: Path) -> None:
+    from app import create_app
+
+    app = create_app({"database": {"url": f"sqlite:///{tmp_path / 'db.sqlite'}"}, "spool": {"dir": str(tmp_path / "s")}})
+    bot = app.extensions["pointsbot"]
+    bot.spool.hold_failed(item(7))  # held from a platform this process no longer serves: stays held
+    result = app.test_cli_runner().invoke(args=["spool-retry"])
+    assert result.exit_code == 1 and "queued 1 held event(s); replayed 1; held again 1" in result.output
+    assert bot.spool.held() == 1 and not bot.spool.pending()
