@@ -200,6 +200,9 @@ class StorageCollector:
 
     def collect(self) -> Iterator[Any]:
         settings, now = self.bot.settings, self.bot.db.clock()
+        if self.bot.spool is not None:  # this host's disk, whether or not the database answers
+            yield _family("pointsbot_spool_held", "Spooled events a bug stopped on replay, kept on this host for "
+                          "flask spool-retry.", [], {(): self.bot.spool.held()})
         up = GaugeMetricFamily("pointsbot_database_up", "1 when the database answered this scrape.")
         window = month_window(settings, now)
         try:

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from bot import delivery
+from bot.spool import Spooled
 from scheduler import jobs
 from storage.claims import period_key
 from storage.outbox import enqueue
@@ -102,6 +103,14 @@ def test_a_savepoint_rolled_back_counts_no_transaction(app: Any, client: Any) ->
     after = scrape(client)
     assert value(after, "pointsbot_ledger_transactions_total", kind="award") - \
         value(before, "pointsbot_ledger_transactions_total", kind="award") == 1
+
+
+def test_events_held_in_the_spool_are_a_gauge_to_alert_on(app: Any, client: Any) -> None:
+    bot = app.extensions["pointsbot"]
+    assert value(scrape(client), "pointsbot_spool_held") == 0
+    bot.spool.hold_failed(Spooled("wecom", "<xml><MsgId>1</MsgId></xml>", bot.db.clock()))
+    assert value(scrape(client), "pointsbot_spool_held") == 1
+    assert client.get("/readyz").get_json()["spool"]["held"] == 1
 
 
 @pytest.fixture
