@@ -81,6 +81,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "leaver_policy": "0 1 * * *",
         "reconcile_approvals": "*/30 * * * *",
         "prune": "30 3 * * *",
+        "lapse_orders": "15,45 * * * *",
         "outbox_interval_seconds": 1.0,
         "lease_seconds": 600,
     },

@@ -28,6 +28,7 @@ CRON_KEYS = {
     "expire-points": "expire_points", "expiry-notices": "expiry_notices", "leaderboard": "leaderboard",
     "manager-digest": "manager_digest", "hr-digest": "hr_digest", "budget-grant": "budget_grant",
     "leaver-policy": "leaver_policy", "reconcile-approvals": "reconcile_approvals", "prune": "prune",
+    "lapse-orders": "lapse_orders",
 }
 LOOKBACK = timedelta(days=40)  # longer than the longest schedule (monthly)
 TAKE_OVER_SECONDS = 60  # how often running schedulers look for runs whose owner died

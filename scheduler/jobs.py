@@ -28,6 +28,7 @@ from storage.employees import active_ids
 from storage.ledger.expiry import expire_due, expired_between, expiring_between
 from storage.leavers import apply_leaver_policy
 from storage.outbox import enqueue_many
+from storage.orders import lapse_due
 from storage.periods import calendar_period
 from storage.retention import prune
 from storage.services import Services
@@ -164,6 +165,13 @@ def prune_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     return str(prune(bot.db, now, bot.settings.retention, between_batches=lease.keep))
 
 
+def lapse_orders(bot: Any, period: str, now: datetime, lease: Lease) -> str:
+    """Orders left unconfirmed for 24 hours lapse (storage/orders.py ``lapse_due``): no points or stock ever
+    moved, and without this they lapsed only when someone looked, so queues and exports showed them waiting."""
+    with bot.db.session_scope() as s:
+        return f"{lapse_due(s, now)} unconfirmed order(s) lapsed"
+
+
 def deliver_outbox(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     stats = bot.deliver(worker_id=worker_name())  # the outbox relay, wired by the factory (app.py)
     return f"outbox: {stats.sent} sent, {stats.retried} to retry, {stats.dead} dead, {stats.deferred} deferred"
@@ -173,7 +181,7 @@ JOBS: dict[str, Job] = {
     "expire-points": expire_points, "expiry-notices": expiry_notices, "leaderboard": leaderboard_job,
     "manager-digest": manager_digest, "hr-digest": hr_digest_job, "budget-grant": budget_grant,
     "leaver-policy": leaver_policy, "reconcile-approvals": reconcile_approvals, "deliver-outbox": deliver_outbox,
-    "prune": prune_job,
+    "prune": prune_job, "lapse-orders": lapse_orders,
 }
 
 

@@ -38,6 +38,7 @@ GRANULARITY: dict[str, Granularity] = {
     "budget-grant": "month",
     "leaver-policy": "day",
     "reconcile-approvals": "halfhour",
+    "lapse-orders": "halfhour",
     "prune": "day",
     "deliver-outbox": "none",
 }

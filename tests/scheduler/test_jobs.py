@@ -339,3 +339,16 @@ def test_prune_runs_daily_as_a_claimed_job(bot: Any, clock: Any) -> None:
                      next_attempt_at=clock(), sent_at=clock() - timedelta(days=31)))
     assert "1 outbox" in run(bot, "prune", clock())
     assert "already done" in run(bot, "prune", clock() + timedelta(hours=1))
+
+
+def test_unconfirmed_orders_lapse_on_schedule_not_only_when_looked_at(bot: Any, clock: Any) -> None:
+    with bot.db.session_scope() as s:
+        emp = make_employee(s, "E1")
+        for hours, sku in ((25, "old"), (2, "new")):
+            s.add(Order(employee_id=emp.id, sku=sku, item_name=sku, quantity=1, cost=10, status="awaiting_confirmation",
+                        created_at=clock() - timedelta(hours=hours), note=""))
+    assert run(bot, "lapse-orders", clock()).endswith(": 1 unconfirmed order(s) lapsed")
+    with bot.db.session_scope() as s:
+        assert dict(s.execute(select(Order.sku, Order.status)).all()) == {"old": "lapsed", "new": "awaiting_confirmation"}
+    assert "already done" in run(bot, "lapse-orders", clock() + timedelta(minutes=5))  # one run per half hour
+    assert run(bot, "lapse-orders", clock() + timedelta(hours=23)).endswith(": 1 unconfirmed order(s) lapsed")
