@@ -139,7 +139,7 @@ def register_cli(app: Flask) -> None:
             if get(s, sku) is None:
                 click.echo(f"unknown sku {sku} (not in the catalog: flask --app app catalog export shows it)", err=True)
                 sys.exit(1)
-            set_stock(s, sku, n)
+            set_stock(s, sku, n, now=bot.db.clock(), actor_id=None)
         click.echo(f"{sku}: stock {n}")
 
     @app.cli.command("reactivate", help="Bring back an employee marked as left.")

@@ -117,13 +117,14 @@ def stock_of(s: Session, sku: str) -> int | None:
     return row[0]
 
 
-def set_stock(s: Session, sku: str, n: int | None) -> None:
-    """``restock``: set the remaining stock outright (None = unlimited)."""
+def set_stock(s: Session, sku: str, n: int | None, *, now: datetime, actor_id: int | None) -> None:
+    """``restock``: set the remaining stock outright (None = unlimited), audited like any edit."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
         raise InvalidAmount(f"stock must be a whole number >= 0, got {n!r}")
     if get(s, sku) is None:
         raise UnknownItem(f"no item {sku}")
     s.execute(update(Item).where(Item.sku == sku).values(stock=n).execution_options(synchronize_session="fetch"))
+    audit(s, "catalog_restock", now=now, actor_id=actor_id, detail=f"{sku}: stock {'unlimited' if n is None else n}")
 
 
 def _check_qty(qty: int) -> None:

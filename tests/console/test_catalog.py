@@ -134,6 +134,11 @@ def test_the_cli_round_trip_and_its_exit_status(app: Any, ids: dict, tmp_path: P
     again = runner.invoke(args=["catalog", "import", str(out)])
     assert again.exit_code == 0 and "unchanged 1: leave1" in again.output
     assert json.dumps(out.read_text(encoding="utf-8")).startswith('"\\ufeffsku,name,kind')
+    assert runner.invoke(args=["restock", "leave1", "3"]).output.strip() == "leave1: stock 3"
+    assert runner.invoke(args=["restock", "nope", "3"]).exit_code == 1
+    with app.extensions["pointsbot"].db.session_scope() as s:
+        assert s.get(Item, "leave1").stock == 3
+        assert s.scalar(select(AuditLog.detail).where(AuditLog.action == "catalog_restock")) == "leave1: stock 3"
 
 
 def test_db_upgrade_loads_the_configuration_once_then_says_where_it_differs(tmp_path: Path, caplog) -> None:

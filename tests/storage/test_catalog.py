@@ -96,9 +96,11 @@ def test_take_and_restore_stock(shelf: Database) -> None:
         with pytest.raises(UnknownItem):
             catalog.take_stock(s, "nope", 1)
         with pytest.raises(UnknownItem):
-            catalog.set_stock(s, "nope", 3)
-        catalog.set_stock(s, "mug", 4)
+            catalog.set_stock(s, "nope", 3, now=NOW, actor_id=None)
+        catalog.set_stock(s, "mug", 4, now=NOW, actor_id=None)
     assert (stock(shelf, "card100"), stock(shelf, "mug")) == (2, 4)
+    with shelf.session_scope() as s:
+        assert s.scalar(select(AuditLog.detail).where(AuditLog.action == "catalog_restock")) == "mug: stock 4"
 
 
 def _take_one(barrier, url: str, tries: int) -> int:  # type: ignore[no-untyped-def]
