@@ -20,12 +20,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage import catalog
+from storage import catalog, orders
 from storage.db import Database
 from storage.employees import import_roster, month_key
 from storage.errors import DomainError
 from storage.ledger import Ledger
-from storage.models import Binding, Employee, Order
+from storage.models import Binding, Employee
 
 SEED = 20240601
 HISTORY_DAYS = 92  # about three months
@@ -131,24 +131,16 @@ class _Writer:
             pass
 
     def redeem(self, uid: str, sku: str, fulfilled_by: str) -> None:
-        """A past redemption, already fulfilled: an order, its hold and the settlement."""
-        item = catalog.get(self.s, sku)
-        emp = self.people[uid]
-        if item is None or self.ledger.balance(self.ledger.wallet(emp.id).id) < item.cost:
+        """A past redemption through the order service (stock, limits, hold), fulfilled by HR a day later."""
+        emp, tz = self.people[uid], self.settings.tz
+        try:
+            with self.s.begin_nested():
+                order = orders.start(self.s, emp, sku, 1, self.clock(), tz)
+                orders.confirm(self.s, self.ledger, emp, order.id, self.clock(), tz)
+        except DomainError:  # not enough points, sold out, or the item's limit: this one does not happen
             return
-        self.seq += 1
-        order = Order(employee_id=emp.id, sku=sku, item_name=item.name, quantity=1, cost=item.cost,
-                      status="awaiting_fulfilment", created_at=self.clock(), confirmed_at=self.clock())
-        self.s.add(order)
-        self.s.flush()
-        hold = self.ledger.hold(emp.id, item.cost, idem_key=f"order:{order.id}:hold", reason=f"兑换 {item.name}")
-        order.hold_txn_id = hold.id
         self.at(self.clock() + timedelta(days=1, hours=3))
-        hr = self.people[fulfilled_by]
-        self.ledger.settle(hold.id, idem_key=f"order:{order.id}:settle", actor_id=hr.id)
-        order.status, order.decided_at, order.decided_by = "fulfilled", self.clock(), hr.id
-        if item.stock is not None and item.stock > 0:
-            item.stock -= 1
+        orders.fulfil(self.s, self.ledger, self.people[fulfilled_by], order.id, self.clock())
 
 
 def _people(s: Session) -> dict[str, Employee]:

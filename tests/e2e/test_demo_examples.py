@@ -1,9 +1,18 @@
 """Every command's example (shown by 帮助) works in the demo company, typed by someone allowed to use it."""
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+from typing import Any
+
 import pytest
+from sqlalchemy import select
 
 from playground.demo import FEATURED, load_demo
+from settings import build_settings
+from storage.db import Database
+from storage.invariants import check_invariants
+from storage.models import Item, Order, Txn
 from tests.e2e.test_conversations import Chat, _latest_card_text
 
 
@@ -30,3 +39,22 @@ def test_each_example_is_understood_in_the_demo(client, demo) -> None:
         if not shown.strip() or misread or "找不到这位员工" in shown or "系统暂时出了点问题" in shown:
             failures.append(f"{route.example!r} → {shown[:120]!r}")
     assert failures == []
+
+
+def test_the_demos_past_redemptions_went_through_the_order_service(tmp_path: Path, clock: Any) -> None:
+    """Stock, holds and settlements of the demo's history are the order service's own (limits counted too)."""
+    data = tomllib.loads((Path(__file__).resolve().parents[2] / "config.example.toml").read_text(encoding="utf-8"))
+    db = Database(f"sqlite:///{tmp_path / 'demo.db'}", clock=clock)
+    db.create_all()
+    load_demo(db, build_settings({"catalog": data["catalog"], "points": data["points"]}))
+    with db.session_scope() as s:
+        fulfilled = list(s.scalars(select(Order).where(Order.status == "fulfilled")))
+        assert fulfilled and all(o.hold_txn_id is not None and o.decided_by is not None for o in fulfilled)
+        settled = set(s.scalars(select(Txn.related_txn_id).where(Txn.kind == "settle")))
+        assert {o.hold_txn_id for o in fulfilled} <= settled
+        configured = {c["sku"]: c.get("stock") for c in data["catalog"]}
+        for sku in {o.sku for o in fulfilled if configured[o.sku] is not None}:
+            taken = sum(o.quantity for o in fulfilled if o.sku == sku)
+            assert s.get(Item, sku).stock == configured[sku] - taken
+        assert check_invariants(s) == []
+    db.dispose()
