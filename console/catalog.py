@@ -61,7 +61,7 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
             item, problems = check_item(values)
         if item is None:
             return _form({**current, **cells, "active": values["active"]}, sku, problems), 400
-        if not sku and found is None:
+        if not sku:  # a new item: its sku must be free
             with bot.db.read_scope() as s:
                 if services(s).catalog.get(item.sku) is not None:
                     return _form({**cells, "active": values["active"]}, sku, [("sku", "taken")]), 400
