@@ -112,6 +112,7 @@ def test_bulk_fulfil_and_reject_report_each_order_and_close_its_cards(shop_app: 
     login(client, app, "H1")
     html = client.get("/console/orders").get_data(as_text=True)
     assert all(f'value="{o}"' in html for o in orders)
+    assert html.count("发放实物：马克杯 ×1") == 3  # what to do, by the item's kind (cards/messages.py FULFIL_TODO)
     token = re.search(r'name="token" value="([^"]+)"', html).group(1)
     resp = client.post("/console/orders/act", data={"csrf_token": csrf_of(html), "token": token, "decision": "reject",
                                                     "preset": "库存不足", "order": [str(o) for o in orders[:2]]})
