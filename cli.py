@@ -197,7 +197,7 @@ def register_cli(app: Flask) -> None:
                            "exit 1 if any row was rejected (the good rows are applied).")
     @click.argument("file", type=click.Path(dir_okay=False))
     def catalog_import(file: str) -> None:
-        from cards.messages import catalog_problem
+        from settings_rules import CONFIG_PROBLEMS
         from storage.catalog_csv import import_rows, read
 
         bot = _bot()
@@ -211,7 +211,7 @@ def register_cli(app: Flask) -> None:
             skus = getattr(report, label)
             click.echo(f"{label} {len(skus)}{': ' + ', '.join(skus) if skus else ''}")
         for line, field, code in report.rejected:
-            click.echo(f"line {line}: rejected: {field}: {catalog_problem(code, english=True)}", err=True)
+            click.echo(f"line {line}: rejected: {field}: {CONFIG_PROBLEMS.get(code, code)}", err=True)
         sys.exit(1 if report.rejected else 0)
 
     @app.cli.command("spool-retry", help="Replay the spooled events a bug stopped (held in the spool's failed.held), "

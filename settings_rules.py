@@ -123,6 +123,7 @@ CONFIG_PROBLEMS = {
     "sort": "expected a whole number",
     "leave_days": "expected a whole number of days from 1 to 365 for a leave item",
     "leave_days_not_leave": "only a leave item has leave_days",
+    "duplicate": "duplicate sku",
 }
 
 
@@ -147,7 +148,7 @@ def parse_catalog(raw: Any) -> tuple[CatalogItem, ...]:
             field, code = problems[0]
             raise ConfigError(f"{where}.{field}: {CONFIG_PROBLEMS[code]}")
         if any(it.sku == item.sku for it in items):
-            raise ConfigError(f"{where}.sku: duplicate sku")
+            raise ConfigError(f"{where}.sku: {CONFIG_PROBLEMS['duplicate']}")
         items.append(item)
     return tuple(items)
 

@@ -6,7 +6,6 @@ from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 
 from cards.model import Button, Card
-from settings_rules import CONFIG_PROBLEMS
 
 INTERNAL_ERROR = "抱歉，系统暂时出了点问题，请稍后再试。如持续出现请联系 HR。"
 BUSY = "系统繁忙，这条消息没有处理，请稍后再发送一次。"
@@ -131,13 +130,13 @@ CATALOG_PROBLEMS = {
     "leave_days": "假期类商品需填写 1 到 365 的天数",
     "leave_days_not_leave": "只有假期类商品可以填写天数",
     "duplicate": "同一个 sku 在文件里出现了两次",
+    "taken": "这个 sku 已经有商品了",
 }
 
 
-def catalog_problem(code: str, *, english: bool = False) -> str:
-    """A catalog row's problem in words: Chinese for HR, the configuration's English for the CLI."""
-    if english:
-        return CONFIG_PROBLEMS.get(code, "the same sku appears twice in the file" if code == "duplicate" else code)
+def catalog_problem(code: str) -> str:
+    """A catalog row's problem in words for HR (the CLI words it as the configuration does:
+    settings_rules.py ``CONFIG_PROBLEMS``)."""
     return CATALOG_PROBLEMS.get(code, code)
 
 

@@ -109,6 +109,6 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
 
 
 def _form(values: dict[str, Any], sku: str, problems: list[tuple[str, str]]) -> str:
-    words = {field: ("这个 sku 已经有商品了" if code == "taken" else msg.catalog_problem(code)) for field, code in problems}
+    words = {field: msg.catalog_problem(code) for field, code in problems}
     return render_template("console/catalog_item.html", v=values, sku=sku, problems=words, kinds=msg.ITEM_KINDS,
                            kind_order=ITEM_KINDS, periods=msg.LIMIT_PERIODS, period_order=LIMIT_PERIODS)
