@@ -29,6 +29,7 @@ from cli import register_cli
 from console import register_console
 from playground import register_playground
 from settings import ConfigError, Settings, build_settings, load_settings
+from storage import gift_codes
 from storage.catalog import differs_from_config, seed_from_config
 from storage.db import Database, utcnow
 from telemetry import configure_logging
@@ -130,7 +131,22 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     register_playground(app, bot)
     register_console(app, bot)
     _catalog_at_start(bot)
+    _codes_key_at_start(bot)
     return app
+
+
+def _codes_key_at_start(bot: PointsBot) -> None:
+    """Stored gift-card codes cannot be sent without their key: refuse to start rather than fail each order."""
+    if bot.settings.gift_cards["codes_key"]:
+        return
+    try:
+        with bot.db.read_scope() as s:
+            stored = gift_codes.exist(s)
+    except SQLAlchemyError:  # no schema yet (before db upgrade) or the database is down
+        return
+    if stored:
+        raise ConfigError(f"gift_cards.codes_key: required, {stored} gift-card codes are stored encrypted with it "
+                          "(or set POINTSBOT_GIFT_CARDS__CODES_KEY)")
 
 
 def _catalog_at_start(bot: PointsBot) -> None:

@@ -12,7 +12,11 @@ import click
 from flask import Flask, current_app
 from sqlalchemy import select
 
+from storage.errors import CodesKeyMissing, InvalidState, UnknownItem
 from storage.models import Employee
+
+CODE_SKIPS = {"duplicate": "already in the pool (or twice in the file)",
+              "code_format": "not a code (it has spaces, or is over 200 characters)"}
 
 
 def _bot():  # type: ignore[no-untyped-def]
@@ -139,7 +143,12 @@ def register_cli(app: Flask) -> None:
             if get(s, sku) is None:
                 click.echo(f"unknown sku {sku} (not in the catalog: flask --app app catalog export shows it)", err=True)
                 sys.exit(1)
-            set_stock(s, sku, n, now=bot.db.clock(), actor_id=None)
+            try:
+                set_stock(s, sku, n, now=bot.db.clock(), actor_id=None)
+            except InvalidState:
+                click.echo(f"{sku}: its stock is its free gift-card codes; add codes with "
+                           f"flask --app app catalog codes {sku} FILE", err=True)
+                sys.exit(1)
         click.echo(f"{sku}: stock {n}")
 
     @app.cli.command("reactivate", help="Bring back an employee marked as left.")
@@ -177,7 +186,7 @@ def register_cli(app: Flask) -> None:
         sys.exit(1 if any(st == "rejected" for _, st, _ in results) else 0)
 
     @app.cli.group("catalog", help="The reward catalog as a CSV file "
-                   "(sku,name,kind,cost,stock,description,active,limit,limit_period,sort,leave_days).")
+                   "(sku,name,kind,cost,stock,description,active,limit,limit_period,sort,leave_days,charity).")
     def catalog_group() -> None:
         pass
 
@@ -213,6 +222,34 @@ def register_cli(app: Flask) -> None:
         for line, field, code in report.rejected:
             click.echo(f"line {line}: rejected: {field}: {CONFIG_PROBLEMS.get(code, code)}", err=True)
         sys.exit(1 if report.rejected else 0)
+
+    @catalog_group.command("codes", help="Add gift-card codes to SKU's pool from FILE (one code per line, or a CSV's "
+                           "first column); codes already in the pool are skipped. Needs gift_cards.codes_key.")
+    @click.argument("sku")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    def catalog_codes(sku: str, file: str) -> None:
+        from cards.messages import CODE_HEADERS
+        from storage.gift_codes import read_codes
+        from storage.services import Services
+
+        bot = _bot()
+        codes, problems = read_codes(_read_text(file), CODE_HEADERS)
+        try:
+            with bot.db.session_scope() as s:
+                up = Services(s, bot.settings, bot.db.clock).catalog.add_codes(sku, codes, None)
+        except UnknownItem:
+            click.echo(f"unknown sku {sku} (flask --app app catalog export lists the catalog)", err=True)
+            sys.exit(1)
+        except CodesKeyMissing:
+            click.echo("gift_cards.codes_key is not set: codes are stored encrypted with it", err=True)
+            sys.exit(1)
+        except InvalidState:
+            click.echo(f"{sku} is not a gift_card item: only gift cards have codes", err=True)
+            sys.exit(1)
+        click.echo(f"{sku}: batch {up.batch}, added {up.added}, {up.free} free codes now")
+        for line, code in sorted(problems + up.skipped):
+            click.echo(f"line {line}: skipped: {CODE_SKIPS[code]}", err=True)
+        sys.exit(1 if problems else 0)
 
     @app.cli.command("spool-retry", help="Replay the spooled events a bug stopped (held in the spool's failed.held), "
                      "after the fix; exit 1 if any is held again.")

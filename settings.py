@@ -91,6 +91,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "appeals": {"deny_reasons": ["已核实无误", "不符合申诉规则", "信息不全"]},
     "console": {"enabled": False, "secret_key": "", "session_hours": 8, "link_minutes": 10},
     "spool": {"dir": "var/spool", "max_mb": 64, "max_events": 10000},
+    # Not ``[catalog]``: TOML cannot have that table beside the ``[[catalog]]`` items.
+    "gift_cards": {"codes_key": "", "low_stock": 5},
     "retention": {"events_days": 30, "sent_messages_days": 30, "job_runs_days": 180, "rate_buckets_days": 2,
                   "sent_cards_days": 7},
 }
@@ -120,6 +122,7 @@ class Settings:
     appeals: Mapping[str, Any]
     spool: Mapping[str, Any]
     retention: Mapping[str, Any]
+    gift_cards: Mapping[str, Any]
     catalog: tuple[CatalogItem, ...] = ()
     rules: tuple[Rule, ...] = ()
     source: str = "<mapping>"
@@ -287,6 +290,30 @@ def _validate_console(console: dict[str, Any], playground: Mapping[str, Any]) ->
                           "process and host; or set POINTSBOT_CONSOLE__SECRET_KEY")
 
 
+DEMO_CODES_KEY = "cG9pbnRzYm90IGRlbW8gY29kZXMga2V5OiBkZW1vISE="  # config.example.toml's, public
+
+
+def _validate_gift_cards(gift_cards: Mapping[str, Any], playground: Mapping[str, Any]) -> None:
+    """The codes key encrypts the gift-card codes HR uploads (storage/gift_codes.py); checked here so a
+    mistyped key stops the start, not the first upload or the first confirmation. The demo's key is public:
+    only the demo may use it."""
+    from cryptography.fernet import Fernet
+
+    if gift_cards["low_stock"] < 0:
+        raise ConfigError("gift_cards.low_stock: expected a whole number >= 0")
+    if not gift_cards["codes_key"]:
+        return
+    if gift_cards["codes_key"] == DEMO_CODES_KEY and not playground["enabled"]:
+        raise ConfigError("gift_cards.codes_key: this is the demo's published key; make your own with python -c "
+                          "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+    try:
+        Fernet(gift_cards["codes_key"])
+    except (ValueError, TypeError):
+        raise ConfigError("gift_cards.codes_key: expected a Fernet key (44 characters of URL-safe base64), e.g. "
+                          "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'; "
+                          "or set POINTSBOT_GIFT_CARDS__CODES_KEY") from None
+
+
 def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settings:
     unknown = set(data) - set(DEFAULTS) - set(LIST_SECTIONS)
     if unknown:
@@ -301,6 +328,7 @@ def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settin
         raise ConfigError("retention.job_runs_days: expected more than 40 days (the scheduler's catch-up looks back 40)")
     _refuse_self_pointing_apis(sections)
     _validate_console(sections["console"], sections["playground"])
+    _validate_gift_cards(sections["gift_cards"], sections["playground"])
     for section, key in (("orders", "reject_reasons"), ("appeals", "deny_reasons")):
         reasons = sections[section][key]
         if len(reasons) > 3 or any(not isinstance(r, str) or not r.strip() or len(r) > 20 for r in reasons):

@@ -44,7 +44,8 @@ class Rule:
 ITEM_KINDS = ("goods", "gift_card", "leave", "training", "service", "donation")  # storage/kinds.py ItemKind
 LIMIT_PERIODS = ("week", "month", "quarter", "year")
 ITEM_FIELDS = ("sku", "name", "kind", "cost", "stock", "description", "active", "limit", "limit_period", "sort",
-               "leave_days")
+               "leave_days", "charity")
+CHARITY_MAX = 40
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class CatalogItem:
     limit_period: str = ""
     sort: int = 0  # the shop lists items by sort, then sku
     leave_days: int | None = None  # what a ``leave`` item adds in the leave system
+    charity: str = ""  # whose pool account a ``donation`` item's points go to (storage/ledger/credit.py settle)
 
 
 def _whole(value: Any, low: int, high: int) -> bool:
@@ -103,11 +105,17 @@ def check_item(values: Mapping[str, Any]) -> tuple[CatalogItem | None, list[tupl
         problems.append(("leave_days", "leave_days"))
     elif kind != "leave" and v["leave_days"] is not None:
         problems.append(("leave_days", "leave_days_not_leave"))
+    charity = v["charity"].strip() if isinstance(v["charity"], str) else v["charity"]
+    if kind == "donation" and (not isinstance(charity, str) or not charity or len(charity) > CHARITY_MAX):
+        problems.append(("charity", "charity"))
+    elif kind != "donation" and charity:
+        problems.append(("charity", "charity_not_donation"))
     if problems:
         return None, problems
     return CatalogItem(sku=sku.strip(), name=name.strip(), cost=v["cost"], stock=v["stock"], kind=kind,
                        description=(v["description"] or "").strip(), active=v["active"] is not False,
-                       limit=v["limit"], limit_period=period, sort=v["sort"] or 0, leave_days=v["leave_days"]), []
+                       limit=v["limit"], limit_period=period, sort=v["sort"] or 0, leave_days=v["leave_days"],
+                       charity=charity or ""), []
 
 
 CONFIG_PROBLEMS = {
@@ -123,6 +131,8 @@ CONFIG_PROBLEMS = {
     "sort": "expected a whole number",
     "leave_days": "expected a whole number of days from 1 to 365 for a leave item",
     "leave_days_not_leave": "only a leave item has leave_days",
+    "charity": f"expected the charity's name (1 to {CHARITY_MAX} characters) for a donation item",
+    "charity_not_donation": "only a donation item names a charity",
     "duplicate": "duplicate sku",
 }
 

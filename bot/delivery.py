@@ -34,7 +34,10 @@ from sqlalchemy.orm import Session
 from bot.clients import exhaust_quota, get_clients, quota_reached
 from bot.errors import ConfigurationError, PlatformApiError
 from cards import render_dingtalk, render_wecom
+from cards.builders import CODES_FIELD
 from cards.model import Card
+from storage.errors import CodesKeyMissing, CodesUnreadable
+from storage.gift_codes import Vault, reveal
 from storage.kinds import OutboxKind, OutboxStatus
 from storage.members import bound_ids
 from storage.sent_cards import record_sent
@@ -198,6 +201,17 @@ def _task_fn(bot: Any, name: str) -> TaskFn:
     return fn
 
 
+def _with_codes(bot: Any, card: Card, order_id: int) -> Card:
+    """The order's gift-card codes, opened only now (storage/gift_codes.py): the row holds the order's id. A key
+    that is missing or changed is the operator's to fix, and the row waits for it."""
+    try:
+        with bot.db.read_scope() as s:
+            codes = reveal(s, Vault(bot.settings.gift_cards["codes_key"]), order_id)
+    except (CodesKeyMissing, CodesUnreadable) as exc:
+        raise ConfigurationError(str(exc)) from None
+    return card.substituted({CODES_FIELD: "、".join(codes)})
+
+
 def _send_target(bot: Any, plan: Plan, target: Target) -> list[str]:
     """Send one target; returns the users still owed (DingTalk flow control), usually []."""
     clients, payload = get_clients(bot), plan.payload
@@ -208,6 +222,8 @@ def _send_target(bot: Any, plan: Plan, target: Target) -> list[str]:
         clients["dingtalk"].session_webhook_send(payload["url"], payload["message"])
         return []
     card = Card.from_dict(payload["card"])
+    if payload.get("codes_of") is not None:
+        card = _with_codes(bot, card, int(payload["codes_of"]))
     if target.platform == "group":
         if payload["platform"] == "dingtalk":
             key, param = render_dingtalk.to_robot_api(render_dingtalk.render_markdown(card, API_MAX_BYTES))

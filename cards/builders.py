@@ -92,6 +92,43 @@ def redeem_done(*, order_id: int, item: str, quantity: int, cost: int, balance: 
                 footer="HR 发放前可随时取消，积分将原路退回。", task_id=f"{ref}-done", subject=ref)
 
 
+# A card field whose value is this is filled with the order's gift-card codes at the moment of sending
+# (bot/delivery.py), so the outbox row, the sent-card record and any log of the card hold only the reference.
+CODES_FIELD = "\u2063codes\u2063"
+
+
+def codes_sent(*, order_id: int, item: str, quantity: int, cost: int, balance: int, hold_txn_id: int | None) -> Card:
+    """The answer to 确认兑换 of a gift card with a code pool: done at once, the code goes one-to-one."""
+    fields = [("商品", f"{item} ×{quantity}"), ("消耗积分", str(cost)), ("当前可用", str(balance))]
+    if hold_txn_id is not None:
+        fields.append(("记录编号", f"E{hold_txn_id}"))
+    return Card(title=f"兑换成功 R{order_id}：卡密已私信发送给你", fields=tuple(fields),
+                footer="在与我的单聊中发送「我的订单」可再次查看卡密。请妥善保管，勿转发他人。")
+
+
+def codes_notice(*, order_id: int, item: str, quantity: int) -> Card:
+    """Sent one-to-one; ``CODES_FIELD`` becomes the codes only when it is sent."""
+    return Card(title=f"你兑换的 {item} ×{quantity}（R{order_id}）", fields=(("卡密", CODES_FIELD),),
+                footer="请妥善保管，勿转发他人。如卡密无法使用，请联系 HR。")
+
+
+def donation_thanks(*, order_id: int, item: str, quantity: int, cost: int, charity: str, balance: int,
+                    hold_txn_id: int | None) -> Card:
+    fields = [("捐赠", f"{item} ×{quantity}"), ("受捐机构", charity), ("捐出积分", str(cost)), ("当前可用", str(balance))]
+    if hold_txn_id is not None:
+        fields.append(("记录编号", f"E{hold_txn_id}"))
+    return Card(title=f"感谢你的爱心！已以你的名义向「{charity}」捐赠（R{order_id}）", fields=tuple(fields),
+                footer="每月的捐赠总额由 HR 统一转交受捐机构。")
+
+
+def codes_running_low(*, item: str, sku: str, free: int) -> Card:
+    """To HR and admins when a pool runs low or empty (once per upload)."""
+    title = (f"购物卡「{item}」的卡密已用完，员工暂时无法兑换" if free <= 0
+             else f"购物卡「{item}」的卡密只剩 {free} 个")
+    return Card(title=title, fields=(("商品", f"{item}（{sku}）"), ("剩余卡密", str(free))),
+                footer="请在积分后台「商城」中打开该商品上传卡密。")
+
+
 def fulfil_request(*, order_id: int, employee: str, employee_no: str, department: str, item: str, quantity: int,
                    cost: int, reviewer_id: int, todo: str, reject_reasons: Sequence[str] = ()) -> Card:
     """Sent to each HR member and admin; whoever acts first wins, the others get told it is done. A rejection

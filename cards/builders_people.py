@@ -97,6 +97,14 @@ def reversal_notice(*, original: int, points: int, actor: str, reason: str, bala
                 footer=f"如有异议可发送: 申诉 E{txn_id} <原因>")
 
 
+def refund_notice(*, order_id: int, item: str, quantity: int, points: int, actor: str, reason: str, balance: int,
+                  txn_id: int) -> Card:
+    """Told to the employee whose fulfilled order HR undid."""
+    return Card(title=f"你的订单 R{order_id} 已退款，{points} 积分已退回",
+                fields=(("商品", f"{item} ×{quantity}"), ("操作人", actor), ("原因", reason),
+                        ("当前可用积分", str(balance)), ("更正记录", f"E{txn_id}")))
+
+
 def console_link_card(text: str) -> Card:
     """A console login link sent one-to-one (asked for in a group chat)."""
     return Card(title="积分后台登录链接", lines=tuple(text.splitlines()))

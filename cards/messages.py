@@ -92,6 +92,11 @@ REASONS = {
     "order_lapsed": "订单 R{order} 超过 24 小时未确认，已失效。如仍需兑换请重新下单。",
     "order_awaiting_confirmation": "订单 R{order} 尚未确认（24 小时内未确认会自动失效），暂无需处理。",
     "order_awaiting_fulfilment": "订单 R{order} 已确认，等待发放。",
+    "order_refunded": "订单 R{order} 已退款，积分已退回。",
+    "order_not_fulfilled": "订单 R{order} 尚未发放：等待发放的订单请用「拒绝订单」退回积分。",
+    "codes_key_missing": "尚未配置卡密加密密钥（gift_cards.codes_key），不能保存卡密，请联系管理员。",
+    "codes_not_gift_card": "「{item}」不是购物卡，只有购物卡可以上传卡密。",
+    "stock_follows_codes": "「{item}」的库存就是剩余卡密数，请上传卡密补货。",
 }
 ITEM_KINDS = {"goods": "实物", "gift_card": "购物卡", "leave": "假期", "training": "培训课程", "service": "服务",
               "donation": "捐赠"}
@@ -129,6 +134,8 @@ CATALOG_PROBLEMS = {
     "sort": "排序必须是整数",
     "leave_days": "假期类商品需填写 1 到 365 的天数",
     "leave_days_not_leave": "只有假期类商品可以填写天数",
+    "charity": "捐赠类商品需填写受捐机构名称（1 到 40 个字符）",
+    "charity_not_donation": "只有捐赠类商品可以填写受捐机构",
     "duplicate": "同一个 sku 在文件里出现了两次",
     "taken": "这个 sku 已经有商品了",
 }
@@ -160,7 +167,7 @@ def limit_text(limit: int | None, period: str) -> str:
 
 
 ORDER_STATUS = {"awaiting_confirmation": "待确认", "awaiting_fulfilment": "等待发放", "fulfilled": "已发放",
-                "rejected": "已拒绝", "cancelled": "已取消", "lapsed": "已失效"}
+                "rejected": "已拒绝", "cancelled": "已取消", "lapsed": "已失效", "refunded": "已退款"}
 
 
 def domain_error(exc: Any) -> str:
@@ -285,6 +292,13 @@ NOT_RANKED = "你在这段时间还没有获得积分，加油!"
 EMPTY_DEPARTMENT = "部门「{department}」在这段时间还没有人获得积分（部门名需完整）。"
 NEED_ITEM = "请写明要兑换的商品（发送「商城」查看商品编号）。"
 ORDER_FULFILLED_ALREADY = "订单 R{id} 已发放。"
+ORDER_CODES_HERE = "  卡密: {codes}"
+ORDER_CODES_PRIVATE = "  卡密请在与我的单聊中发送「我的订单」查看"
+CODES_HIDDEN = "（已隐藏）"
+REFUNDED = "已为 {name} 退回订单 R{id}（{item} ×{qty}）的 {cost} 积分（E{txn}）。"
+CODE_HEADERS = ("code", "codes", "卡密", "卡号")  # a first row HR's file may have (storage/gift_codes.py read_codes)
+CODES_NOTHING = "请粘贴卡密或选择卡密文件。"
+CODE_PROBLEMS = {"duplicate": "卡密已在库中（或文件里重复），已跳过", "code_format": "卡密不能含空格，最多 200 个字符"}
 CANCELLED_NOTHING_HELD = "已取消订单 R{id}，没有扣除积分。"
 CANCELLED_REFUNDED = "已取消订单 R{id}，{cost} 积分已退回{txn}。\n当前可用积分: {balance}"
 ORDER_LINE = "R{id} {item} ×{qty}  {cost} 积分 · {status} · {when}"

@@ -6,8 +6,8 @@ text, so this is also the only design that works on both platforms).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,16 @@ class Card:
             "task_id": self.task_id,
             "subject": self.subject,
         }
+
+    def substituted(self, texts: Mapping[str, str]) -> "Card":
+        """The card with each key of ``texts`` replaced by its value wherever people read text (title, lines,
+        field values, footer): a gift-card code filled in at sending, or hidden before an answer is stored."""
+        def sub(text: str) -> str:
+            for old, new in texts.items():
+                text = text.replace(old, new)
+            return text
+        return replace(self, title=sub(self.title), lines=tuple(sub(x) for x in self.lines),
+                       fields=tuple((k, sub(v)) for k, v in self.fields), footer=sub(self.footer))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Card":

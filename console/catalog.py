@@ -13,14 +13,14 @@ from flask import Blueprint, Response, flash, g, redirect, render_template, requ
 
 from cards import messages as msg
 from settings_rules import ITEM_KINDS, LIMIT_PERIODS, check_item
-from storage import catalog_csv
+from storage import catalog_csv, exports, gift_codes
 from storage.catalog import values_of
 from storage.console import STAFF_ROLES
 from storage.errors import DomainError
 from storage.members import audit
 from storage.models import Employee
 
-FORM_FIELDS = ("name", "kind", "cost", "stock", "description", "limit", "limit_period", "sort", "leave_days")
+FORM_FIELDS = ("name", "kind", "cost", "stock", "description", "limit", "limit_period", "sort", "leave_days", "charity")
 
 
 def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
@@ -36,8 +36,8 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
         if (no := refused()) is not None:
             return no
         with bot.db.read_scope() as s:
-            items = services(s).catalog.all()
-            return render_template("console/catalog.html", items=items, kinds=msg.ITEM_KINDS,
+            items, pools = services(s).catalog.all(), services(s).catalog.pools()
+            return render_template("console/catalog.html", items=items, kinds=msg.ITEM_KINDS, pools=pools,
                                    limit_text=msg.limit_text)
 
     @bp.route("/catalog/item", methods=["GET", "POST"], defaults={"sku": ""})
@@ -48,10 +48,12 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
         with bot.db.read_scope() as s:
             found = services(s).catalog.get(sku) if sku else None
             current = asdict(values_of(found)) if found is not None else {}
+            pool = services(s).catalog.pools().get(sku, (0, 0)) if found is not None and found.kind == "gift_card" \
+                else None
         if sku and found is None:
             return render_template("console/message.html", title="找不到商品", text=f"没有 sku 为 {sku} 的商品。"), 404
         if request.method == "GET":
-            return _form(current or {"kind": "goods", "active": True}, sku, [])
+            return _form(current or {"kind": "goods", "active": True}, sku, [], pool=pool)
         cells = {f: (request.form.get(f) or "").strip() for f in FORM_FIELDS}
         cells["sku"] = sku or (request.form.get("sku") or "").strip()
         values, problems = catalog_csv.typed(cells)
@@ -60,7 +62,7 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
         if not problems:
             item, problems = check_item(values)
         if item is None:
-            return _form({**current, **cells, "active": values["active"]}, sku, problems), 400
+            return _form({**current, **cells, "active": values["active"]}, sku, problems, pool=pool), 400
         if not sku:  # a new item: its sku must be free
             with bot.db.read_scope() as s:
                 if services(s).catalog.get(item.sku) is not None:
@@ -73,6 +75,39 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
         flash({"created": f"已新增 {item.name}。", "updated": f"已保存 {item.name}，下一条消息起生效。",
                "unchanged": f"{item.name} 没有改动。"}[outcome])
         return redirect(url_for("console.catalog_page"))
+
+    @bp.post("/catalog/item/<sku>/codes")
+    def catalog_codes(sku: str) -> Any:
+        """Gift-card codes pasted or uploaded as a file; what is shown back is counts and line numbers, never a code."""
+        if (no := refused()) is not None:
+            return no
+        pasted, upload = (request.form.get("codes") or "").strip(), request.files.get("file")
+        text, problem = (pasted, "") if pasted else csv_text(request) if upload and upload.filename else \
+            ("", msg.CODES_NOTHING)
+        if problem:
+            flash(problem)
+            return redirect(url_for("console.catalog_item", sku=sku))
+        codes, unreadable = gift_codes.read_codes(text, msg.CODE_HEADERS)
+        try:
+            with bot.db.session_scope() as s:
+                up = services(s).catalog.add_codes(sku, codes, s.get(Employee, g.member_id))
+        except DomainError as exc:
+            return render_template("console/message.html", title="未能上传卡密", text=msg.domain_error(exc)), 400
+        results = [("本次上传", f"新增 {up.added} 个卡密（第 {up.batch} 批），现在可兑换 {up.free} 个")]
+        results += [(f"第 {line} 行", f"未导入：{msg.CODE_PROBLEMS[code]}") for line, code in sorted(unreadable + up.skipped)]
+        return render_template("console/results.html", title="卡密上传结果", results=results,
+                               back=url_for("console.catalog_item", sku=sku))
+
+    @bp.get("/donations")
+    def donations_page() -> Any:
+        """Monthly totals per charity (from the ledger's charity pools), with the export beside them."""
+        if (no := refused()) is not None:
+            return no
+        rows = exports.donations(bot.db, g.member_id, exports.ExportFilter(), bot.settings.tz)
+        charities: dict[str, int] = {}
+        for _, charity, _, points in rows:
+            charities[charity] = charities.get(charity, 0) + points
+        return render_template("console/donations.html", rows=rows, charities=sorted(charities.items()))
 
     @bp.get("/catalog.csv")
     def catalog_download() -> Any:
@@ -108,7 +143,9 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
                                back=url_for("console.catalog_page"))
 
 
-def _form(values: dict[str, Any], sku: str, problems: list[tuple[str, str]]) -> str:
+def _form(values: dict[str, Any], sku: str, problems: list[tuple[str, str]],
+          pool: tuple[int, int] | None = None) -> str:
+    """The item's form; ``pool`` is a gift card's (free, handed out) codes, for its upload panel."""
     words = {field: msg.catalog_problem(code) for field, code in problems}
     return render_template("console/catalog_item.html", v=values, sku=sku, problems=words, kinds=msg.ITEM_KINDS,
-                           kind_order=ITEM_KINDS, periods=msg.LIMIT_PERIODS, period_order=LIMIT_PERIODS)
+                           kind_order=ITEM_KINDS, periods=msg.LIMIT_PERIODS, period_order=LIMIT_PERIODS, pool=pool)

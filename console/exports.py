@@ -23,13 +23,14 @@ from storage.exports import safe
 from storage.members import audit
 
 SHEET_ROWS = 1_000_000
-KINDS = ("balances", "ledger", "orders")
+KINDS = ("balances", "ledger", "orders", "donations")
 HEADERS = {
     "balances": ("工号", "姓名", "部门", "状态", "可用积分", "兑换冻结中", "累计获得"),
     "ledger": ("编号", "时间", "工号", "姓名", "部门", "类型", "积分", "操作人", "原因"),
     "orders": ("订单", "下单时间", "工号", "姓名", "部门", "商品", "数量", "积分", "状态", "处理人", "处理时间", "备注"),
+    "donations": ("月份", "受捐机构", "捐赠笔数", "积分"),
 }
-TITLES = {"balances": "积分余额", "ledger": "积分流水", "orders": "兑换订单"}
+TITLES = {"balances": "积分余额", "ledger": "积分流水", "orders": "兑换订单", "donations": "积分捐赠"}
 
 
 def rows_of(kind: str, bot: Any, viewer_id: int, f: exports.ExportFilter) -> Iterator[tuple[Any, ...]]:
@@ -46,6 +47,8 @@ def rows_of(kind: str, bot: Any, viewer_id: int, f: exports.ExportFilter) -> Ite
         for tid, at, no, name, dept, k, amount, actor, reason in exports.ledger(bot.db, viewer_id, f):
             yield f"E{tid}", when(at), no or "", name or "", dept or "", msg.TXN_KIND_TEXT.get(k, k), int(amount), \
                 actor or "系统", reason or ""
+    elif kind == "donations":
+        yield from exports.donations(bot.db, viewer_id, f, tz)
     else:
         for oid, at, no, name, dept, item, qty, cost, status, by, decided, note in exports.orders(bot.db, viewer_id, f):
             yield f"R{oid}", when(at), no, name, dept, item, int(qty), int(cost), \

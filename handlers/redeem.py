@@ -7,6 +7,7 @@ into "already confirmed" instead of a second hold.
 """
 from __future__ import annotations
 
+import logging
 import re
 
 from bot.core.context import Context
@@ -17,9 +18,10 @@ from cards import builders
 from cards import messages as msg
 from handlers.orders_admin import notify_fulfillers
 from storage import orders
-from storage.errors import UnknownItem
+from storage.errors import CodesUnreadable, UnknownItem
 from storage.models import Employee, Order
 
+log = logging.getLogger(__name__)
 REDEEM_USAGE = "兑换 <商品编号/sku/名称> [数量]"
 REDEEM_EXAMPLE = "兑换 1"
 CONFIRM_USAGE, CONFIRM_EXAMPLE = "确认兑换 <R订单号>", "确认兑换 R12"
@@ -98,10 +100,33 @@ def handle_confirm(event: Event, ctx: Context) -> Reply:
             return Text(msg.ORDER_FULFILLED_ALREADY.format(id=order.id))
         return Text(msg.ALREADY_CONFIRMED.format(id=order.id))
     ctx.close_cards(f"R{order.id}:confirm", "confirmed", member)
+    if order.status == orders.FULFILLED:
+        return _done_at_once(ctx, order, member)
     notify_fulfillers(ctx, order, member)
     balance = ctx.orders.available_points(member.id)
     return CardReply(builders.redeem_done(order_id=order.id, item=order.item_name, quantity=order.quantity,
                                           cost=order.cost, balance=balance, hold_txn_id=order.hold_txn_id))
+
+
+def _done_at_once(ctx: Context, order: Order, member: Employee) -> Reply:
+    """A donation thanks the giver; a gift card's codes go one-to-one (filled in when sent), and HR hears
+    when the pool runs low or empty (once per upload and state)."""
+    item = ctx.catalog.get(order.sku)
+    balance = ctx.orders.available_points(member.id)
+    if item is not None and item.kind == "donation":
+        return CardReply(builders.donation_thanks(order_id=order.id, item=order.item_name, quantity=order.quantity,
+                                                  cost=order.cost, charity=item.charity, balance=balance,
+                                                  hold_txn_id=order.hold_txn_id))
+    ctx.notify(member.id, builders.codes_notice(order_id=order.id, item=order.item_name, quantity=order.quantity),
+               key=f"R{order.id}:codes", codes_of=order.id)
+    low = ctx.catalog.pool_running_low(order.sku)
+    if low is not None:
+        free, batch = low
+        card = builders.codes_running_low(item=order.item_name, sku=order.sku, free=free)
+        for person in ctx.orders.fulfillers():
+            ctx.notify(person.id, card, key=f"codes-{'empty' if free <= 0 else 'low'}:{order.sku}:{batch}:{person.id}")
+    return CardReply(builders.codes_sent(order_id=order.id, item=order.item_name, quantity=order.quantity,
+                                         cost=order.cost, balance=balance, hold_txn_id=order.hold_txn_id))
 
 
 def handle_cancel(event: Event, ctx: Context) -> Reply:
@@ -122,7 +147,8 @@ def handle_cancel(event: Event, ctx: Context) -> Reply:
                                               txn=f"（E{release.id}）" if release else ""))
 
 
-def order_line(order: Order, ctx: Context) -> str:
+def order_line(order: Order, ctx: Context, codes: list[str] | None = None) -> str:
+    """One order; ``codes`` are its gift-card codes, opened (one-to-one) or not ([]: told where to see them)."""
     when = msg.local_time(order.created_at, ctx.settings.tz, "%m-%d %H:%M")
     line = msg.ORDER_LINE.format(id=order.id, item=order.item_name, qty=order.quantity, cost=order.cost,
                                  status=msg.ORDER_STATUS.get(order.status, order.status), when=when)
@@ -130,15 +156,25 @@ def order_line(order: Order, ctx: Context) -> str:
         line += msg.ORDER_TO_CONFIRM.format(id=order.id)
     elif order.status == orders.AWAITING_FULFILMENT:
         line += msg.ORDER_CANCELLABLE.format(id=order.id)
-    elif order.status in (orders.REJECTED, orders.FULFILLED) and order.note:
+    elif order.status in (orders.REJECTED, orders.FULFILLED, orders.REFUNDED) and order.note:
         line += f"（{order.note}）"
+    if codes is not None:
+        line += msg.ORDER_CODES_HERE.format(codes="、".join(codes)) if codes else msg.ORDER_CODES_PRIVATE
     return line
 
 
 def handle_orders(event: Event, ctx: Context) -> Reply:
-    member = ctx.me
-    rows = [order_line(o, ctx) for o in ctx.orders.list_for(member)]
-    return CardReply(builders.orders_card(rows))
+    """Gift-card codes are shown again to their owner alone: one-to-one, and never kept in the stored answer."""
+    mine = ctx.orders.list_for(ctx.me)
+    with_codes = ctx.orders.with_codes(mine)
+    opened: dict[int, list[str]] = {}
+    if with_codes and not event.conversation.is_group:
+        try:
+            opened = ctx.orders.codes_of([o for o in mine if o.id in with_codes])
+        except CodesUnreadable:
+            log.error("gift-card codes of employee %s do not open: check gift_cards.codes_key", ctx.me.employee_no)
+    rows = [order_line(o, ctx, opened.get(o.id, []) if o.id in with_codes else None) for o in mine]
+    return CardReply(builders.orders_card(rows), secrets=tuple(c for codes in opened.values() for c in codes))
 
 
 def register(router: Router) -> None:

@@ -2,8 +2,9 @@
 
 Nothing is edited or deleted: the reversal is a new transaction with its actor and reason, pointing at the one it
 undoes, and the employee is told. An award whose points were already spent is refused with the balance (the
-wallet never goes negative; HR can deduct what is there instead). Other kinds (redemptions, transfers, budgets)
-cannot be reversed, as in the appeal table of docs/commands.md.
+wallet never goes negative; HR can deduct what is there instead). ``撤销 R<n>`` refunds a fulfilled order (the
+points come back from where its settlement put them: spent, or a charity's pool). Other kinds (holds, transfers,
+budgets) cannot be reversed, as in the appeal table of docs/commands.md.
 """
 from __future__ import annotations
 
@@ -14,15 +15,18 @@ from bot.core.router import Router
 from cards import builders_people as cards
 from cards import messages as msg
 from handlers.appeal import parse_ref
+from storage import orders
 from storage.models import REASON_MAX
 
-USAGE = "撤销 <E编号> <原因>"
+USAGE = "撤销 <E编号/R订单号> <原因>"
 EXAMPLE = "撤销 E12 重复发放"
 STAFF = ("hr", "admin")
 
 
 def handle_reverse(event: Event, ctx: Context) -> Reply:
     first, _, reason = ctx.args.strip().partition(" ")
+    if first and orders.parse_ref(first) is not None and reason.strip():
+        return _refund(ctx, orders.parse_ref(first), reason.strip())  # type: ignore[arg-type]
     txn_id, reason = parse_ref(first, "E") if first else None, reason.strip()
     if txn_id is None or not reason:
         return Text(msg.usage_text("reverse", USAGE, EXAMPLE, "" if txn_id is not None or not first
@@ -40,6 +44,23 @@ def handle_reverse(event: Event, ctx: Context) -> Reply:
     return Text(msg.REVERSED.format(orig=txn_id, name=person.name if person else "", points=txn.amount, txn=txn.id))
 
 
+def _refund(ctx: Context, order_id: int, reason: str) -> Reply:
+    """``撤销 R<n>``: a fulfilled order is undone (a gift card whose code failed, a donation made by mistake)."""
+    if len(reason) > REASON_MAX:
+        return Text(msg.usage_text("reverse", USAGE, EXAMPLE, msg.REASON_TOO_LONG.format(max=REASON_MAX)))
+    me = ctx.me
+    order = ctx.orders.refund(me, order_id, reason)
+    txn = ctx.ledger.find(f"order:{order.id}:refund")
+    assert txn is not None
+    person = ctx.members.get(order.employee_id)
+    balance = ctx.ledger.balance(ctx.ledger.wallet(order.employee_id).id)
+    ctx.notify(order.employee_id, cards.refund_notice(order_id=order.id, item=order.item_name, quantity=order.quantity,
+                                                      points=txn.amount, actor=me.name, reason=reason,
+                                                      balance=balance, txn_id=txn.id), key=f"R{order.id}:refunded")
+    return Text(msg.REFUNDED.format(name=person.name if person else "", id=order.id, item=order.item_name,
+                                    qty=order.quantity, cost=txn.amount, txn=txn.id))
+
+
 def register(router: Router) -> None:
     router.command("reverse", aliases=("撤销",), roles=STAFF, usage=USAGE, example=EXAMPLE,
-                   summary="撤销一笔奖励、扣除或过期（以一笔更正记录，通知员工）")(handle_reverse)
+                   summary="撤销一笔奖励、扣除或过期，或为已发放的订单退款（以一笔更正记录，通知员工）")(handle_reverse)

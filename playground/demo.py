@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage import catalog, orders
+from storage import catalog, gift_codes, orders
 from storage.db import Database
 from storage.employees import import_roster, month_key
 from storage.errors import DomainError
@@ -65,8 +65,9 @@ AWARD_POINTS = (20, 30, 50, 50, 80, 100)
 # Old awards whose lots expire soon (the expiry notice has something to say).
 YEAR_END_REASON = "年度优秀员工（去年评优）"
 # Past redemptions (month index from the start of the history → who bought what), all fulfilled.
-REDEMPTIONS = {0: (("wangwu", "course"), ("huangli", "leave1")), 1: (("zhuhong", "card100"), ("hutao", "course")),
-               2: (("chenjing", "checkup"), ("gaofei", "course"))}
+REDEMPTIONS = {0: (("wangwu", "course"), ("huangli", "leave1")), 1: (("hutao", "course"), ("xumin", "charity")),
+               2: (("zhangsan", "card100"), ("chenjing", "checkup"), ("gaofei", "course"), ("luoyi", "charity"))}
+DEMO_CODES = 20  # made-up gift-card codes in card100's pool, when the configuration has a codes key
 EXPIRING_SOON = ("zhangsan", "wangwu", "huangli", "zhuhong", "hutao", "xumin", "chenjing", "luoyi")
 
 
@@ -139,6 +140,8 @@ class _Writer:
                 orders.confirm(self.s, self.ledger, emp, order.id, self.clock(), tz)
         except DomainError:  # not enough points, sold out, or the item's limit: this one does not happen
             return
+        if order.status == orders.FULFILLED:  # a donation, or a gift card from its code pool: no HR step
+            return
         self.at(self.clock() + timedelta(days=1, hours=3))
         orders.fulfil(self.s, self.ledger, self.people[fulfilled_by], order.id, self.clock())
 
@@ -152,6 +155,16 @@ def _used_today(w: _Writer) -> None:
     """The roster import bound everyone three months ago; they have chatted since, so no binding is "unused"."""
     for b in w.s.scalars(select(Binding)):
         b.last_used_at = w.now
+
+
+def _code_pool(w: _Writer) -> None:
+    """card100 hands out made-up codes at once (a gift card with a pool), so the demo shows that path too."""
+    key = w.settings.gift_cards["codes_key"]
+    if not key or catalog.get(w.s, "card100") is None:
+        return
+    codes = [(n, f"DEMO-{w.rng.randrange(16**4):04X}-{w.rng.randrange(16**4):04X}-{n:02d}")
+             for n in range(1, DEMO_CODES + 1)]
+    gift_codes.add(w.s, gift_codes.Vault(key), "card100", codes, now=w.clock(), actor_id=w.people["hanmei"].id)
 
 
 def _expiring_soon(w: _Writer) -> None:
@@ -223,6 +236,7 @@ def load_demo(db: Database, settings: Any) -> None:
             emp.created_at = start - timedelta(days=settings.points["validity_days"] + 60)
         _used_today(w)
         catalog.seed_from_config(s, settings.catalog, now=start)
+        _code_pool(w)
         _expiring_soon(w)
         _months(w, start)
         w.at(now)

@@ -11,7 +11,7 @@ cannot both get the last item or both pass a limit.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, tzinfo
 from typing import Iterable
 
@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from settings_rules import CatalogItem
-from storage.errors import InvalidAmount, LimitReached, OutOfStock, UnknownItem
+from storage import gift_codes
+from storage.errors import InvalidAmount, InvalidState, LimitReached, OutOfStock, UnknownItem
 from storage.members import audit
 from storage.models import Item, RedemptionCount
 from storage.periods import calendar_period
@@ -53,17 +54,21 @@ def resolve(s: Session, token: str) -> Item:
 def values_of(item: Item) -> CatalogItem:
     return CatalogItem(sku=item.sku, name=item.name, cost=item.cost, stock=item.stock, kind=str(item.kind),
                        description=item.description, active=item.active, limit=item.limit_count,
-                       limit_period=item.limit_period, sort=item.sort, leave_days=item.leave_days)
+                       limit_period=item.limit_period, sort=item.sort, leave_days=item.leave_days,
+                       charity=item.charity)
 
 
 # ---- editing ------------------------------------------------------------------------------------
 def save(s: Session, new: CatalogItem, *, now: datetime, actor_id: int | None) -> str:
     """Create or update an item by sku, audited; ``created``, ``updated`` or ``unchanged``.
 
-    The stock written is the one given: HR sets what is on the shelf (``restock`` too).
+    The stock written is the one given: HR sets what is on the shelf (``restock`` too), except for an item
+    with a gift-card code pool, whose stock is its free codes (storage/gift_codes.py).
     """
     item = s.get(Item, new.sku)
     old = values_of(item) if item is not None and item.name else None
+    if item is not None and gift_codes.pooled(s, new.sku):
+        new = replace(new, stock=item.stock)
     if old == new:
         return "unchanged"
     if item is None:
@@ -71,7 +76,7 @@ def save(s: Session, new: CatalogItem, *, now: datetime, actor_id: int | None) -
         s.add(item)
     item.name, item.kind, item.cost, item.stock = new.name, new.kind, new.cost, new.stock
     item.description, item.active, item.sort, item.leave_days = new.description, new.active, new.sort, new.leave_days
-    item.limit_count, item.limit_period, item.updated_at = new.limit, new.limit_period, now
+    item.limit_count, item.limit_period, item.charity, item.updated_at = new.limit, new.limit_period, new.charity, now
     changed = [k for k, v in asdict(new).items() if old is None or getattr(old, k) != v]
     audit(s, "catalog_create" if old is None else "catalog_update", now=now, actor_id=actor_id,
           detail=f"{new.sku}: {', '.join(changed)}")
@@ -121,8 +126,11 @@ def set_stock(s: Session, sku: str, n: int | None, *, now: datetime, actor_id: i
     """``restock``: set the remaining stock outright (None = unlimited), audited like any edit."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
         raise InvalidAmount(f"stock must be a whole number >= 0, got {n!r}")
-    if get(s, sku) is None:
+    item = get(s, sku)
+    if item is None:
         raise UnknownItem(f"no item {sku}")
+    if gift_codes.pooled(s, sku):
+        raise InvalidState(f"{sku}: stock follows its code pool", reason="stock_follows_codes", item=item.name)
     s.execute(update(Item).where(Item.sku == sku).values(stock=n).execution_options(synchronize_session="fetch"))
     audit(s, "catalog_restock", now=now, actor_id=actor_id, detail=f"{sku}: stock {'unlimited' if n is None else n}")
 
@@ -146,8 +154,11 @@ def take_stock(s: Session, sku: str, qty: int) -> None:
 
 
 def restore_stock(s: Session, sku: str, qty: int) -> None:
-    """Put ``qty`` back (a cancelled or rejected order)."""
+    """Put ``qty`` back (a cancelled or rejected order); an item with a code pool is recounted instead."""
     _check_qty(qty)
+    if gift_codes.pooled(s, sku):
+        gift_codes.recount(s, sku)
+        return
     s.execute(update(Item).where(Item.sku == sku).values(stock=Item.stock + qty)
               .execution_options(synchronize_session=False))
 

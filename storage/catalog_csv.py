@@ -1,6 +1,6 @@
 """The catalog as a CSV file, both ways: what ``flask catalog export|import`` and the console exchange.
 
-Columns ``sku,name,kind,cost,stock,description,active,limit,limit_period,sort,leave_days``; only
+Columns ``sku,name,kind,cost,stock,description,active,limit,limit_period,sort,leave_days,charity``; only
 ``sku,name,cost`` are required. A column left out of the file keeps what the item has (or the default
 for a new one); a cell left empty means "none" (unlimited stock, no limit). Each row is checked by the
 same rules as the configuration (settings_rules.py ``check_item``); a bad row is reported with its
@@ -21,7 +21,7 @@ from storage import catalog
 from storage.exports import safe, unsafe
 
 COLUMNS = ("sku", "name", "kind", "cost", "stock", "description", "active", "limit", "limit_period", "sort",
-           "leave_days")
+           "leave_days", "charity")
 REQUIRED = ("sku", "name", "cost")
 _NUMBERS = ("cost", "stock", "limit", "sort", "leave_days")
 _TRUE, _FALSE = ("1", "true", "yes", "y"), ("0", "false", "no", "n")

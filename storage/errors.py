@@ -98,5 +98,17 @@ class InvalidCode(DomainError):
     code = "invalid_code"
 
 
+class CodesKeyMissing(DomainError):
+    """Gift-card codes cannot be stored or opened without ``gift_cards.codes_key`` (storage/gift_codes.py)."""
+
+    code = "codes_key_missing"
+
+
+class CodesUnreadable(Exception):
+    """A stored gift-card code does not open with the configured key: an operator's problem, never shown."""
+
+    code = "codes_unreadable"
+
+
 class LedgerCorrupt(Exception):
     """An invariant is broken (a bug or a manual edit): stop, never guess."""

@@ -9,7 +9,7 @@ words and formats them (console/exports.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Any, Iterator
 
 from sqlalchemy import and_, case, func, or_, select
@@ -19,7 +19,8 @@ from storage.console import STAFF_ROLES
 from storage.db import Database
 from storage.kinds import AccountKind, TxnKind
 from storage.members import team
-from storage.models import Account, Employee, Order, Txn
+from storage.ledger.books import CHARITY_PREFIX
+from storage.models import Account, Employee, Entry, Order, Txn
 from storage.queries import EARNING_KINDS
 
 PAGE = 5000
@@ -139,6 +140,28 @@ def orders(db: Database, viewer_id: int, f: ExportFilter) -> Iterator[tuple[Any,
                 .join(Employee, Employee.id == Order.employee_id).outerjoin(decider, decider.id == Order.decided_by)
                 .where(*conds).order_by(Order.id))
     return _pages(db, viewer_id, build)
+
+
+def donations(db: Database, viewer_id: int, f: ExportFilter, tz: tzinfo) -> list[tuple[str, str, int, int]]:
+    """(month, charity, donations, points) per month (in the company's zone) and charity, newest month first:
+    what HR hands over to each charity. Net of refunds, counted in the month they were made. HR and admins only.
+
+    Read from the charity pools' entries (storage/ledger/credit.py ``settle``), so it is the ledger's own sum.
+    """
+    totals: dict[tuple[str, str], list[int]] = {}
+    with db.read_scope(scan=True) as s:
+        viewer = s.get(Employee, viewer_id)
+        if viewer is None or viewer.role not in STAFF_ROLES:
+            return []
+        q = (select(Txn.created_at, Account.name, Entry.amount).join(Entry, Entry.txn_id == Txn.id)
+             .join(Account, Account.id == Entry.account_id)
+             .where(Account.kind == AccountKind.CHARITY, *_within(ExportFilter(f.start, f.end), Txn.created_at, None)))
+        for at, name, amount in s.execute(q):
+            month = at.replace(tzinfo=timezone.utc).astimezone(tz).strftime("%Y-%m")
+            row = totals.setdefault((month, name.removeprefix(CHARITY_PREFIX)), [0, 0])
+            row[0] += 1 if amount > 0 else -1
+            row[1] += int(amount)
+    return [(m, c, n, p) for (m, c), (n, p) in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1]), reverse=True)]
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

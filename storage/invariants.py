@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from storage.kinds import AccountKind
-from storage.models import Account, Entry, Lot, LotAllocation, Txn
+from storage.kinds import AccountKind, ItemKind, OrderStatus, TxnKind
+from storage.models import Account, Entry, GiftCode, Item, Lot, LotAllocation, Order, Txn
 
 
 def check_invariants(s: Session) -> list[str]:
@@ -36,4 +36,28 @@ def check_invariants(s: Session) -> list[str]:
     total = s.scalar(select(func.coalesce(func.sum(Entry.amount), 0)))
     if int(total or 0) != 0:
         problems.append(f"all entries sum to {int(total)}, not 0")
+    return problems + _check_donations(s, sums) + _check_codes(s)
+
+
+def _check_donations(s: Session, sums: dict[int, int]) -> list[str]:
+    """A charity's pool never goes below zero, and every fulfilled or refunded donation order put exactly its cost
+    into a charity's pool (its settlement's credit)."""
+    problems = [f"{name}: negative balance {int(sums.get(acc_id, 0) or 0)}" for acc_id, name in s.execute(
+        select(Account.id, Account.name).where(Account.kind == AccountKind.CHARITY)) if (sums.get(acc_id, 0) or 0) < 0]
+    settle = aliased(Txn)
+    credited = (select(func.coalesce(func.sum(Entry.amount), 0)).join(Account, Account.id == Entry.account_id)
+                .where(Entry.txn_id == settle.id, Entry.amount > 0, Account.kind == AccountKind.CHARITY)
+                .scalar_subquery())
+    rows = s.execute(select(Order.id, Order.cost, credited).join(Item, Item.sku == Order.sku)
+                     .join(settle, (settle.related_txn_id == Order.hold_txn_id) & (settle.kind == TxnKind.SETTLE))
+                     .where(Item.kind == ItemKind.DONATION, settle.category == "donation"))
+    problems += [f"R{o}: donation of {cost} put {int(got)} into a charity's pool" for o, cost, got in rows if got != cost]
     return problems
+
+
+def _check_codes(s: Session) -> list[str]:
+    """Each order that got gift-card codes got one per unit, and only a handed-out (or refunded) order has any."""
+    rows = s.execute(select(GiftCode.order_id, func.count(GiftCode.id), Order.quantity, Order.status)
+                     .join(Order, Order.id == GiftCode.order_id).group_by(GiftCode.order_id, Order.quantity, Order.status))
+    return [f"R{o}: {n} gift-card code(s) for {qty} ordered ({status})" for o, n, qty, status in rows
+            if n != qty or status not in (OrderStatus.FULFILLED, OrderStatus.REFUNDED)]

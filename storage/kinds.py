@@ -31,6 +31,7 @@ class AccountKind(StrEnum):
     WALLET = "wallet"
     BUDGET = "budget"
     SYSTEM = "system"
+    CHARITY = "charity"  # a donation item's pool: what employees gave, by charity (storage/ledger/credit.py)
 
 
 class OrderStatus(StrEnum):
@@ -40,6 +41,7 @@ class OrderStatus(StrEnum):
     REJECTED = "rejected"
     CANCELLED = "cancelled"
     LAPSED = "lapsed"
+    REFUNDED = "refunded"  # fulfilled, then undone by HR (撤销 R<n>): the points came back
 
 
 class ItemKind(StrEnum):

@@ -224,6 +224,7 @@ class Item(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     sort: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     leave_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    charity: Mapped[str] = mapped_column(String(64), default="", server_default="")  # donation items only
     updated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
@@ -242,6 +243,27 @@ class RedemptionCount(Base):
     sku: Mapped[str] = mapped_column(String(64))
     period: Mapped[str] = mapped_column(String(16))  # e.g. 2026-Q4, 2026-12, 2026-W49, 2026
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GiftCode(Base):
+    """One gift-card code of an item's pool, encrypted at rest (storage/gift_codes.py; docs/catalog.md).
+
+    ``order_id`` is NULL while the code is free; a confirmation takes free codes with a conditional
+    ``UPDATE … WHERE order_id IS NULL`` and checks the row count, so no code is ever handed out twice.
+    ``fingerprint`` (a keyed hash) refuses the same code uploaded twice without decrypting the pool.
+    """
+
+    __tablename__ = "gift_codes"
+    __table_args__ = (UniqueConstraint("sku", "fingerprint"), Index("ix_gift_codes_free", "sku", "order_id", "id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    secret: Mapped[str] = mapped_column(Text)  # a Fernet token: the code, encrypted and authenticated
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    batch: Mapped[int] = mapped_column(Integer)  # the upload it came in (per sku: 1, 2, …)
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Order(Base):

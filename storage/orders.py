@@ -22,18 +22,18 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from storage import catalog
+from storage import catalog, gift_codes
 from storage.errors import InsufficientPoints, InvalidAmount, InvalidState, NotPermitted, OutOfStock, UnknownItem, \
     UnknownOrder
-from storage.kinds import AccountKind, OrderStatus
+from storage.kinds import AccountKind, ItemKind, OrderStatus
 from storage.ledger import Ledger
 from storage.members import audit
-from storage.models import Account, Employee, Order
+from storage.models import Account, Employee, Item, Order
 from storage import memos
 
 AWAITING_CONFIRMATION, AWAITING_FULFILMENT = OrderStatus.AWAITING_CONFIRMATION, OrderStatus.AWAITING_FULFILMENT
 FULFILLED, REJECTED = OrderStatus.FULFILLED, OrderStatus.REJECTED
-CANCELLED, LAPSED = OrderStatus.CANCELLED, OrderStatus.LAPSED
+CANCELLED, LAPSED, REFUNDED = OrderStatus.CANCELLED, OrderStatus.LAPSED, OrderStatus.REFUNDED
 OPEN_STATES = (AWAITING_CONFIRMATION, AWAITING_FULFILMENT)
 LAPSE_AFTER = timedelta(hours=24)
 MAX_QUANTITY = 99
@@ -177,7 +177,22 @@ def confirm(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str
         catalog.count_redemption(s, employee.id, item, order.quantity, order.limit_key)
         order.hold_txn_id = hold.id
         s.flush()
+        if item.kind == ItemKind.DONATION or (item.kind == ItemKind.GIFT_CARD and gift_codes.pooled(s, item.sku)):
+            _fulfil_at_once(s, ledger, order, item, now)
     return order
+
+
+def _fulfil_at_once(s: Session, ledger: Ledger, order: Order, item: Item, now: datetime) -> None:
+    """A donation or a gift card with a code pool needs no HR: settle now (to the charity's pool, or with the
+    codes taken for the order), in the confirmation's transaction."""
+    if item.kind == ItemKind.GIFT_CARD:
+        gift_codes.take(s, item.sku, order.id, order.quantity, now)
+    assert order.hold_txn_id is not None
+    ledger.settle(order.hold_txn_id, idem_key=f"order:{order.id}:settle", actor_id=order.employee_id,
+                  charity=item.charity if item.kind == ItemKind.DONATION else "")
+    if not _claim(s, order, AWAITING_FULFILMENT, FULFILLED, decided_at=now):
+        raise _gone(order)
+    audit(s, "order_fulfil", now=now, actor_id=None, target_id=order.employee_id, detail=f"R{order.id} at once")
 
 
 def _give_back(s: Session, ledger: Ledger, order: Order, actor_id: int, reason: str) -> None:
@@ -242,4 +257,27 @@ def reject(s: Session, ledger: Ledger, actor: Employee, order_ref: int | str, no
             raise _gone(order)
         _give_back(s, ledger, order, actor.id, memos.with_note(memos.REJECTED_ORDER.format(order=order.id), note))
     audit(s, "order_reject", now=now, actor_id=actor.id, target_id=order.employee_id, detail=f"R{order.id}")
+    return order
+
+
+def refund(s: Session, ledger: Ledger, actor: Employee, order_ref: int | str, now: datetime, note: str) -> Order:
+    """HR undoes a fulfilled order (``撤销 R<n>``): the points come back from where the settlement put them
+    and the limit count is given back; stock is not (a handed-out code or item is not back on the shelf)."""
+    if actor.role not in FULFILLERS:
+        raise NotPermitted("not a fulfiller", reason="orders_hr_only")
+    order = get(s, order_ref, now)
+    if order.status == AWAITING_FULFILMENT:
+        raise InvalidState("order not fulfilled", reason="order_not_fulfilled", order=order.id)
+    if order.status != FULFILLED:
+        raise _gone(order)
+    with s.begin_nested():
+        if not _claim(s, order, FULFILLED, REFUNDED, decided_at=now, decided_by=actor.id,
+                      note=(note or "")[:500]):
+            raise _gone(order)
+        if order.hold_txn_id is None:
+            raise InvalidState("order without hold", reason="order_no_hold", order=order.id)
+        ledger.refund(order.hold_txn_id, idem_key=f"order:{order.id}:refund", actor_id=actor.id,
+                      reason=memos.with_note(memos.REFUNDED_ORDER.format(order=order.id), note))
+        catalog.uncount_redemption(s, order.employee_id, order.sku, order.quantity, order.limit_key)
+    audit(s, "order_refund", now=now, actor_id=actor.id, target_id=order.employee_id, detail=f"R{order.id}")
     return order

@@ -14,8 +14,8 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from settings import CatalogItem, Settings
-from storage import (appeals, approvals, bindings, catalog, catalog_csv, console, employees, leavers, members, orders,
-                     outbox, queries, sent_cards)
+from storage import (appeals, approvals, bindings, catalog, catalog_csv, console, employees, gift_codes, leavers,
+                     members, orders, outbox, queries, sent_cards)
 from storage.errors import NotPermitted
 from storage.ledger import Ledger
 from storage.models import Appeal, Binding, ConsoleLogin, Employee, Item, Order, Txn, UnbindRequest
@@ -68,6 +68,18 @@ class Orders(_Bound):
 
     def reject(self, actor: Employee, ref: int | str, note: str = "") -> Order:
         return orders.reject(self.s, self.ledger, actor, ref, self.clock(), note=note)
+
+    def refund(self, actor: Employee, ref: int | str, note: str) -> Order:
+        return orders.refund(self.s, self.ledger, actor, ref, self.clock(), note)
+
+    def with_codes(self, orders_: list[Order]) -> set[int]:
+        """Which of these orders got gift-card codes."""
+        return gift_codes.order_has_codes(self.s, [o.id for o in orders_])
+
+    def codes_of(self, orders_: list[Order]) -> dict[int, list[str]]:
+        """The gift-card codes of these orders, opened: only for their owner's 我的订单 in a one-to-one chat."""
+        vault = gift_codes.Vault(self.settings.gift_cards["codes_key"])
+        return {o.id: gift_codes.reveal(self.s, vault, o.id) for o in orders_}
 
 
 class Members(_Bound):
@@ -128,6 +140,23 @@ class Catalog(_Bound):
         if actor.role not in orders.FULFILLERS:
             raise NotPermitted("not HR", reason="catalog_hr_only")
         return catalog_csv.import_rows(self.s, rows, now=self.clock(), actor_id=actor.id)
+
+    def add_codes(self, sku: str, codes: list[tuple[int, str]], actor: Employee | None) -> gift_codes.Upload:
+        """Add gift-card codes to an item's pool (HR and admins; ``actor`` None is the operator's CLI)."""
+        if actor is not None and actor.role not in orders.FULFILLERS:
+            raise NotPermitted("not HR", reason="catalog_hr_only")
+        vault = gift_codes.Vault(self.settings.gift_cards["codes_key"])
+        return gift_codes.add(self.s, vault, sku, codes, now=self.clock(), actor_id=actor.id if actor else None)
+
+    def pools(self) -> dict[str, tuple[int, int]]:
+        return gift_codes.pools(self.s)
+
+    def pool_running_low(self, sku: str) -> tuple[int, int] | None:
+        """(free codes, upload number) when the item's pool is at or below ``gift_cards.low_stock``, else None."""
+        if not gift_codes.pooled(self.s, sku):
+            return None
+        free = catalog.stock_of(self.s, sku) or 0
+        return (free, gift_codes.batch_of(self.s, sku)) if free <= self.settings.gift_cards["low_stock"] else None
 
 
 class Queries(_Bound):
@@ -298,11 +327,13 @@ class Services:
         """Queue slow work for the outbox (``{"task": name}``, run by ``PointsBot.tasks`` in app.py), once per key."""
         outbox.enqueue(self.session, "task", {"task": name, **payload}, now=self.clock(), idem_key=key, platform=platform)
 
-    def notify(self, employee_id: int, card: dict[str, Any], *, key: str | None = None) -> None:
+    def notify(self, employee_id: int, card: dict[str, Any], *, key: str | None = None,
+               codes_of: int | None = None) -> None:
         """Queue a message to an employee on every platform they are bound on (resolved at send time).
 
         ``card`` is a card's ``to_dict()``. A keyed notice is about one event (its key names it), so its
         content is unique and WeCom may drop a duplicate of it (bot/delivery.py).
         """
-        payload = {"employee_id": employee_id, "card": card} | ({"duplicate_check": True} if key else {})
+        payload = ({"employee_id": employee_id, "card": card} | ({"duplicate_check": True} if key else {})
+                   | ({"codes_of": codes_of} if codes_of is not None else {}))
         outbox.enqueue(self.session, "notice", payload, now=self.clock(), idem_key=key)

@@ -83,9 +83,10 @@ class Context:
     def now(self) -> datetime:
         return self.clock()
 
-    def notify(self, employee_id: int, card: Card, *, key: str | None = None) -> None:
-        """Queue a message to an employee on every platform they are bound on (storage/services.py)."""
-        self.services.notify(employee_id, card.to_dict(), key=key)
+    def notify(self, employee_id: int, card: Card, *, key: str | None = None, codes_of: int | None = None) -> None:
+        """Queue a message to an employee on every platform they are bound on (storage/services.py); with
+        ``codes_of`` (an order id), the card's ``CODES_FIELD`` gets that order's gift-card codes when sent."""
+        self.services.notify(employee_id, card.to_dict(), key=key, codes_of=codes_of)
 
     def close_cards(self, subject: str, outcome: str, decider: Employee) -> None:
         """``subject`` (R12, A3, U5, R12:confirm) is decided: every card sent about it shows ``outcome`` (a key of

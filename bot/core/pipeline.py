@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.context import Context
 from bot.core.events import Event
-from bot.core.replies import Failed, Outgoing, Reply, Unavailable
+from bot.core.replies import CardReply, Failed, Outgoing, Reply, Unavailable
 from bot.core.router import Router
 from cards import messages as msg
 import telemetry
@@ -69,6 +69,18 @@ def _record(s: Session, event: Event, answer: Answer, ctx: Context | None = None
         members.record_use(s, ctx.member_use, event.received_at)
     inbox.record(s, event.platform, event.event_id, event.received_at,
                  inbox.Stored(answer.status, answer.body, answer.content_type))
+
+
+def _rendered(render: Render, event: Event, reply: Reply) -> tuple[Answer, Rendered]:
+    """(the answer to send, what to keep: the answer to store and the messages to queue).
+
+    A reply with secrets (a gift-card code) is rendered again with them hidden, and only that copy is
+    stored or queued: the code reaches the person in the HTTP answer and nowhere else (docs/catalog.md).
+    """
+    answer, messages = render(event, reply)
+    if not isinstance(reply, CardReply) or not reply.secrets:
+        return answer, (answer, messages)
+    return answer, render(event, reply.hidden())
 
 
 def _answer(s: Session, now: datetime, rendered: Rendered) -> Answer:
@@ -145,11 +157,11 @@ class Pipeline:
                 return earlier
             ctx = self._context(s, event)
             reply = self.router.dispatch(event, ctx)
-            answer = _answer(s, self.db.clock(), render(event, reply))
+            answer, kept = _rendered(render, event, reply)
             # Written last, with the answer, in the transaction of the effects: a concurrent twin of
             # this delivery fails on the unique (platform, event_id) at commit and all it did is
             # rolled back (one INSERT where claiming first took an INSERT and an UPDATE).
-            _record(s, event, answer, ctx)
+            _record(s, event, _answer(s, self.db.clock(), kept), ctx)
         self._log_handled(event, ctx, reply)
         return answer
 
@@ -179,8 +191,8 @@ class Pipeline:
             ctx = self._context(s, event)
             reply = self.router.dispatch(event, ctx)
         with self.db.session_scope() as s:  # a twin recorded meanwhile fails the insert: see handle()
-            answer = _answer(s, self.db.clock(), render(event, reply))
-            _record(s, event, answer, ctx)
+            answer, kept = _rendered(render, event, reply)
+            _record(s, event, _answer(s, self.db.clock(), kept), ctx)
         self._log_handled(event, ctx, reply)
         return answer
 

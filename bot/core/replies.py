@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cards.messages import CODES_HIDDEN
 from cards.model import Card
 
 
@@ -31,6 +32,12 @@ class Unavailable(Text):
 @dataclass(frozen=True, slots=True)
 class CardReply:
     card: Card
+    # Texts the card shows that must not be kept (a gift-card code in 我的订单): the stored answer and any
+    # message queued for this reply carry the card with them hidden (bot/core/pipeline.py).
+    secrets: tuple[str, ...] = ()
+
+    def hidden(self) -> "CardReply":
+        return CardReply(self.card.substituted({s: CODES_HIDDEN for s in self.secrets if s}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ class Ledger:
     hold = debit.hold
     deduct = debit.deduct
     move_all = debit.move_all
+    refund = reverse.refund
     reverse = reverse.reverse
     account = books.account
     wallet = books.wallet

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from storage.ledger import Ledger
 
 ISSUANCE, HOLD, REDEEMED, EXPIRED = "system:issuance", "system:redemption_hold", "system:redeemed", "system:expired"
+CHARITY_PREFIX = "charity:"  # + the charity's name: a donation item's pool (credit.charity_account)
 MAX_POINTS = 10_000_000
 T = TypeVar("T")
 

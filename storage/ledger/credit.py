@@ -14,8 +14,8 @@ from sqlalchemy import select
 from storage.errors import AlreadyReversed, UnknownTxn
 from storage.kinds import AccountKind, TxnKind
 from storage.ledger import books, debit, lots, reads
-from storage.ledger.books import HOLD, ISSUANCE, REDEEMED
-from storage.models import Txn
+from storage.ledger.books import CHARITY_PREFIX, HOLD, ISSUANCE, REDEEMED
+from storage.models import Account, Txn
 from storage import memos
 
 if TYPE_CHECKING:
@@ -76,15 +76,20 @@ def _open_hold(lg: Ledger, hold_txn_id: int) -> Txn:
     return hold
 
 
-def settle(lg: Ledger, hold_txn_id: int, *, idem_key: str, actor_id: int | None = None) -> Txn:
-    """The order is fulfilled: the held points are spent."""
+def charity_account(lg: Ledger, charity: str) -> Account:
+    """A charity's pool: what employees donated to it (donation items), one account per charity name."""
+    return books.account(lg, f"{CHARITY_PREFIX}{charity}", AccountKind.CHARITY)
+
+
+def settle(lg: Ledger, hold_txn_id: int, *, idem_key: str, actor_id: int | None = None, charity: str = "") -> Txn:
+    """The order is fulfilled: the held points are spent, or given to ``charity``'s pool (a donation)."""
     def op() -> Txn:
         hold = _open_hold(lg, hold_txn_id)
         points = -hold.amount
         txn = books.new_txn(lg, idem_key, TxnKind.SETTLE, hold.employee_id, 0, actor_id=actor_id, reason=hold.reason,
-                            related=hold.id, category="redeem")
+                            related=hold.id, category="donation" if charity else "redeem")
         books.entry(lg, txn, books.account(lg, HOLD), -points)
-        books.entry(lg, txn, books.account(lg, REDEEMED), points)
+        books.entry(lg, txn, charity_account(lg, charity) if charity else books.account(lg, REDEEMED), points)
         return txn
     return books.once(lg, idem_key, op)  # type: ignore[return-value]
 

@@ -82,12 +82,43 @@ def _reverse_debit(lg: Ledger, orig: Txn, idem_key: str, actor_id: int | None, r
     source = books.account(lg, ISSUANCE if orig.kind == TxnKind.DEDUCT else EXPIRED)
     txn = books.new_txn(lg, idem_key, TxnKind.REVERSE, orig.employee_id, points, actor_id=actor_id,
                         reason=reason or memos.REVERSAL.format(txn=orig.id), reverses=orig.id, category=orig.category)
-    live, past = lots.split_past(lg, lots.allocations(lg, orig.id))
+    _back_to_lots(lg, wallet, orig.id, txn)
+    books.entry(lg, txn, source, -points)
+    books.entry(lg, txn, wallet, points)
+    return txn
+
+
+def _back_to_lots(lg: Ledger, wallet: Account, debit_txn_id: int, txn: Txn) -> None:
+    """The slices the debit took go back to their lots, or (past expiry by now) into one new lot."""
+    live, past = lots.split_past(lg, lots.allocations(lg, debit_txn_id))
     if live:
         books.credit(lg, wallet, sum(sl.amount for sl in live))
         lots.restore(lg, live, txn)
     if past:
         lots.credit_new_lot(lg, wallet, sum(sl.amount for sl in past), txn)
-    books.entry(lg, txn, source, -points)
-    books.entry(lg, txn, wallet, points)
-    return txn
+
+
+def refund(lg: Ledger, hold_txn_id: int, *, idem_key: str, actor_id: int | None = None, reason: str = "") -> Txn:
+    """Undo a settled redemption (HR, ``撤销 R<n>``): the points come back from where the settlement put them
+    (spent, or a charity's pool) to the lots the hold took them from, as a reversal of the settlement."""
+    def op() -> Txn:
+        hold = lg.s.scalar(select(Txn).where(Txn.id == hold_txn_id).with_for_update())  # one refunder at a time
+        settled = lg.s.scalar(select(Txn).where(Txn.related_txn_id == hold_txn_id, Txn.kind == TxnKind.SETTLE))
+        if hold is None or settled is None:
+            raise NotReversible(f"E{hold_txn_id} is not a settled redemption")
+        done = lg.s.scalar(select(Txn.id).where(Txn.reverses_txn_id == settled.id))
+        if done is not None:
+            raise AlreadyReversed(f"E{settled.id} was already refunded by E{done}")
+        assert hold.employee_id is not None
+        source = lg.s.scalar(select(Account).join(Entry, Entry.account_id == Account.id)
+                             .where(Entry.txn_id == settled.id, Entry.amount > 0))
+        assert source is not None
+        wallet, points = books.wallet(lg, hold.employee_id), -hold.amount
+        txn = books.new_txn(lg, idem_key, TxnKind.REVERSE, hold.employee_id, points, actor_id=actor_id,
+                            reason=reason or memos.REVERSAL.format(txn=settled.id), reverses=settled.id,
+                            category=settled.category)
+        _back_to_lots(lg, wallet, hold.id, txn)
+        books.entry(lg, txn, source, -points)
+        books.entry(lg, txn, wallet, points)
+        return txn
+    return books.once(lg, idem_key, op)  # type: ignore[return-value]

@@ -78,5 +78,19 @@ def test_console_login_by_link_in_headless_chromium(server, browser) -> None:  #
     assert _ledger(db, "SELECT limit_count || ' ' || limit_period FROM items WHERE sku = 'course'") == "1 quarter"
     page.open("wecom", "zhangsan")
     assert "每季度限兑 1 个" in page.send("商城")
+
+    # HR adds gift-card codes, shown back as counts only; the donations page totals the demo's donations.
+    page.d.get(f"{base}/console/catalog/item/card100")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "upload-codes"))
+    free = int(page.d.find_element(page.by.ID, "codes-free").text)
+    page.d.find_element(page.by.NAME, "codes").send_keys("DEMO-NEW1-AAAA\nDEMO-NEW2-BBBB")
+    page.shot("console-catalog-codes.png")
+    page.d.find_element(page.by.ID, "upload-codes").click()
+    page.wait.until(lambda d: "卡密上传结果" in d.page_source)
+    assert f"现在可兑换 {free + 2} 个" in page.d.page_source and "DEMO-NEW" not in page.d.page_source
+    page.d.get(f"{base}/console/donations")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "donations-xlsx"))
+    assert "希望工程" in page.d.find_element(page.by.ID, "donations").text
+    page.shot("console-donations.png")
     loaded = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(url.startswith(base) for url in loaded), loaded

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.core.context import Context
-from bot.core.events import Actor, TextCommand
+from bot.core.events import Actor, Conversation, TextCommand
 from bot.core.middleware import default_chain
 from bot.core.replies import CardReply, Text
 from bot.core.router import Router
@@ -87,10 +87,10 @@ class ShopBot:
             seed_from_config(s, self.settings.catalog, now=self.clock())
         return self
 
-    def send(self, user: str, text: str, platform: str = "wecom") -> str:
+    def send(self, user: str, text: str, platform: str = "wecom", *, group: bool = False) -> str:
         self.seq += 1
         event = TextCommand(platform=platform, event_id=f"ev{self.seq}", actor=Actor(user),
-                            received_at=self.clock(), text=text)
+                            conversation=Conversation(is_group=group), received_at=self.clock(), text=text)
         with self.db.session_scope() as s:
             ctx = Context(session=s, settings=self.settings, clock=self.clock, platform=platform)
             self.last_reply = self.router.dispatch(event, ctx)
