@@ -29,7 +29,7 @@ from cli import register_cli
 from console import register_console
 from playground import register_playground
 from settings import ConfigError, Settings, build_settings, load_settings
-from storage import gift_codes
+from storage import gift_codes, rules
 from storage.catalog import differs_from_config, seed_from_config
 from storage.db import Database, utcnow
 from telemetry import configure_logging
@@ -131,8 +131,27 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     register_playground(app, bot)
     register_console(app, bot)
     _catalog_at_start(bot)
+    _rules_at_start(bot)
     _codes_key_at_start(bot)
     return app
+
+
+def _rules_at_start(bot: PointsBot) -> None:
+    """Load ``[[rules]]`` into a database that never had rules (as ``db upgrade`` does), or say when they differ
+    from the rules HR keeps in the database, which are the ones used (README, "Earning rules")."""
+    if not bot.settings.rules:
+        return
+    try:
+        with bot.db.session_scope() as s:
+            if rules.seed_from_config(s, bot.settings.rules, now=bot.db.clock()):
+                return
+            differs = rules.differs_from_config(s, bot.settings.rules)
+    except SQLAlchemyError:  # no schema yet (before db upgrade), the database is down, or a twin loaded them
+        return
+    if differs:
+        logging.getLogger("pointsbot").warning(
+            "[[rules]] in the configuration differ from the rules in the database for %s; the database is used "
+            "(README, Earning rules)", ", ".join(differs[:20]))
 
 
 def _codes_key_at_start(bot: PointsBot) -> None:

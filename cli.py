@@ -37,6 +37,7 @@ def register_cli(app: Flask) -> None:
 
     @db_group.command("upgrade", help="Create or migrate the schema to the newest revision (safe to run again).")
     def db_upgrade() -> None:
+        from storage import rules
         from storage.catalog import differs_from_config, seed_from_config
         from storage.migrate import upgrade
 
@@ -45,8 +46,16 @@ def register_cli(app: Flask) -> None:
         with bot.db.session_scope() as s:
             loaded = seed_from_config(s, bot.settings.catalog, now=bot.db.clock())  # once: an empty catalog
             differs = [] if loaded else differs_from_config(s, bot.settings.catalog)
+            seeded = rules.seed_from_config(s, bot.settings.rules, now=bot.db.clock())  # once: no rules yet
+            rules_differ = [] if seeded else rules.differs_from_config(s, bot.settings.rules)
         click.echo("database is at the newest revision" + (f"; catalog loaded from the configuration: "
                                                            f"{', '.join(loaded)}" if loaded else ""))
+        if seeded:
+            click.echo(f"earning rules loaded from the configuration: {len(seeded)} (ids {', '.join(map(str, seeded))})")
+        if rules_differ:
+            click.echo(f"notice: [[rules]] in the configuration differ from the rules in the database for "
+                       f"{', '.join(rules_differ)}; the database is used (edit rules in the console or with "
+                       f"flask rules import)")
         if differs:
             click.echo(f"notice: [[catalog]] in the configuration differs from the catalog in the database for "
                        f"{', '.join(differs)}; the database is used (edit items in the console or with "
@@ -250,6 +259,43 @@ def register_cli(app: Flask) -> None:
         for line, code in sorted(problems + up.skipped):
             click.echo(f"line {line}: skipped: {CODE_SKIPS[code]}", err=True)
         sys.exit(1 if problems else 0)
+
+    @app.cli.group("rules", help="The earning rules as a CSV file "
+                   "(id,name,platform,template,points,base_points,tiers,field,category,max_count,max_period,active).")
+    def rules_group() -> None:
+        pass
+
+    @rules_group.command("export", help="Write every rule as it is now, inactive ones too, to FILE (UTF-8 with BOM).")
+    @click.argument("file", type=click.Path(dir_okay=False, writable=True))
+    def rules_export(file: str) -> None:
+        from storage.rules_csv import export_text
+
+        bot = _bot()
+        with bot.db.read_scope() as s:
+            text = export_text(s)
+        Path(file).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {text.count(chr(10)) - 1} rules to {file}")
+
+    @rules_group.command("import", help="Create rules (empty id) or add a new version of a rule (its id) from FILE, "
+                         "valid from now; exit 1 if any row was rejected (the good rows are applied).")
+    @click.argument("file", type=click.Path(dir_okay=False))
+    def rules_import(file: str) -> None:
+        from settings_rules import RULE_PROBLEMS
+        from storage.rules_csv import import_rows, read
+
+        bot = _bot()
+        rows, problem = read(_read_text(file))
+        if problem:
+            click.echo(f"rejected: {file}: {problem}", err=True)
+            sys.exit(1)
+        with bot.db.session_scope() as s:
+            report = import_rows(s, rows, now=bot.db.clock(), actor_id=None)
+        for label in ("created", "updated", "unchanged"):
+            refs = getattr(report, label)
+            click.echo(f"{label} {len(refs)}{': ' + ', '.join(refs) if refs else ''}")
+        for line, field, code in report.rejected:
+            click.echo(f"line {line}: rejected: {field}: {RULE_PROBLEMS.get(code, code)}", err=True)
+        sys.exit(1 if report.rejected else 0)
 
     @app.cli.command("spool-retry", help="Replay the spooled events a bug stopped (held in the spool's failed.held), "
                      "after the fix; exit 1 if any is held again.")

@@ -93,6 +93,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "spool": {"dir": "var/spool", "max_mb": 64, "max_events": 10000},
     # Not ``[catalog]``: TOML cannot have that table beside the ``[[catalog]]`` items.
     "gift_cards": {"codes_key": "", "low_stock": 5},
+    "announcements": {"groups": []},  # where HR's announced changes of rules and catalog go (console tick box)
     "retention": {"events_days": 30, "sent_messages_days": 30, "job_runs_days": 180, "rate_buckets_days": 2,
                   "sent_cards_days": 7},
 }
@@ -123,6 +124,7 @@ class Settings:
     spool: Mapping[str, Any]
     retention: Mapping[str, Any]
     gift_cards: Mapping[str, Any]
+    announcements: Mapping[str, Any]
     catalog: tuple[CatalogItem, ...] = ()
     rules: tuple[Rule, ...] = ()
     source: str = "<mapping>"
@@ -235,12 +237,17 @@ def _validate_misc(server: dict[str, Any], points: dict[str, Any], leavers: dict
         raise ConfigError("points.expiry_notice_days: expected a list of positive whole numbers of days")
     if leavers["policy"] == "transfer" and not leavers["pool_employee_no"]:
         raise ConfigError("leavers.pool_employee_no: required when leavers.policy = \"transfer\"")
-    for i, group in enumerate(board["groups"]):
+    _validate_groups("leaderboard", board["groups"])
+
+
+def _validate_groups(section: str, groups: list[Any]) -> None:
+    """``[[<section>.groups]]``: the group chats something is posted to."""
+    for i, group in enumerate(groups):
         if not isinstance(group, Mapping) or group.get("platform") not in ("dingtalk", "wecom") or not group.get("chat_id"):
-            raise ConfigError(f"leaderboard.groups[{i}]: expected platform (dingtalk|wecom) and chat_id")
+            raise ConfigError(f"{section}.groups[{i}]: expected platform (dingtalk|wecom) and chat_id")
         unknown = set(group) - {"platform", "chat_id", "webhook_key", "name"}
         if unknown:
-            raise ConfigError(f"leaderboard.groups[{i}].{sorted(unknown)[0]}: unknown setting")
+            raise ConfigError(f"{section}.groups[{i}].{sorted(unknown)[0]}: unknown setting")
 
 
 SELF_POINTING_KEYS = (("wecom", "api_base"), ("wecom", "group_webhook_base"), ("dingtalk", "api_base"),
@@ -329,6 +336,7 @@ def build_settings(data: Mapping[str, Any], source: str = "<mapping>") -> Settin
     _refuse_self_pointing_apis(sections)
     _validate_console(sections["console"], sections["playground"])
     _validate_gift_cards(sections["gift_cards"], sections["playground"])
+    _validate_groups("announcements", sections["announcements"]["groups"])
     for section, key in (("orders", "reject_reasons"), ("appeals", "deny_reasons")):
         reasons = sections[section][key]
         if len(reasons) > 3 or any(not isinstance(r, str) or not r.strip() or len(r) > 20 for r in reasons):

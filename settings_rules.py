@@ -2,7 +2,10 @@
 the item or rule (an HR person edits these; the message must point at the line to fix)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
 
 
@@ -15,12 +18,35 @@ PERIODS = ("month", "quarter", "year")
 
 @dataclass(frozen=True)
 class Tier:
+    """From ``min`` up: fixed ``points`` (negative: an automatic deduction), or ``percent`` of the rule's
+    ``base_points``, rounded half up to whole points."""
     min: float
-    points: int
+    points: int | None = None
+    percent: float | None = None
+
+    def amount(self, base: int | None) -> int:
+        if self.percent is None:
+            return int(self.points or 0)
+        exact = Decimal(base or 0) * Decimal(str(self.percent)) / 100
+        return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    def text(self) -> str:
+        """``90:110%`` or ``60:-50``: the CSV's form of one tier."""
+        value = f"{_num(self.percent)}%" if self.percent is not None else str(self.points)
+        return f"{_num(self.min)}:{value}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 @dataclass(frozen=True)
 class Rule:
+    """An earning rule: an approval flow (platform + template) that awards points once approved.
+
+    The database keeps every version (storage/rules.py); ``id`` is the rule's stable id and ``version`` the
+    one in force, both None/0 for a rule still only in the configuration.
+    """
     name: str
     platform: str
     template: str
@@ -30,6 +56,11 @@ class Rule:
     tiers: tuple[Tier, ...] = ()
     max_count: int | None = None
     max_period: str = ""
+    base_points: int | None = None
+    active: bool = True
+    id: int | None = None
+    version: int = 0
+    changed_at: datetime | None = None
 
     def points_for(self, value: float | None) -> int:
         """Fixed points, or the tier with the highest ``min`` not above ``value`` (0 below all)."""
@@ -38,7 +69,15 @@ class Rule:
         if value is None:
             return 0
         best = [t for t in self.tiers if t.min <= value]
-        return max(best, key=lambda t: t.min).points if best else 0
+        return max(best, key=lambda t: t.min).amount(self.base_points) if best else 0
+
+    def tiers_text(self) -> str:
+        return ";".join(t.text() for t in sorted(self.tiers, key=lambda t: -t.min))
+
+    def same_terms(self, other: "Rule") -> bool:
+        """Whether two versions award alike (the id, version and date aside)."""
+        return replace(self, id=None, version=0, changed_at=None) == replace(other, id=None, version=0,
+                                                                             changed_at=None)
 
 
 ITEM_KINDS = ("goods", "gift_card", "leave", "training", "service", "donation")  # storage/kinds.py ItemKind
@@ -163,25 +202,132 @@ def parse_catalog(raw: Any) -> tuple[CatalogItem, ...]:
     return tuple(items)
 
 
-def _parse_tiers(where: str, raw: Any) -> tuple[Tier, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{where}.tiers: expected a non-empty list of {{min, points}}")
+RULE_FIELDS = ("id", "name", "platform", "template", "points", "base_points", "tiers", "field", "category",
+               "max_count", "max_period", "active")
+PLATFORMS = ("dingtalk", "wecom")
+_TIER = re.compile(r"(-?\d+(?:\.\d+)?):(-?\d+(?:\.\d+)?)(%?)")
+POINTS_MAX = 1_000_000
+
+
+def parse_tiers(text: str) -> tuple[Tier, ...] | None:
+    """``90:110%;80:100%;0:0%`` or ``60:-50`` → tiers, highest first; None when it does not read."""
     tiers = []
-    for j, t in enumerate(raw):
-        if not isinstance(t, Mapping) or set(t) != {"min", "points"}:
-            raise ConfigError(f"{where}.tiers[{j}]: expected exactly min and points")
-        if isinstance(t["min"], bool) or not isinstance(t["min"], (int, float)):
+    for part in (p.replace(" ", "") for p in text.replace("；", ";").replace("：", ":").split(";")):
+        if not part:
+            continue
+        m = _TIER.fullmatch(part)
+        if m is None:
+            return None
+        low, value, pct = float(m.group(1)), float(m.group(2)), m.group(3)
+        if pct:
+            tiers.append(Tier(min=low, percent=value))
+        elif value.is_integer():
+            tiers.append(Tier(min=low, points=int(value)))
+        else:
+            return None
+    return tuple(sorted(tiers, key=lambda x: -x.min)) or None
+
+
+def _tier_problem(tiers: tuple[Tier, ...], base: Any) -> str:
+    if len({x.min for x in tiers}) != len(tiers):
+        return "tiers_overlap"
+    if any(x.percent is not None and not 0 <= x.percent <= 1000 for x in tiers) or \
+            any(x.points is not None and abs(x.points) > POINTS_MAX for x in tiers):
+        return "tiers"
+    if any(x.percent is not None for x in tiers) and base is None:
+        return "tiers_need_base"
+    return ""
+
+
+def check_rule(values: Mapping[str, Any]) -> tuple[Rule | None, list[tuple[str, str]]]:
+    """The rule the values describe, or the problems as (field, code) pairs: the one set of rules for the
+    configuration, a CSV row and the console's form (words: ``RULE_PROBLEMS`` here, ``RULE_PROBLEMS`` in
+    cards/messages.py). ``tiers`` arrives as text (``90:110%;0:0%``) or as tiers; numbers typed, None if empty."""
+    v = {**{f: None for f in RULE_FIELDS}, **values}
+    problems: list[tuple[str, str]] = []
+    name, template = v["name"], v["template"]
+    if not isinstance(name, str) or not name.strip() or len(name) > 128:
+        problems.append(("name", "rule_name"))
+    if v["platform"] not in PLATFORMS:
+        problems.append(("platform", "platform"))
+    if not isinstance(template, str) or not template.strip() or len(template) > 128 or " " in template.strip():
+        problems.append(("template", "template"))
+    tiers: Any = v["tiers"] or ()
+    if isinstance(tiers, str):
+        tiers = parse_tiers(tiers) if tiers.strip() else ()
+        if tiers is None:
+            problems.append(("tiers", "tiers"))
+            tiers = ()
+    points, base, fld = v["points"], v["base_points"], (v["field"] or "").strip()
+    if (points is None) == (not tiers):
+        problems.append(("points", "points_or_tiers"))
+    elif points is not None and (isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= POINTS_MAX):
+        problems.append(("points", "points"))
+    elif tiers and (code := _tier_problem(tiers, base)):
+        problems.append(("tiers", code))
+    elif tiers and not fld:
+        problems.append(("field", "field"))
+    if base is not None and (isinstance(base, bool) or not isinstance(base, int) or not 0 < base <= POINTS_MAX):
+        problems.append(("base_points", "base_points"))
+    category = v["category"] if v["category"] is not None else "approval"
+    if not isinstance(category, str) or not category.strip() or len(category) > 32:
+        problems.append(("category", "category"))
+    count, period = v["max_count"], v["max_period"] or ""
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= 1000):
+        problems.append(("max_count", "max_count"))
+    elif (count is None) != (period == "") or (period and period not in PERIODS):
+        problems.append(("max_period", "max_period"))
+    if v["active"] is not None and not isinstance(v["active"], bool):
+        problems.append(("active", "active"))
+    if problems:
+        return None, problems
+    return Rule(name=name.strip(), platform=v["platform"], template=template.strip(), category=category.strip(),
+                points=points, field=fld if tiers else "", tiers=tuple(tiers), max_count=count, max_period=period,
+                base_points=base, active=v["active"] is not False, id=v["id"]), []
+
+
+RULE_PROBLEMS = {
+    "rule_name": "expected a non-empty string of at most 128 characters",
+    "platform": 'expected "dingtalk" or "wecom"',
+    "template": "expected the processCode / TemplateId (no spaces)",
+    "points_or_tiers": "give either points or field + tiers, not both (and one of them)",
+    "points": "expected a positive whole number",
+    "tiers": "expected tiers such as 90:110%;80:100%;0:0% or 90:500;60:-50 (min:points or min:percent%)",
+    "tiers_overlap": "two tiers share the same min (overlapping tiers)",
+    "tiers_need_base": "a percentage tier needs base_points",
+    "field": "required with tiers (the form field's title)",
+    "base_points": "expected a positive whole number",
+    "category": "expected a short name (at most 32 characters)",
+    "max_count": "expected a positive whole number",
+    "max_period": "expected month, quarter or year, together with the count",
+    "active": "expected true or false",
+    "duplicate": "the same rule twice in the file",
+    "unknown_rule": "no rule with this id (leave id empty to create one)",
+    "rule_template_taken": "an active rule already uses this platform and template",
+}
+RULE_KEYS = {"name", "platform", "template", "points", "category", "max_per", "field", "tiers", "base_points",
+             "active"}
+
+
+def _config_tiers(where: str, raw: Any) -> tuple[Tier, ...]:
+    """``tiers = [{min = 90, points = 500}, {min = 80, percent = 100}]``: the TOML form of tiers."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}.tiers: expected a non-empty list of {{min, points}} or {{min, percent}}")
+    tiers = []
+    for j, x in enumerate(raw):
+        if not isinstance(x, Mapping) or set(x) not in ({"min", "points"}, {"min", "percent"}):
+            raise ConfigError(f"{where}.tiers[{j}]: expected exactly min and points (or min and percent)")
+        if isinstance(x["min"], bool) or not isinstance(x["min"], (int, float)):
             raise ConfigError(f"{where}.tiers[{j}].min: expected a number")
-        if isinstance(t["points"], bool) or not isinstance(t["points"], int) or t["points"] < 0:
-            raise ConfigError(f"{where}.tiers[{j}].points: expected a whole number ≥ 0")
-        tiers.append(Tier(min=float(t["min"]), points=t["points"]))
-    mins = [t.min for t in tiers]
-    if len(set(mins)) != len(mins):
-        raise ConfigError(f"{where}.tiers: two tiers share the same min (overlapping tiers)")
-    return tuple(sorted(tiers, key=lambda t: -t.min))
-
-
-RULE_KEYS = {"name", "platform", "template", "points", "category", "max_per", "field", "tiers"}
+        if "percent" in x:
+            if isinstance(x["percent"], bool) or not isinstance(x["percent"], (int, float)):
+                raise ConfigError(f"{where}.tiers[{j}].percent: expected a number")
+            tiers.append(Tier(min=float(x["min"]), percent=float(x["percent"])))
+        elif isinstance(x["points"], bool) or not isinstance(x["points"], int):
+            raise ConfigError(f"{where}.tiers[{j}].points: expected a whole number (negative: a deduction)")
+        else:
+            tiers.append(Tier(min=float(x["min"]), points=x["points"]))
+    return tuple(sorted(tiers, key=lambda x: -x.min))
 
 
 def _parse_rule(i: int, entry: Any) -> Rule:
@@ -195,35 +341,21 @@ def _parse_rule(i: int, entry: Any) -> Rule:
     unknown = set(entry) - RULE_KEYS
     if unknown:
         raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown setting (known: {', '.join(sorted(RULE_KEYS))})")
-    if entry.get("platform") not in ("dingtalk", "wecom"):
-        raise ConfigError(f"{where}.platform: expected \"dingtalk\" or \"wecom\"")
-    if not isinstance(entry.get("template"), str) or not entry["template"]:
-        raise ConfigError(f"{where}.template: expected the processCode / TemplateId")
-    category = entry.get("category", "approval")
-    if not isinstance(category, str):
-        raise ConfigError(f"{where}.category: expected a string")
-    points, tiers, fld = entry.get("points"), (), entry.get("field", "")
-    if points is not None and ("tiers" in entry or fld):
-        raise ConfigError(f"{where}: give either points or field + tiers, not both")
-    if points is not None:
-        if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
-            raise ConfigError(f"{where}.points: expected a positive whole number")
-    else:
-        if not isinstance(fld, str) or not fld:
-            raise ConfigError(f"{where}.field: required with tiers (the form field's title)")
-        tiers = _parse_tiers(where, entry.get("tiers"))
-    max_count, max_period = None, ""
+    values = {k: entry.get(k) for k in ("name", "platform", "template", "points", "base_points", "field",
+                                        "category", "active")}
+    values["tiers"] = _config_tiers(where, entry["tiers"]) if "tiers" in entry else ()
     if "max_per" in entry:
         mp = entry["max_per"]
         if not isinstance(mp, Mapping) or set(mp) != {"count", "period"}:
             raise ConfigError(f"{where}.max_per: expected {{count = N, period = \"month|quarter|year\"}}")
-        if isinstance(mp["count"], bool) or not isinstance(mp["count"], int) or mp["count"] <= 0:
-            raise ConfigError(f"{where}.max_per.count: expected a positive whole number")
-        if mp["period"] not in PERIODS:
-            raise ConfigError(f"{where}.max_per.period: expected month, quarter or year")
-        max_count, max_period = mp["count"], mp["period"]
-    return Rule(name=name, platform=entry["platform"], template=entry["template"], category=category,
-                points=points, field=fld, tiers=tiers, max_count=max_count, max_period=max_period)
+        values["max_count"], values["max_period"] = mp["count"], mp["period"]
+    rule, problems = check_rule(values)
+    if rule is None:
+        field, code = problems[0]
+        key = {"max_count": "max_per.count", "max_period": "max_per.period"}.get(field, field)
+        raise ConfigError(f"{where}: {RULE_PROBLEMS[code]}" if code == "points_or_tiers" else
+                          f"{where}.{key}: {RULE_PROBLEMS[code]}")
+    return rule
 
 
 def parse_rules(raw: Any) -> tuple[Rule, ...]:

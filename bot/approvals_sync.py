@@ -24,7 +24,7 @@ from bot.dingtalk.parse import parse_failed_push, parse_instance_detail
 from bot.errors import ConfigurationError, MalformedPayload, PlatformApiError
 from bot.spool import UNAVAILABLE
 from bot.wecom.parse import parse_approval_detail
-from storage import approvals
+from storage import approvals, rules
 from storage.models import ApprovalInstance
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,11 @@ def _process_detail(bot: Any, platform: str, instance_id: str, detail: Detail) -
     template = detail.template
     if not template:  # DingTalk's detail has no processCode: the row (or nothing) names the rule
         row = _known(bot, platform, instance_id)
-        rule = approvals.rule_by_name(bot.settings, row.rule) if row is not None else None
-        template = rule.template if rule is not None else ""
+        template = ""
+        if row is not None and row.rule_id is not None:
+            with bot.db.read_scope() as s:
+                rule = rules.get(s, row.rule_id)
+            template = rule.template if rule is not None else ""
     return apply_change(bot, platform=platform, instance_id=instance_id, template=template, status=detail.status,
                         applicant=detail.applicant, title=detail.title, form=detail.form,
                         finished_at=detail.finished_at)
@@ -172,7 +175,9 @@ def _sp_numbers(client: Any, template: str, start: int, end: int) -> list[str]:
 def _reconcile_wecom(bot: Any, client: Any, now: datetime, days: int) -> int:
     """Every instance of a WeCom rule's template over the last ``days`` not yet settled: fetch and apply."""
     awarded, start, end = 0, _epoch(now - timedelta(days=days)), _epoch(now)
-    for rule in (r for r in bot.settings.rules if r.platform == "wecom"):
+    with bot.db.read_scope() as s:
+        wecom_rules = [r for r in rules.current(s) if r.platform == "wecom" and r.active]
+    for rule in wecom_rules:
         for sp_no in _sp_numbers(client, rule.template, start, end):
             row = _known(bot, "wecom", sp_no)
             if row is not None and row.status in approvals.FINAL:
@@ -208,7 +213,8 @@ def _retry_pending(bot: Any, platforms: set[str], now: datetime) -> int:
 def reconcile(bot: Any, now: datetime, days: int = 3) -> int:
     """The ``reconcile-approvals`` job: returns how many awards it made (0 when the live path did them all)."""
     clients = get_clients(bot)
-    platforms = {r.platform for r in bot.settings.rules} & set(clients)
+    with bot.db.read_scope() as s:
+        platforms = {r.platform for r in rules.current(s) if r.active} & set(clients)
     awarded = 0
     if "dingtalk" in clients:  # also replays leavers, so it runs even without DingTalk rules
         try:

@@ -26,6 +26,17 @@ def approval_notice(kind: str, d: Mapping[str, Any]) -> Card:
         return Card(title="审批已撤销，相应积分已扣回", lines=lines,
                     fields=(("规则", d["rule"]), ("审批", title), ("当前可用积分", str(d["balance"])),
                             ("记录编号", f"E{d['txn_id']}")))
+    if kind == "deducted":
+        return Card(title=f"审批结果：按规则扣除 {d['points']} 积分",
+                    fields=(("规则", d["rule"]), ("审批", title), ("当前可用积分", str(d["balance"])),
+                            ("记录编号", f"E{d['txn_id']}")),
+                    footer=f"如有疑问可发送: 申诉 E{d['txn_id']} <原因>")
+    if kind == "deduction_short":
+        return Card(title=f"规则扣除：{d['shortfall']} 积分余额不足未扣",
+                    lines=(f"{who} 按规则应扣 {d['points'] + d['shortfall']} 积分，余额只够扣 {d['points']} 积分；"
+                           "钱包不能为负，差额已记录，请 HR 决定如何处理。",),
+                    fields=(("规则", d["rule"]), ("审批", title), ("已扣除", str(d["points"])),
+                            ("差额", str(d["shortfall"])), ("审批编号", d["instance_id"])))
     if kind == "capped":
         return Card(title="审批已通过，但本次未发放积分", lines=(d["note"],),
                     fields=(("规则", d["rule"]), ("审批", title)))

@@ -92,6 +92,11 @@ REASONS = {
     "order_lapsed": "订单 R{order} 超过 24 小时未确认，已失效。如仍需兑换请重新下单。",
     "order_awaiting_confirmation": "订单 R{order} 尚未确认（24 小时内未确认会自动失效），暂无需处理。",
     "order_awaiting_fulfilment": "订单 R{order} 已确认，等待发放。",
+    "rules_hr_only": "只有 HR 或管理员可以修改积分规则。",
+    "budgets_hr_only": "只有 HR 或管理员可以调整经理的额度。",
+    "rule_template_taken": "规则「{name}」（编号 {id}）已在使用这个审批模板，同一模板只能有一条启用的规则。",
+    "budget_not_manager": "{name} 不是经理，没有奖励额度。",
+    "topup_amount": "追加额度需为 1 到 {max} 之间的整数。",
     "order_refunded": "订单 R{order} 已退款，积分已退回。",
     "order_not_fulfilled": "订单 R{order} 尚未发放：等待发放的订单请用「拒绝订单」退回积分。",
     "codes_key_missing": "尚未配置卡密加密密钥（gift_cards.codes_key），不能保存卡密，请联系管理员。",
@@ -139,6 +144,34 @@ CATALOG_PROBLEMS = {
     "duplicate": "同一个 sku 在文件里出现了两次",
     "taken": "这个 sku 已经有商品了",
 }
+
+
+RULE_PROBLEMS = {
+    "rule_name": "名称不能为空，最多 128 个字符",
+    "platform": "平台必须是 dingtalk 或 wecom",
+    "template": "请填写审批模板编号（钉钉 processCode / 企业微信 TemplateId），不含空格",
+    "points_or_tiers": "请填写固定积分，或填写表单字段和分档（二选一）",
+    "points": "积分必须是正整数",
+    "tiers": "分档格式如 90:110%;80:100%;0:0% 或 90:500;60:-50（分数:积分 或 分数:百分比%）",
+    "tiers_overlap": "两个分档的分数相同（分档重叠）",
+    "tiers_need_base": "按百分比分档需要填写基数积分",
+    "field": "分档需要填写审批表单里分数字段的名称",
+    "base_points": "基数积分必须是正整数",
+    "category": "类别不能为空，最多 32 个字符",
+    "max_count": "次数上限必须是正整数（留空表示不限）",
+    "max_period": "上限周期必须是 month / quarter / year，且与次数一起填写",
+    "active": "启用请填 true 或 false",
+    "unknown_rule": "没有这个编号的规则（新增规则请把 id 留空）",
+    "duplicate": "同一条规则在文件里出现了两次",
+    "rule_template_taken": "这个审批模板已有一条启用的规则",
+}
+
+
+def rule_problem(code: str, **params: Any) -> str:
+    """A rule's problem in words for HR (settings_rules.py ``RULE_PROBLEMS`` words them for the configuration)."""
+    if code == "rule_template_taken" and params:
+        return REASONS[code].format(**params)
+    return RULE_PROBLEMS.get(code, code)
 
 
 def catalog_problem(code: str) -> str:
@@ -327,7 +360,8 @@ REJECTED = "已拒绝订单 R{id}（{name} {item} ×{qty}），理由: {note}。
 # ---- balance, shop, orders, rank, rules, help (handlers/query.py … handlers/help.py) ----
 
 TXN_KIND_TEXT = {"award": "奖励", "deduct": "扣除", "expire": "过期", "hold": "兑换冻结", "settle": "兑换完成",
-                 "release": "兑换退回", "reverse": "撤销", "transfer": "转移"}
+                 "release": "兑换退回", "reverse": "撤销", "transfer": "转移", "budget_grant": "月度额度",
+                 "budget_reset": "额度清零", "budget_topup": "额度追加"}
 ROLE_TEXT = {"employee": "员工", "manager": "经理", "hr": "HR", "admin": "管理员"}
 NEED_ORDER_REF = "请写明 R 开头的订单号（发送「我的订单」查看）。"
 BAD_QUANTITY = "数量需为 1 到 {max} 之间的整数。"

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
 
+from cards import builders_rules
 from cards import messages as msg
 from settings_rules import ITEM_KINDS, LIMIT_PERIODS, check_item
 from storage import catalog_csv, exports, gift_codes
@@ -69,7 +70,11 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
                     return _form({**cells, "active": values["active"]}, sku, [("sku", "taken")]), 400
         try:
             with bot.db.session_scope() as s:
-                outcome = services(s).catalog.save(item, s.get(Employee, g.member_id))
+                actor = s.get(Employee, g.member_id)
+                outcome = services(s).catalog.save(item, actor)
+                if outcome != "unchanged" and request.form.get("announce") == "1":
+                    told = _announce(services(s), found, item, actor.name)
+                    flash(f"已向 {told} 个群发送商城调整公告。" if told else "没有配置公告群（[announcements] groups）。")
         except DomainError as exc:
             return render_template("console/message.html", title="没有权限", text=msg.domain_error(exc)), 403
         flash({"created": f"已新增 {item.name}。", "updated": f"已保存 {item.name}，下一条消息起生效。",
@@ -141,6 +146,16 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
         results += [(f"第 {line} 行", f"未导入：{msg.catalog_problem(code)}") for line, _, code in report.rejected]
         return render_template("console/results.html", title="商城导入结果", results=results,
                                back=url_for("console.catalog_page"))
+
+
+def _announce(sv: Any, old: Any, new: Any, actor: str) -> int:
+    """The change as a card to ``[announcements] groups``; how many groups."""
+    def line(v: Any) -> str | None:
+        return None if v is None else builders_rules.item_line(
+            name=v.name, kind=str(v.kind), cost=v.cost, active=v.active,
+            limit=msg.limit_text(getattr(v, "limit_count", getattr(v, "limit", None)), v.limit_period))
+    card = builders_rules.catalog_announcement(line(old), line(new), name=new.name, changed_by=actor)
+    return sv.announce(card.to_dict(), key=f"announce:item:{new.sku}:{sv.clock():%Y%m%d%H%M%S%f}")
 
 
 def _form(values: dict[str, Any], sku: str, problems: list[tuple[str, str]],

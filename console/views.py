@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from cards import messages as msg
 from console import actions
 from console.catalog import register_catalog
+from console.rules import register_rules
 from console.exports import export_response
 from cards.builders_people import award_notice
 from storage import bulk
@@ -273,6 +274,7 @@ def console_blueprint(bot: Any, csrf: CSRFProtect) -> Blueprint:
         return export_response(bot, kind, fmt, f, filters)
 
     register_catalog(bp, bot, services, _csv_text)
+    register_rules(bp, bot, services, _csv_text)
 
     @bp.app_template_global()
     def console_member() -> dict[str, Any]:

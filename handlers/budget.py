@@ -10,7 +10,7 @@ from cards import messages as msg
 
 def handle_budget(event: Event, ctx: Context) -> Reply:
     left, used = ctx.queries.budget_usage(ctx.me.id)
-    monthly = ctx.settings.points["manager_monthly_budget"]
+    monthly = ctx.budgets.terms([ctx.me.id])[ctx.me.id].monthly
     return Text(msg.BUDGET.format(left=left, used=used, monthly=monthly))
 
 

@@ -1,7 +1,8 @@
 """规则/rules: how points are earned, what they buy, and how long they last.
 
-Everything comes from the configuration (the source of truth for rules and prices), so this card
-can never disagree with what the approval handler or the shop actually does.
+Everything comes from the database (the rules and the catalog HR keeps, storage/rules.py and storage/catalog.py),
+so this card can never disagree with what the approval handler or the shop actually does; it says when the rules
+last changed.
 """
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from bot.core.context import Context
 from bot.core.events import Event
 from bot.core.replies import CardReply, Reply
 from bot.core.router import Router
+from cards import messages as msg
 from cards.builders_rules import rules_card
 
+
 def handle_rules(event: Event, ctx: Context) -> Reply:
-    return CardReply(rules_card(ctx.settings, [(item.name, item.cost) for item in ctx.catalog.shelf()]))
+    changed = ctx.rules.last_change()
+    return CardReply(rules_card(ctx.settings, ctx.rules.current(), [(item.name, item.cost) for item in ctx.catalog.shelf()],
+                                msg.local_time(changed, ctx.settings.tz, "%Y-%m-%d") if changed else ""))
 
 
 def register(router: Router) -> None:

@@ -101,7 +101,7 @@ class Playground:
 
     # ---- simulated platform events -------------------------------------------------------------
     def _rule(self, platform: str, name: str) -> Any:
-        rules = [r for r in self.bot.settings.rules if r.platform == platform]
+        rules = [r for r in _rules(self.bot) if r.platform == platform]
         rule = next((r for r in rules if r.name == name), rules[0] if rules else None)
         if rule is None:
             raise BadInput(f"no [[rules]] entry for {platform}")
@@ -165,7 +165,7 @@ def playground_blueprint(app: Flask, bot: Any, log: MessageLog) -> Blueprint:
     @bp.get("")
     def page() -> str:
         platforms = [p for p in ("dingtalk", "wecom") if getattr(pg, p) is not None]
-        rules = {p: [r.name for r in bot.settings.rules if r.platform == p] for p in platforms}
+        rules = {p: [r.name for r in _rules(bot) if r.platform == p] for p in platforms}
         console = [(uid, label) for uid, label in CONSOLE_LOGINS] if bot.settings.console["enabled"] else []
         return render_template("playground.html", platforms=platforms, rules=rules, console=console)
 
@@ -215,3 +215,11 @@ def playground_blueprint(app: Flask, bot: Any, log: MessageLog) -> Blueprint:
         return jsonify(messages=log.since(request.args.get("platform", ""), request.args.get("user", ""), after))
 
     return bp
+
+
+def _rules(bot: Any) -> list[Any]:
+    """The active earning rules as HR keeps them (storage/rules.py), for the simulated approvals."""
+    from storage import rules
+
+    with bot.db.read_scope() as s:
+        return [r for r in rules.current(s) if r.active]

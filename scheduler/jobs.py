@@ -23,6 +23,7 @@ from cards import builders_jobs as cards
 from cards import messages as msg
 from storage.claims import (GRANULARITY, Lease, LeaseLost, claim, finish, lapsed, last_done, local, period_day,
                               period_key, release, to_utc, worker_name)
+from storage import budgets
 from storage.digests import AUDIT_DAYS, hr_digest, manager_digests
 from storage.employees import active_ids
 from storage.ledger.expiry import expire_due, expired_between, expiring_between
@@ -139,14 +140,17 @@ def hr_digest_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
 
 
 def budget_grant(bot: Any, period: str, now: datetime, lease: Lease) -> str:
-    """This month's budget for every active manager (idempotent per manager and month)."""
-    points = bot.settings.points
+    """This month's budget for every active manager, by their own terms (idempotent per manager and month)."""
     managers = active_ids(bot.db, "manager")
+    with bot.db.read_scope() as s:
+        terms = budgets.terms(s, bot.settings.points, managers)
     for mid in managers:  # one short transaction per manager: a grant took 20-40 ms on a loaded SQLite
         lease.keep()
+        if terms[mid].monthly <= 0:
+            continue
         with bot.db.session_scope() as s:
-            Services(s, bot.settings, lambda: now).ledger.grant_budget(
-                mid, period, points["manager_monthly_budget"], rollover=points["budget_rollover"])
+            Services(s, bot.settings, lambda: now).ledger.grant_budget(mid, period, terms[mid].monthly,
+                                                                      rollover=terms[mid].rollover)
     return f"budget {period} granted to {len(managers)} managers"
 
 

@@ -5,8 +5,9 @@ inserting their own, saw none, and all paid (3 awards of a once-a-month rule on 
 MariaDB). A unique row is taken once whatever the isolation level: the second insert of the same
 slot waits for the first transaction and fails when it commits. docs/commands.md has the rules.
 
-The rule is named by its (platform, template) until rules get stable ids. The period is the one
-the approval *finished* in, in the organisation's time zone.
+The rule is named by its stable id (``rule:<id>``, storage/rules.py; migration 0011 rewrote the older
+``platform:template`` keys), so a new version of a rule keeps counting the same cap. The period is the
+one the approval *finished* in, in the organisation's time zone.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ APPROVED = "approved"  # storage.approvals.APPROVED (that module imports this on
 
 
 def rule_key(rule: Rule) -> str:
-    return f"{rule.platform}:{rule.template}"[:160]
+    return f"rule:{rule.id}"
 
 
 def period_of(settings: Settings, when: datetime, period: str) -> str:
@@ -46,7 +47,7 @@ def _period_start(settings: Settings, when: datetime, period: str) -> datetime:
 def _legacy(s: Session, settings: Settings, rule: Rule, employee_id: int, finished: datetime) -> int:
     """Awards made before slots existed (no slot row): they fill the first slots of their period."""
     return int(s.scalar(select(func.count(ApprovalInstance.id)).where(
-        ApprovalInstance.rule == rule.name, ApprovalInstance.employee_id == employee_id,
+        ApprovalInstance.rule_id == rule.id, ApprovalInstance.employee_id == employee_id,
         ApprovalInstance.status == APPROVED, ApprovalInstance.updated_at >= _period_start(settings, finished,
                                                                                           rule.max_period),
         ~select(ApprovalSlot.id).where(ApprovalSlot.instance_id == ApprovalInstance.id).exists())) or 0)

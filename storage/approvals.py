@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from settings import Rule, Settings
-from storage import approval_slots as slots
+from storage import approval_slots as slots, rules
 from storage.errors import AlreadyReversed, DomainError, WalletFrozen
 from storage.ledger import Ledger
 from storage.members import PLATFORM_COLUMNS, resolve_member
@@ -67,14 +67,6 @@ class Decision:
     detail: str = ""
 
 
-def match_rule(settings: Settings, platform: str, template: str) -> Rule | None:
-    return next((r for r in settings.rules if r.platform == platform and r.template == template), None)
-
-
-def rule_by_name(settings: Settings, name: str) -> Rule | None:
-    return next((r for r in settings.rules if r.name == name), None)
-
-
 def staff_ids(s: Session) -> list[int]:
     """Every active HR person and admin: they decide what the bot cannot."""
     return list(s.scalars(select(Employee.id).where(Employee.role.in_(STAFF_ROLES), Employee.status == "active")
@@ -97,7 +89,7 @@ def find_applicant(s: Session, platform: str, user_id: str, now: datetime) -> Em
     return emp
 
 
-def _row(s: Session, platform: str, instance_id: str, rule: str, now: datetime) -> tuple[ApprovalInstance, bool]:
+def _row(s: Session, platform: str, instance_id: str, rule: Rule, now: datetime) -> tuple[ApprovalInstance, bool]:
     """Get or create the instance row; a concurrent twin's insert wins and we use its row."""
     q = select(ApprovalInstance).where(ApprovalInstance.platform == platform,
                                        ApprovalInstance.instance_id == instance_id[:128])
@@ -106,8 +98,9 @@ def _row(s: Session, platform: str, instance_id: str, rule: str, now: datetime) 
         return row, False
     try:
         with s.begin_nested():
-            row = ApprovalInstance(platform=platform, instance_id=instance_id[:128], rule=rule[:128], status="new",
-                                   title="", note="", updated_at=now)
+            row = ApprovalInstance(platform=platform, instance_id=instance_id[:128], rule=rule.name[:128],
+                                   rule_id=rule.id, rule_version=rule.version or None, status="new", title="", note="",
+                                   updated_at=now)
             s.add(row)
             s.flush()
         return row, True
@@ -115,6 +108,14 @@ def _row(s: Session, platform: str, instance_id: str, rule: str, now: datetime) 
         found = s.scalar(q)
         assert found is not None
         return found, False
+
+
+def rule_of(s: Session, row: ApprovalInstance | None, platform: str, template: str, finished: datetime) -> Rule | None:
+    """The rule version an approval is decided under: the one it was first decided under, else the one in force
+    when it finished (storage/rules.py), so a later change of the rule never changes an approval's award."""
+    if row is not None and row.rule_id is not None:
+        return rules.version(s, row.rule_id, row.rule_version) if row.rule_version else rules.get(s, row.rule_id)
+    return rules.match(s, platform, template, finished)
 
 
 def on_approval(s: Session, ledger: Ledger, settings: Settings, *, platform: str, instance_id: str, template: str,
@@ -125,11 +126,9 @@ def on_approval(s: Session, ledger: Ledger, settings: Settings, *, platform: str
     ``finished_at`` is when the approval finished, as the platform says; a cap counts the award
     in that period (a 31 January approval reconciled on 1 February is January's).
     """
-    rule = match_rule(settings, platform, template)
-    if rule is None:
-        existing = s.scalar(select(ApprovalInstance).where(ApprovalInstance.platform == platform,
-                                                           ApprovalInstance.instance_id == instance_id[:128]))
-        rule = rule_by_name(settings, existing.rule) if existing is not None else None
+    existing = s.scalar(select(ApprovalInstance).where(ApprovalInstance.platform == platform,
+                                                       ApprovalInstance.instance_id == instance_id[:128]))
+    rule = rule_of(s, existing, platform, template, finished_at or (existing.finished_at if existing else None) or now)
     if rule is None:
         return Decision("ignored", detail="no rule for this template")
     if status == "revoked":
@@ -143,7 +142,7 @@ def on_approval(s: Session, ledger: Ledger, settings: Settings, *, platform: str
 def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platform: str, instance_id: str,
              applicant: str, title: str, form: dict[str, str] | None, now: datetime,
              finished_at: datetime | None) -> Decision:
-    row, _ = _row(s, platform, instance_id, rule.name, now)
+    row, _ = _row(s, platform, instance_id, rule, now)
     if row.status in FINAL:  # a redelivery, or a revoke that overtook this approval
         return Decision("already", rule, detail=f"instance already {row.status}")
     row.finished_at = row.finished_at or finished_at
@@ -168,7 +167,9 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
         if value is None:
             return _skip(s, row, rule, now, memos.FIELD_MISSING.format(field=rule.field), "no_field", info)
     points = rule.points_for(value)
-    if points <= 0:
+    if points < 0:
+        return _deduct(s, ledger, rule, row, emp, -points, info, now)
+    if points == 0:
         row.status, row.updated_at, row.note = SKIPPED, now, memos.BELOW_LOWEST_TIER.format(field=rule.field, value=value)[:255]
         return Decision("skipped", rule, detail=row.note)
     if rule.max_count is not None and not slots.claim(s, settings, rule, emp.id, row, row.finished_at or now, now):
@@ -191,6 +192,29 @@ def _approve(s: Session, ledger: Ledger, settings: Settings, rule: Rule, platfor
     return Decision("awarded", rule, [notice], points=points)
 
 
+def _deduct(s: Session, ledger: Ledger, rule: Rule, row: ApprovalInstance, emp: Employee, points: int,
+            info: dict[str, Any], now: datetime) -> Decision:
+    """A negative tier: take what the wallet holds, up to ``points``, with the rule as its source; HR is told of
+    the rest (a wallet never goes below zero)."""
+    take = min(points, ledger.balance(ledger.wallet(emp.id).id))
+    txn = None
+    if take > 0:
+        txn = ledger.deduct(emp.id, take, idem_key=award_key(row.platform, row.instance_id), category=rule.category,
+                            reason=memos.APPROVAL_DEDUCTION.format(rule=rule.name, title=row.title)[:500])
+    row.status, row.award_txn_id, row.updated_at = APPROVED, txn.id if txn else None, now
+    row.note = memos.DEDUCTION_SHORT.format(points=points - take)[:255] if take < points else ""
+    balance = ledger.balance(ledger.wallet(emp.id).id)
+    notices = [Notice(emp.id, "deducted", f"approval-deducted:{row.platform}:{row.instance_id}",
+                      {**info, "points": take, "balance": balance, "txn_id": txn.id if txn else None})] if take else []
+    if take < points:
+        if txn is not None:
+            s.add(Shortfall(employee_id=emp.id, txn_id=txn.id, amount=points - take, created_at=now,
+                            reason=memos.SHORTFALL.format(instance=row.instance_id)[:255]))
+        notices += [Notice(hr, "deduction_short", f"approval-deduction-short:{row.platform}:{row.instance_id}:{hr}",
+                           {**info, "points": take, "shortfall": points - take}) for hr in staff_ids(s)]
+    return Decision("deducted", rule, notices, points=-take)
+
+
 def _skip(s: Session, row: ApprovalInstance, rule: Rule, now: datetime, note: str, kind: str,
           info: dict[str, Any]) -> Decision:
     """No award, and HR is told why, because a person expected points here."""
@@ -202,7 +226,7 @@ def _skip(s: Session, row: ApprovalInstance, rule: Rule, now: datetime, note: st
 
 def _revoke(s: Session, ledger: Ledger, rule: Rule, platform: str, instance_id: str, title: str,
             now: datetime) -> Decision:
-    row, created = _row(s, platform, instance_id, rule.name, now)
+    row, created = _row(s, platform, instance_id, rule, now)
     if title and not row.title:
         row.title = title[:255]
     if row.status == REVOKED:

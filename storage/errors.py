@@ -62,6 +62,10 @@ class UnknownAppeal(DomainError):
     code = "unknown_appeal"
 
 
+class UnknownRule(DomainError):
+    code = "unknown_rule"
+
+
 class OutOfStock(DomainError):
     code = "out_of_stock"
 

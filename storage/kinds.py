@@ -25,6 +25,7 @@ class TxnKind(StrEnum):
     TRANSFER = "transfer"
     BUDGET_GRANT = "budget_grant"
     BUDGET_RESET = "budget_reset"
+    BUDGET_TOPUP = "budget_topup"  # HR adds to one manager's budget, once, with a reason
 
 
 class AccountKind(StrEnum):

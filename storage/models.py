@@ -307,7 +307,9 @@ class ApprovalInstance(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     platform: Mapped[str] = mapped_column(String(16))
     instance_id: Mapped[str] = mapped_column(String(128))
-    rule: Mapped[str] = mapped_column(String(128))
+    rule: Mapped[str] = mapped_column(String(128))  # the rule's name when it was seen (for people)
+    rule_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # RuleVersion.rule_id
+    rule_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the version it was decided under
     employee_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # approved|revoked|pending_detail|skipped
     title: Mapped[str] = mapped_column(String(255), default="")
@@ -316,6 +318,43 @@ class ApprovalInstance(Base):
     note: Mapped[str] = mapped_column(String(255), default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # when the approval finished
+
+
+class RuleVersion(Base):
+    """One version of an earning rule (storage/rules.py): ``rule_id`` is the rule's stable id, and an approval is
+    awarded under the version in force when it finished (the latest ``valid_from`` not after it). A change is a
+    new row; no row is ever edited, so an award can always be traced to the terms it was made under."""
+
+    __tablename__ = "rule_versions"
+    __table_args__ = (UniqueConstraint("rule_id", "version"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(Integer, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[datetime] = mapped_column(DateTime)
+    name: Mapped[str] = mapped_column(String(128))
+    platform: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(128))
+    points: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    base_points: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    tiers: Mapped[str] = mapped_column(String(500), default="")  # 90:110%;80:100%;0:0% (settings_rules.parse_tiers)
+    field: Mapped[str] = mapped_column(String(128), default="")
+    category: Mapped[str] = mapped_column(String(32), default="approval")
+    max_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_period: Mapped[str] = mapped_column(String(16), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    changed_by: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ManagerBudget(Base):
+    """A manager's own monthly budget and rollover; a manager without a row gets ``[points]``'s defaults."""
+
+    __tablename__ = "manager_budgets"
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), primary_key=True, autoincrement=False)
+    monthly: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rollover: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
 
 
 class ApprovalSlot(Base):
@@ -329,7 +368,7 @@ class ApprovalSlot(Base):
     __table_args__ = (UniqueConstraint("employee_id", "rule_key", "period", "n", name="uq_approval_slots"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"))
-    rule_key: Mapped[str] = mapped_column(String(160))  # "platform:template" until rules get stable ids
+    rule_key: Mapped[str] = mapped_column(String(160))  # "rule:<id>" (storage/approval_slots.py rule_key)
     period: Mapped[str] = mapped_column(String(16))  # 2026-01 | 2026-Q1 | 2026, in the organisation's zone
     n: Mapped[int] = mapped_column(Integer)
     instance_id: Mapped[int] = mapped_column(ForeignKey("approval_instances.id"), index=True)

@@ -11,7 +11,7 @@ from storage.kinds import AccountKind, TxnKind
 from storage.models import Account, Employee, Entry, Lot, Txn
 
 EARNING_KINDS = (TxnKind.AWARD,)
-BUDGET_KINDS = (TxnKind.BUDGET_GRANT, TxnKind.BUDGET_RESET)  # a manager's budget, not their wallet
+BUDGET_KINDS = (TxnKind.BUDGET_GRANT, TxnKind.BUDGET_RESET, TxnKind.BUDGET_TOPUP)  # a manager's budget, not their wallet
 
 
 @dataclass(frozen=True)

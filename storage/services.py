@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
-from settings import CatalogItem, Settings
-from storage import (appeals, approvals, bindings, catalog, catalog_csv, console, employees, gift_codes, leavers,
-                     members, orders, outbox, queries, sent_cards)
+from settings import CatalogItem, Rule, Settings
+from storage import (appeals, approvals, bindings, budgets, catalog, catalog_csv, console, employees, gift_codes,
+                     leavers, members, orders, outbox, queries, rules, rules_csv, sent_cards)
 from storage.errors import NotPermitted
 from storage.ledger import Ledger
 from storage.models import Appeal, Binding, ConsoleLogin, Employee, Item, Order, Txn, UnbindRequest
@@ -159,6 +159,56 @@ class Catalog(_Bound):
         return (free, gift_codes.batch_of(self.s, sku)) if free <= self.settings.gift_cards["low_stock"] else None
 
 
+class Rules(_Bound):
+    """Earning rules as versioned data (storage/rules.py); changes by HR and admins only."""
+
+    def current(self) -> list[Rule]:
+        return rules.current(self.s)
+
+    def get(self, rule_id: int) -> Rule | None:
+        return rules.get(self.s, rule_id)
+
+    def last_change(self) -> datetime | None:
+        return rules.last_change(self.s)
+
+    def history(self, rule_id: int) -> list[Rule]:
+        return rules.history(self.s, rule_id)
+
+    def save(self, rule: Rule, actor: Employee) -> tuple[str, Rule]:
+        if actor.role not in orders.FULFILLERS:
+            raise NotPermitted("not HR", reason="rules_hr_only")
+        return rules.save(self.s, rule, now=self.clock(), actor_id=actor.id)
+
+    def import_csv(self, rows: list[tuple[int, dict[str, str]]], actor: Employee) -> rules_csv.RulesImport:
+        if actor.role not in orders.FULFILLERS:
+            raise NotPermitted("not HR", reason="rules_hr_only")
+        return rules_csv.import_rows(self.s, rows, now=self.clock(), actor_id=actor.id)
+
+
+class Budgets(_Bound):
+    """Per-manager budgets and top-ups (storage/budgets.py); set by HR and admins only."""
+
+    def managers(self) -> list[Employee]:
+        """The active managers, by department: who has a budget."""
+        return budgets.managers(self.s)
+
+    def manager(self, employee_no: str) -> Employee:
+        return budgets.manager(self.s, employee_no)
+
+    def terms(self, manager_ids: list[int]) -> dict[int, budgets.Terms]:
+        return budgets.terms(self.s, self.settings.points, manager_ids)
+
+    def set_terms(self, manager: Employee, monthly: int | None, rollover: bool | None, actor: Employee) -> None:
+        if actor.role not in orders.FULFILLERS:
+            raise NotPermitted("not HR", reason="budgets_hr_only")
+        budgets.set_terms(self.s, manager, monthly, rollover, now=self.clock(), actor_id=actor.id)
+
+    def top_up(self, manager: Employee, points: int, reason: str, actor: Employee, key: str) -> Txn:
+        if actor.role not in orders.FULFILLERS:
+            raise NotPermitted("not HR", reason="budgets_hr_only")
+        return budgets.top_up(self.s, self.ledger, manager, points, reason, key=key, now=self.clock(), actor_id=actor.id)
+
+
 class Queries(_Bound):
     def sample_employee_no(self, not_id: int | None) -> str | None:
         return queries.sample_employee_no(self.s, not_id)
@@ -300,6 +350,14 @@ class Services:
         return Catalog(self)
 
     @cached_property
+    def rules(self) -> Rules:
+        return Rules(self)
+
+    @cached_property
+    def budgets(self) -> Budgets:
+        return Budgets(self)
+
+    @cached_property
     def queries(self) -> Queries:
         return Queries(self)
 
@@ -322,6 +380,17 @@ class Services:
     @cached_property
     def cards(self) -> Cards:
         return Cards(self)
+
+    def announce(self, card: dict[str, Any], *, key: str) -> int:
+        """Post a card to every ``[announcements] groups`` chat, once per key; how many groups."""
+        groups = self.settings.announcements["groups"]
+        for g in groups:
+            payload = {"platform": g["platform"], "chat_id": g["chat_id"], "card": card} | (
+                {"webhook_key": g["webhook_key"]} if g.get("webhook_key") else {})
+            outbox.enqueue(self.session, "group", payload, now=self.clock(), idem_key=f"{key}:{g['platform']}:"
+                           f"{g['chat_id']}"[:191], platform=g["platform"],
+                           destination=f"{g['platform']}:group:{g['chat_id']}"[:191])
+        return len(groups)
 
     def task(self, name: str, payload: dict[str, Any], *, key: str, platform: str = "") -> None:
         """Queue slow work for the outbox (``{"task": name}``, run by ``PointsBot.tasks`` in app.py), once per key."""

@@ -18,7 +18,8 @@ from settings import Settings
 from storage.ledger import Ledger
 from storage.members import MemberUse
 from storage.models import Employee
-from storage.services import Appeals, Approvals, Bindings, Catalog, Members, Orders, Queries, Services
+from storage.services import (Appeals, Approvals, Bindings, Budgets, Catalog, Members, Orders, Queries, Rules,
+                              Services)
 from storage.standings import Standings
 
 
@@ -55,6 +56,14 @@ class Context:
     @property
     def catalog(self) -> Catalog:
         return self.services.catalog
+
+    @property
+    def rules(self) -> Rules:
+        return self.services.rules
+
+    @property
+    def budgets(self) -> Budgets:
+        return self.services.budgets
 
     @property
     def queries(self) -> Queries:

@@ -35,6 +35,7 @@ class Ledger:
 
     award = credit.award
     grant_budget = credit.grant_budget
+    top_up_budget = credit.top_up_budget
     settle = credit.settle
     release = credit.release
     hold = debit.hold

@@ -64,6 +64,22 @@ def grant_budget(lg: Ledger, manager_id: int, month: str, amount: int, *, rollov
     return books.once(lg, key, op)  # type: ignore[return-value]
 
 
+def top_up_budget(lg: Ledger, manager_id: int, amount: int, *, idem_key: str, reason: str,
+                  actor_id: int | None = None) -> Txn:
+    """HR adds to one manager's budget (storage/budgets.py), from issuance, once per key."""
+    books.check_amount(amount)
+
+    def op() -> Txn:
+        budget, issuance = books.budget(lg, manager_id), books.account(lg, ISSUANCE)
+        txn = books.new_txn(lg, idem_key, TxnKind.BUDGET_TOPUP, manager_id, amount, actor_id=actor_id, reason=reason,
+                            category="budget")
+        books.credit(lg, budget, amount)
+        books.entry(lg, txn, issuance, -amount)
+        books.entry(lg, txn, budget, amount)
+        return txn
+    return books.once(lg, idem_key, op)  # type: ignore[return-value]
+
+
 def _open_hold(lg: Ledger, hold_txn_id: int) -> Txn:
     """The hold, locked first so two closers (different keys) cannot both pass the check below."""
     hold = lg.s.scalar(select(Txn).where(Txn.id == hold_txn_id).with_for_update())

@@ -137,10 +137,11 @@ def debit_to(lg: Ledger, kind: TxnKind, employee_id: int, points: int, target: s
     return as_persistent(lg.s, Txn, {"id": txn_id, **row})
 
 
-def deduct(lg: Ledger, employee_id: int, points: int, *, idem_key: str, reason: str, actor_id: int | None = None) -> Txn:
-    """HR takes points back; never below zero."""
+def deduct(lg: Ledger, employee_id: int, points: int, *, idem_key: str, reason: str, actor_id: int | None = None,
+           category: str = "deduct") -> Txn:
+    """HR (or a rule's negative tier, ``category`` its own) takes points back; never below zero."""
     return debit_to(lg, TxnKind.DEDUCT, employee_id, points, ISSUANCE, idem_key=idem_key, reason=reason,
-                    actor_id=actor_id, require_active=False, category="deduct")
+                    actor_id=actor_id, require_active=False, category=category)
 
 
 def hold(lg: Ledger, employee_id: int, points: int, *, idem_key: str, reason: str = "") -> Txn:

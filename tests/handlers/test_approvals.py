@@ -28,6 +28,7 @@ from bot.wecom.parse import parse as parse_wecom
 from handlers import approvals as approval_handlers
 from handlers import members as member_handlers
 from settings import build_settings
+from storage import rules
 from storage.invariants import check_invariants
 from storage import approvals as storage_approvals
 from storage.models import ApprovalInstance, Binding, Outbox, ProcessedEvent, Txn
@@ -102,6 +103,7 @@ class Harness:
                                           wecom=f"wc_{no.lower()}").id
                         for no, name, role in (("E1", "张三", "employee"), ("E2", "李四", "employee"),
                                                ("H1", "人事乙", "hr"))}
+            rules.seed_from_config(s, self.settings.rules, now=clock())  # as db upgrade does
 
     def send(self, event: Event) -> None:
         assert self.bot.pipeline.handle(event, ok).status == 200

@@ -1,12 +1,15 @@
 """The read-only commands: 积分/points, 明细/history, 商城/shop, 排行榜/rank and 规则/rules."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from handlers.rank import parse_args, period_bounds
 from settings import build_settings
+from settings_rules import parse_tiers
+from storage import rules
 from storage.models import Txn
 from tests.handlers.test_redeem import ShopBot
 
@@ -159,8 +162,19 @@ def test_rules_show_tiers_caps_and_prices(sbot: ShopBot) -> None:
     assert "· 全勤（钉钉审批通过后自动发放）: 100 积分，每月最多 1 次" in text
     assert "· 季度绩效（企业微信审批通过后自动发放）: 按「绩效得分」分档 ≥90: 500 / ≥80: 300 / ≥70: 100 积分" in text
     assert "· 1. 100元购物卡: 1000 积分" in text and "· 3. 半天假: 500 积分" in text
-    assert "365 天后过期" in text
+    assert "365 天后过期" in text and "最近一次调整" not in text  # loaded from the configuration, never changed
     assert sbot.send("u_e1", "rules") == text
+
+
+def test_rules_show_a_changed_rules_version_and_when_rules_last_changed(sbot: ShopBot) -> None:
+    with sbot.db.session_scope() as s:
+        perf = next(r for r in rules.current(s) if r.name == "季度绩效")
+        rules.save(s, replace(perf, tiers=parse_tiers("90:110%;80:100%;70:95%;0:0%"), base_points=129), now=sbot.clock(),
+                   actor_id=None)
+    text = sbot.send("u_e1", "规则")
+    assert ("· 季度绩效（第 2 版）（企业微信审批通过后自动发放）: 按「绩效得分」分档（基数 129） ≥90: 142（110%） / "
+            "≥80: 129（100%） / ≥70: 123（95%） / ≥0: 0（0%） 积分") in text
+    assert f"获得规则最近一次调整: {sbot.clock() + timedelta(hours=8):%Y-%m-%d}" in text
 
 
 def test_reads_write_nothing(sbot: ShopBot) -> None:

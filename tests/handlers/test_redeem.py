@@ -22,6 +22,7 @@ from handlers import help as help_module
 from handlers import orders_admin, query, rank, redeem, rules, shop
 from settings import CatalogItem, build_settings
 from storage import catalog, members, queries
+from storage import rules as rule_store
 from storage.catalog import seed_from_config
 from storage.invariants import check_invariants
 from storage.ledger import Ledger
@@ -85,6 +86,7 @@ class ShopBot:
             for no, pts in points.items():
                 ledger.award(self.ids[no], pts, idem_key=f"seed:{no}", reason="初始积分")
             seed_from_config(s, self.settings.catalog, now=self.clock())
+            rule_store.seed_from_config(s, self.settings.rules, now=self.clock())
         return self
 
     def send(self, user: str, text: str, platform: str = "wecom", *, group: bool = False) -> str:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from settings import ConfigError, build_settings
-from storage import approvals
+from storage import approvals, rules
 from storage.invariants import check_invariants
 from storage.ledger import Ledger
 from storage.models import ApprovalInstance, ApprovalSlot, Shortfall, Txn
@@ -44,6 +44,7 @@ def people(sqlite_db) -> dict[str, int]:
                "E2": make_employee(s, "E2", name="李四", dingtalk="dt_e2", wecom="wc_e2").id,
                "H1": make_employee(s, "H1", role="hr", name="人事乙").id,
                "A1": make_employee(s, "A1", role="admin", name="管理员甲").id}
+        rules.seed_from_config(s, make_settings().rules, now=datetime(2026, 1, 1))  # as db upgrade does
     return ids
 
 
@@ -282,7 +283,8 @@ def _rule(**over: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("rule,message", [
     (_rule(feild="得分"), "rules[绩效奖].feild: unknown setting"),
     (_rule(tiers=[{"min": 90, "points": 500}, {"min": 90, "points": 300}]), "rules[绩效奖].tiers: two tiers share"),
-    (_rule(tiers=[{"min": 90, "points": -5}]), "rules[绩效奖].tiers[0].points"),
+    (_rule(tiers=[{"min": 90, "points": 2.5}]), "rules[绩效奖].tiers[0].points"),  # negative is a deduction
+    (_rule(tiers=[{"min": 90, "percent": 110}]), "rules[绩效奖].tiers: a percentage tier needs base_points"),
     ({"name": "全勤", "platform": "dingtalk", "template": "P", "points": -100}, "rules[全勤].points"),
     ({"name": "全勤", "platform": "dingtalk", "template": "P", "points": 0}, "rules[全勤].points"),
     ({"name": "全勤", "platform": "dingtalk", "template": "P", "points": 10, "max_per": {"count": 1, "period": "week"}},
