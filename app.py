@@ -130,28 +130,10 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     register_cli(app)
     register_playground(app, bot)
     register_console(app, bot)
-    _catalog_at_start(bot)
-    _rules_at_start(bot)
+    _seed_at_start(bot, "catalog", bot.settings.catalog, seed_from_config, differs_from_config, "Reward catalog")
+    _seed_at_start(bot, "rules", bot.settings.rules, rules.seed_from_config, rules.differs_from_config, "Earning rules")
     _codes_key_at_start(bot)
     return app
-
-
-def _rules_at_start(bot: PointsBot) -> None:
-    """Load ``[[rules]]`` into a database that never had rules (as ``db upgrade`` does), or say when they differ
-    from the rules HR keeps in the database, which are the ones used (README, "Earning rules")."""
-    if not bot.settings.rules:
-        return
-    try:
-        with bot.db.session_scope() as s:
-            if rules.seed_from_config(s, bot.settings.rules, now=bot.db.clock()):
-                return
-            differs = rules.differs_from_config(s, bot.settings.rules)
-    except SQLAlchemyError:  # no schema yet (before db upgrade), the database is down, or a twin loaded them
-        return
-    if differs:
-        logging.getLogger("pointsbot").warning(
-            "[[rules]] in the configuration differ from the rules in the database for %s; the database is used "
-            "(README, Earning rules)", ", ".join(differs[:20]))
 
 
 def _codes_key_at_start(bot: PointsBot) -> None:
@@ -168,19 +150,21 @@ def _codes_key_at_start(bot: PointsBot) -> None:
                           "(or set POINTSBOT_GIFT_CARDS__CODES_KEY)")
 
 
-def _catalog_at_start(bot: PointsBot) -> None:
-    """Load ``[[catalog]]`` into a catalog that was never loaded (as ``db upgrade`` does), or say when it
-    differs from the catalog HR keeps in the database, which is the one used (README, "Reward catalog")."""
-    if not bot.settings.catalog:
+def _seed_at_start(bot: PointsBot, section: str, configured: Any, seed: Any, differs_from: Any, readme: str) -> None:
+    """Load the configuration's ``[[catalog]]`` or ``[[rules]]`` into a database that never had any (as ``db
+    upgrade`` does), or say when they differ from what HR keeps in the database, which is what is used."""
+    if not configured:
         return
     try:
         with bot.db.session_scope() as s:
-            if seed_from_config(s, bot.settings.catalog, now=bot.db.clock()):
+            if seed(s, configured, now=bot.db.clock()):
                 return
-            differs = differs_from_config(s, bot.settings.catalog)
+            differs = differs_from(s, configured)
     except SQLAlchemyError:  # no schema yet (before db upgrade), the database is down, or a twin loaded it
         return
     if differs:
         logging.getLogger("pointsbot").warning(
-            "[[catalog]] in the configuration differs from the catalog in the database for %s; the database is "
-            "used (README, Reward catalog)", ", ".join(differs[:20]))
+            "[[%s]] in the configuration differs from the database for %s; the database is used (README, %s)",
+            section, ", ".join(differs[:20]), readme)
+
+

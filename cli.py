@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -225,12 +226,7 @@ def register_cli(app: Flask) -> None:
             sys.exit(1)
         with bot.db.session_scope() as s:
             report = import_rows(s, rows, now=bot.db.clock(), actor_id=None)
-        for label in ("created", "updated", "unchanged"):
-            skus = getattr(report, label)
-            click.echo(f"{label} {len(skus)}{': ' + ', '.join(skus) if skus else ''}")
-        for line, field, code in report.rejected:
-            click.echo(f"line {line}: rejected: {field}: {CONFIG_PROBLEMS.get(code, code)}", err=True)
-        sys.exit(1 if report.rejected else 0)
+        _echo_import(report, CONFIG_PROBLEMS)
 
     @catalog_group.command("codes", help="Add gift-card codes to SKU's pool from FILE (one code per line, or a CSV's "
                            "first column); codes already in the pool are skipped. Needs gift_cards.codes_key.")
@@ -290,12 +286,7 @@ def register_cli(app: Flask) -> None:
             sys.exit(1)
         with bot.db.session_scope() as s:
             report = import_rows(s, rows, now=bot.db.clock(), actor_id=None)
-        for label in ("created", "updated", "unchanged"):
-            refs = getattr(report, label)
-            click.echo(f"{label} {len(refs)}{': ' + ', '.join(refs) if refs else ''}")
-        for line, field, code in report.rejected:
-            click.echo(f"line {line}: rejected: {field}: {RULE_PROBLEMS.get(code, code)}", err=True)
-        sys.exit(1 if report.rejected else 0)
+        _echo_import(report, RULE_PROBLEMS)
 
     @app.cli.command("spool-retry", help="Replay the spooled events a bug stopped (held in the spool's failed.held), "
                      "after the fix; exit 1 if any is held again.")
@@ -343,3 +334,14 @@ def register_cli(app: Flask) -> None:
             raise click.BadParameter(f"unknown job {name}; one of: {', '.join(sorted(JOBS))}", param_hint="NAME")
         outcome = run_job_now(current_app._get_current_object(), name, force=force)  # type: ignore[attr-defined]
         click.echo(outcome)
+
+
+def _echo_import(report: Any, words: dict[str, str]) -> None:
+    """A CSV import's report (created, updated, unchanged; each rejected row with its line and why); exit 1 if any
+    row was rejected, like import-employees."""
+    for label in ("created", "updated", "unchanged"):
+        refs = getattr(report, label)
+        click.echo(f"{label} {len(refs)}{': ' + ', '.join(refs) if refs else ''}")
+    for line, field, code in report.rejected:
+        click.echo(f"line {line}: rejected: {field}: {words.get(code, code)}", err=True)
+    sys.exit(1 if report.rejected else 0)

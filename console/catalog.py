@@ -116,36 +116,45 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
 
     @bp.get("/catalog.csv")
     def catalog_download() -> Any:
-        if (no := refused()) is not None:
-            return no
-        with bot.db.read_scope() as s:
-            text = catalog_csv.export_text(s)
-        with bot.db.session_scope() as s:
-            audit(s, "console_export", now=bot.db.clock(), actor_id=g.member_id, detail="catalog csv")
-        return Response(text.encode("utf-8"), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=catalog.csv"})
+        return refused() or csv_download(bot, catalog_csv.export_text, "catalog")
 
     @bp.post("/catalog/import")
     def catalog_upload() -> Any:
-        if (no := refused()) is not None:
-            return no
-        text, problem = csv_text(request)
-        rows, missing = catalog_csv.read(text) if not problem else ([], "")
-        if missing:
-            problem = f"CSV 缺少列：{missing.split(': ', 1)[-1]}（至少需要 sku,name,cost）"
-        if problem:
-            flash(problem)
-            return redirect(url_for("console.catalog_page"))
-        try:
-            with bot.db.session_scope() as s:
-                report = services(s).catalog.import_csv(rows, s.get(Employee, g.member_id))
-        except DomainError as exc:
-            return render_template("console/message.html", title="没有权限", text=msg.domain_error(exc)), 403
-        results = [(sku, label) for label, skus in (("新增", report.created), ("已更新", report.updated),
-                                                    ("无改动", report.unchanged)) for sku in skus]
-        results += [(f"第 {line} 行", f"未导入：{msg.catalog_problem(code)}") for line, _, code in report.rejected]
-        return render_template("console/results.html", title="商城导入结果", results=results,
-                               back=url_for("console.catalog_page"))
+        return refused() or csv_upload(bot, csv_text, catalog_csv.read, lambda s, rows, actor: services(s).catalog
+                                       .import_csv(rows, actor), title="商城导入结果", page="console.catalog_page",
+                                       needed="sku,name,cost", words=msg.catalog_problem)
+
+
+def csv_download(bot: Any, export_text: Callable[[Any], str], name: str) -> Response:
+    """The catalog's or the rules' CSV, audited as an export."""
+    with bot.db.read_scope() as s:
+        text = export_text(s)
+    with bot.db.session_scope() as s:
+        audit(s, "console_export", now=bot.db.clock(), actor_id=g.member_id, detail=f"{name} csv")
+    return Response(text.encode("utf-8"), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={name}.csv"})
+
+
+def csv_upload(bot: Any, csv_text: Callable[[Any], tuple[str, str]], read: Callable[[str], tuple[Any, str]],
+               run: Callable[[Any, Any, Employee], Any], *, title: str, page: str, needed: str,
+               words: Callable[[str], str]) -> Any:
+    """An uploaded catalog or rules CSV imported by ``run``; the results page lists each row's outcome."""
+    text, problem = csv_text(request)
+    rows, missing = read(text) if not problem else ([], "")
+    if missing:
+        problem = f"CSV 缺少列：{missing.split(': ', 1)[-1]}（至少需要 {needed}）"
+    if problem:
+        flash(problem)
+        return redirect(url_for(page))
+    try:
+        with bot.db.session_scope() as s:
+            report = run(s, rows, s.get(Employee, g.member_id))
+    except DomainError as exc:
+        return render_template("console/message.html", title="没有权限", text=msg.domain_error(exc)), 403
+    results = [(ref, label) for label, refs in (("新增", report.created), ("已更新", report.updated),
+                                                ("无改动", report.unchanged)) for ref in refs]
+    results += [(f"第 {line} 行", f"未导入：{words(code)}") for line, _, code in report.rejected]
+    return render_template("console/results.html", title=title, results=results, back=url_for(page))
 
 
 def _announce(sv: Any, old: Any, new: Any, actor: str) -> int:

@@ -11,15 +11,15 @@ import secrets
 from dataclasses import asdict
 from typing import Any, Callable
 
-from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from cards import builders_rules
 from cards import messages as msg
 from settings_rules import PERIODS, PLATFORMS, Rule, check_rule
+from console.catalog import csv_download, csv_upload
 from storage import rules_csv
 from storage.console import STAFF_ROLES
 from storage.errors import DomainError
-from storage.members import audit
 from storage.models import Employee
 
 FORM_FIELDS = ("name", "platform", "template", "points", "base_points", "tiers", "field", "category", "max_count",
@@ -85,36 +85,13 @@ def register_rules(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
 
     @bp.get("/rules.csv")
     def rules_download() -> Any:
-        if (no := refused()) is not None:
-            return no
-        with bot.db.read_scope() as s:
-            text = rules_csv.export_text(s)
-        with bot.db.session_scope() as s:
-            audit(s, "console_export", now=bot.db.clock(), actor_id=g.member_id, detail="rules csv")
-        return Response(text.encode("utf-8"), mimetype="text/csv",
-                        headers={"Content-Disposition": "attachment; filename=rules.csv"})
+        return refused() or csv_download(bot, rules_csv.export_text, "rules")
 
     @bp.post("/rules/import")
     def rules_upload() -> Any:
-        if (no := refused()) is not None:
-            return no
-        text, problem = csv_text(request)
-        rows, missing = rules_csv.read(text) if not problem else ([], "")
-        if missing:
-            problem = f"CSV 缺少列：{missing.split(': ', 1)[-1]}（至少需要 name,platform,template）"
-        if problem:
-            flash(problem)
-            return redirect(url_for("console.rules_page"))
-        try:
-            with bot.db.session_scope() as s:
-                report = services(s).rules.import_csv(rows, s.get(Employee, g.member_id))
-        except DomainError as exc:
-            return render_template("console/message.html", title="没有权限", text=msg.domain_error(exc)), 403
-        results = [(ref, label) for label, refs in (("新增", report.created), ("已更新（新版本）", report.updated),
-                                                    ("无改动", report.unchanged)) for ref in refs]
-        results += [(f"第 {line} 行", f"未导入：{msg.rule_problem(code)}") for line, _, code in report.rejected]
-        return render_template("console/results.html", title="规则导入结果", results=results,
-                               back=url_for("console.rules_page"))
+        return refused() or csv_upload(bot, csv_text, rules_csv.read, lambda s, rows, actor: services(s).rules
+                                       .import_csv(rows, actor), title="规则导入结果", page="console.rules_page",
+                                       needed="name,platform,template", words=msg.rule_problem)
 
     register_budgets(bp, bot, services, refused)
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage import catalog, gift_codes, orders
+from storage import catalog, gift_codes, orders, rules
 from storage.db import Database
 from storage.employees import import_roster, month_key
 from storage.errors import DomainError
@@ -66,8 +66,8 @@ AWARD_POINTS = (20, 30, 50, 50, 80, 100)
 YEAR_END_REASON = "年度优秀员工（去年评优）"
 # Past redemptions (month index from the start of the history → who bought what), all fulfilled.
 REDEMPTIONS = {0: (("wangwu", "course"), ("huangli", "leave1")), 1: (("hutao", "course"), ("xumin", "charity")),
-               2: (("zhangsan", "card100"), ("chenjing", "checkup"), ("gaofei", "course"), ("luoyi", "charity"))}
-DEMO_CODES = 20  # made-up gift-card codes in card100's pool, when the configuration has a codes key
+               2: (("zhuhong", "ecard50"), ("chenjing", "checkup"), ("gaofei", "course"), ("luoyi", "charity"))}
+DEMO_CODES = 20  # made-up gift-card codes in ecard50's pool, when the configuration has a codes key
 EXPIRING_SOON = ("zhangsan", "wangwu", "huangli", "zhuhong", "hutao", "xumin", "chenjing", "luoyi")
 
 
@@ -158,13 +158,14 @@ def _used_today(w: _Writer) -> None:
 
 
 def _code_pool(w: _Writer) -> None:
-    """card100 hands out made-up codes at once (a gift card with a pool), so the demo shows that path too."""
+    """ecard50 hands out made-up codes at once (a gift card with a pool; card100 stays HR's to hand out), so the
+    demo shows both."""
     key = w.settings.gift_cards["codes_key"]
-    if not key or catalog.get(w.s, "card100") is None:
+    if not key or catalog.get(w.s, "ecard50") is None:
         return
     codes = [(n, f"DEMO-{w.rng.randrange(16**4):04X}-{w.rng.randrange(16**4):04X}-{n:02d}")
              for n in range(1, DEMO_CODES + 1)]
-    gift_codes.add(w.s, gift_codes.Vault(key), "card100", codes, now=w.clock(), actor_id=w.people["hanmei"].id)
+    gift_codes.add(w.s, gift_codes.Vault(key), "ecard50", codes, now=w.clock(), actor_id=w.people["hanmei"].id)
 
 
 def _expiring_soon(w: _Writer) -> None:
@@ -236,6 +237,7 @@ def load_demo(db: Database, settings: Any) -> None:
             emp.created_at = start - timedelta(days=settings.points["validity_days"] + 60)
         _used_today(w)
         catalog.seed_from_config(s, settings.catalog, now=start)
+        rules.seed_from_config(s, settings.rules, now=start)  # as db upgrade does (no-op when it did)
         _code_pool(w)
         _expiring_soon(w)
         _months(w, start)

@@ -177,7 +177,8 @@ def confirm(s: Session, ledger: Ledger, employee: Employee, order_ref: int | str
         catalog.count_redemption(s, employee.id, item, order.quantity, order.limit_key)
         order.hold_txn_id = hold.id
         s.flush()
-        if item.kind == ItemKind.DONATION or (item.kind == ItemKind.GIFT_CARD and gift_codes.pooled(s, item.sku)):
+        if (item.kind == ItemKind.DONATION and item.charity) or \
+                (item.kind == ItemKind.GIFT_CARD and gift_codes.pooled(s, item.sku)):
             _fulfil_at_once(s, ledger, order, item, now)
     return order
 

@@ -8,8 +8,6 @@ an empty cell means none. Each row is checked by the same rules as the configura
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,14 +15,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from settings_rules import RULE_FIELDS, check_rule
-from storage import rules
+from storage import csvfile, rules
 from storage.errors import DomainError
-from storage.exports import safe, unsafe
 
 COLUMNS = RULE_FIELDS
 REQUIRED = ("name", "platform", "template")
 _NUMBERS = ("id", "points", "base_points", "max_count")
-_TRUE, _FALSE = ("1", "true", "yes", "y"), ("0", "false", "no", "n")
 
 
 @dataclass
@@ -37,45 +33,18 @@ class RulesImport:
 
 def export_text(s: Session) -> str:
     """Every rule as it is now, inactive ones included, with a BOM so Excel reads it as UTF-8."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    for r in rules.current(s):
-        values = {**asdict(r), "tiers": r.tiers_text(), "active": "true" if r.active else "false"}
-        writer.writerow([safe("" if values[c] is None else values[c]) for c in COLUMNS])
-    return "\ufeff" + out.getvalue()
+    return csvfile.write(COLUMNS, ({**asdict(r), "tiers": r.tiers_text()} for r in rules.current(s)))
 
 
-def read(text: str) -> tuple[list[tuple[int, dict[str, str]]], str]:
+def read(text: str) -> tuple[csvfile.Rows, str]:
     """(line, cells) of every row, or the problem with the header (the missing columns named)."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [(h or "").strip() for h in reader.fieldnames or []]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        return [], f"missing column(s): {', '.join(missing)}"
-    reader.fieldnames = header
-    return [(reader.line_num, {k: unsafe((v or "").strip()) for k, v in row.items() if k in COLUMNS})
-            for row in reader], ""
+    return csvfile.read(text, COLUMNS, REQUIRED)
 
 
 def typed(cells: dict[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The row's cells as the values ``check_rule`` takes; a cell that is not a number or a yes/no is a problem."""
-    values: dict[str, Any] = {}
-    problems = []
-    for name, cell in cells.items():
-        if name in _NUMBERS:
-            try:
-                values[name] = int(cell) if cell else None
-            except ValueError:
-                problems.append((name, "points" if name != "id" else "unknown_rule"))
-        elif name == "active":
-            folded = cell.casefold()
-            if folded not in _TRUE + _FALSE + ("",):
-                problems.append((name, name))
-            values[name] = folded not in _FALSE
-        else:
-            values[name] = cell
-    return values, problems
+    return csvfile.typed(cells, _NUMBERS, {"id": "unknown_rule", "points": "points", "base_points": "base_points",
+                                           "max_count": "max_count"})
 
 
 def import_rows(s: Session, rows: list[tuple[int, dict[str, str]]], *, now: datetime,

@@ -24,6 +24,7 @@ def _production(data: dict[str, Any]) -> dict[str, Any]:
     data = copy.deepcopy(data)
     data["playground"] = {"enabled": False}
     data["console"]["secret_key"] = "production-console-secret-0123456789"
+    data["gift_cards"]["codes_key"] = "cHJvZHVjdGlvbiBnaWZ0IGNvZGVzIGtleSAwMTIzNDU="  # not the demo's
     data["wecom"].update(api_base="https://qyapi.weixin.qq.com", group_webhook_base="https://qyapi.weixin.qq.com")
     data["dingtalk"].update(api_base="https://api.dingtalk.com", oapi_base="https://oapi.dingtalk.com")
     return data
@@ -31,6 +32,16 @@ def _production(data: dict[str, Any]) -> dict[str, Any]:
 
 def test_example_config_with_the_playground_on_is_accepted() -> None:
     assert build_settings(_example()).playground["enabled"] is True
+
+
+def test_the_demos_gift_card_key_is_refused_without_the_playground() -> None:
+    data = _production(_example())
+    data["gift_cards"]["codes_key"] = _example()["gift_cards"]["codes_key"]
+    with pytest.raises(ConfigError, match=r"^gift_cards\.codes_key: this is the demo's published key"):
+        build_settings(data)
+    data["gift_cards"]["codes_key"] = "not a fernet key"
+    with pytest.raises(ConfigError, match=r"^gift_cards\.codes_key: expected a Fernet key"):
+        build_settings(data)
 
 
 @pytest.mark.parametrize("section, key", [("wecom", "api_base"), ("wecom", "group_webhook_base"),

@@ -151,7 +151,8 @@ def test_db_upgrade_loads_the_configuration_once_then_says_where_it_differs(tmp_
     changed = {**first, "catalog": [{"sku": "mug", "name": "马克杯", "cost": 90}, {"sku": "pen", "name": "笔", "cost": 5}]}
     with caplog.at_level("WARNING", logger="pointsbot"):
         app = create_app(changed)
-    assert any("differs from the catalog in the database for mug, pen" in r.getMessage() for r in caplog.records)
+    assert any("[[catalog]] in the configuration differs from the database for mug, pen" in r.getMessage()
+               for r in caplog.records)
     again = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert "notice: [[catalog]] in the configuration differs" in again.output and "mug, pen" in again.output
     with app.extensions["pointsbot"].db.session_scope() as s:

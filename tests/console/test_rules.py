@@ -120,3 +120,19 @@ def test_every_rules_form_needs_its_csrf_token(app: Any, ids: dict) -> None:
                       ("/console/budgets/M1/terms", {"monthly": "5"}),
                       ("/console/budgets/M1/topup", {"points": "5", "reason": "x", "nonce": "n"})):
         assert client.post(url, data=data).status_code == 400, url
+
+
+def test_a_catalog_change_can_be_announced_too(app: Any, ids: dict, groups: list) -> None:
+    client = app.test_client()
+    login(client, app, "H1")
+    url = "/console/catalog/item"
+    tea = {"sku": "tea", "name": "好茶", "kind": "goods", "cost": "120", "stock": "", "sort": "1", "active": "1",
+           "description": "", "limit": "", "limit_period": "", "leave_days": "", "charity": ""}
+    client.post(url, data={"csrf_token": csrf_of(client.get(url).get_data(as_text=True)), **tea})
+    url = "/console/catalog/item/tea"
+    client.post(url, data={"csrf_token": csrf_of(client.get(url).get_data(as_text=True)), **tea, "cost": "90",
+                           "announce": "1"})
+    with app.extensions["pointsbot"].db.session_scope() as s:
+        cards = [json.loads(p)["card"] for p in s.scalars(select(Outbox.payload).where(Outbox.kind == "group"))]
+    assert [(c["title"], c["lines"]) for c in cards] == [
+        ("积分商城调整：好茶", ["调整前：好茶（实物）120 积分", "调整后：好茶（实物）90 积分"])]

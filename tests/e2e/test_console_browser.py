@@ -80,7 +80,7 @@ def test_console_login_by_link_in_headless_chromium(server, browser) -> None:  #
     assert "每季度限兑 1 个" in page.send("商城")
 
     # HR adds gift-card codes, shown back as counts only; the donations page totals the demo's donations.
-    page.d.get(f"{base}/console/catalog/item/card100")
+    page.d.get(f"{base}/console/catalog/item/ecard50")
     page.wait.until(lambda d: d.find_elements(page.by.ID, "upload-codes"))
     free = int(page.d.find_element(page.by.ID, "codes-free").text)
     page.d.find_element(page.by.NAME, "codes").send_keys("DEMO-NEW1-AAAA\nDEMO-NEW2-BBBB")
@@ -92,5 +92,25 @@ def test_console_login_by_link_in_headless_chromium(server, browser) -> None:  #
     page.wait.until(lambda d: d.find_elements(page.by.ID, "donations-xlsx"))
     assert "希望工程" in page.d.find_element(page.by.ID, "donations").text
     page.shot("console-donations.png")
+
+    # HR sets the performance rule's base to the articles' 129; the employee's next 规则 shows version 2.
+    page.d.get(f"{base}/console/rules")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "rules-file"))
+    page.shot("console-rules.png")
+    page.d.find_element(page.by.LINK_TEXT, "季度绩效").click()
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "save-rule"))
+    box = page.d.find_element(page.by.NAME, "base_points")
+    box.clear()
+    box.send_keys("129")
+    page.d.find_element(page.by.ID, "announce").click()
+    page.shot("console-rule.png")
+    page.d.find_element(page.by.ID, "save-rule").click()
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "rules-file"))
+    assert "第 2 版" in page.d.find_element(page.by.ID, "rules").text
+    page.d.get(f"{base}/console/budgets")
+    page.wait.until(lambda d: d.find_elements(page.by.ID, "budgets"))
+    page.shot("console-budgets.png")
+    page.open("wecom", "zhangsan")
+    assert "≥90: 142（110%）" in page.send("规则")
     loaded = page.d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert all(url.startswith(base) for url in loaded), loaded

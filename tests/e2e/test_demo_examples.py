@@ -49,7 +49,7 @@ def test_the_demos_past_redemptions_went_through_the_order_service(tmp_path: Pat
     db.create_all()
     settings = build_settings({k: data[k] for k in ("catalog", "points", "gift_cards", "playground")})
     load_demo(db, settings)
-    at_once = {"charity", "card100"}  # a donation, and a gift card with a pool of demo codes: no HR step
+    at_once = {"charity", "ecard50"}  # a donation, and a gift card with a pool of demo codes: no HR step
     with db.session_scope() as s:
         fulfilled = list(s.scalars(select(Order).where(Order.status == "fulfilled")))
         assert {o.sku for o in fulfilled} >= at_once | {"course"}
@@ -57,7 +57,7 @@ def test_the_demos_past_redemptions_went_through_the_order_service(tmp_path: Pat
         settled = set(s.scalars(select(Txn.related_txn_id).where(Txn.kind == "settle")))
         assert {o.hold_txn_id for o in fulfilled} <= settled
         vault = gift_codes.Vault(settings.gift_cards["codes_key"])
-        assert all(gift_codes.reveal(s, vault, o.id)[0].startswith("DEMO-") for o in fulfilled if o.sku == "card100")
+        assert all(gift_codes.reveal(s, vault, o.id)[0].startswith("DEMO-") for o in fulfilled if o.sku == "ecard50")
         configured = {c["sku"]: c.get("stock") for c in data["catalog"]}
         for sku in {o.sku for o in fulfilled if configured[o.sku] is not None and o.sku not in at_once}:
             taken = sum(o.quantity for o in fulfilled if o.sku == sku)

@@ -133,6 +133,12 @@ def test_a_gift_card_without_a_pool_still_waits_for_hr(pool: Database) -> None:
     assert order.status == orders.AWAITING_FULFILMENT
 
 
+def test_a_donation_item_from_before_charities_still_waits_for_hr(pool: Database) -> None:
+    with pool.session_scope() as s:
+        s.execute(update(Item).where(Item.sku == "hope").values(charity=""))  # as migration 0010 left it
+    assert redeem(pool, "E1", "hope").status == orders.AWAITING_FULFILMENT
+
+
 def test_a_code_shortfall_undoes_the_whole_confirmation(pool: Database) -> None:
     """The stock gate and the pool disagree (a manual edit of the row): the conditional take refuses, and the
     hold, the stock and the limit count are rolled back with it."""

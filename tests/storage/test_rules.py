@@ -174,3 +174,28 @@ def test_the_deduction_notices_read_well() -> None:
     assert "按规则扣除 30 积分" in told and "E7" in told
     hr = plain_text(approval_notice("deduction_short", {**info, "points": 30, "shortfall": 20}))
     assert "按规则应扣 50 积分，余额只够扣 30 积分" in hr and "差额" in hr
+
+
+def test_seeding_gives_earlier_approvals_and_cap_slots_the_new_ids(engine_db: Database, company: dict) -> None:
+    """Before rules had ids an approval named its rule by name and its cap slot by platform and template; after the
+    upgrade's seeding the cap keeps counting: a second approval in the same month is over the cap."""
+    from storage.models import ApprovalSlot
+
+    settings = build_settings({"rules": [{"name": "全勤", "platform": "wecom", "template": "TPL-ATT", "points": 10,
+                                          "max_per": {"count": 1, "period": "month"}}]})
+    with engine_db.session_scope() as s:
+        old = ApprovalInstance(platform="wecom", instance_id="old", rule="全勤", employee_id=company["E1"],
+                               status="approved", title="", note="", updated_at=NOW, finished_at=NOW)
+        s.add(old)
+        s.flush()
+        s.add(ApprovalSlot(employee_id=company["E1"], rule_key="wecom:TPL-ATT", period="2026-03", n=1,
+                           instance_id=old.id, created_at=NOW))
+        assert rules.seed_from_config(s, settings.rules, now=NOW) == [1]
+        assert rules.seed_from_config(s, settings.rules, now=NOW) == []  # once
+        assert s.scalar(select(ApprovalSlot.rule_key)) == "rule:1"
+        assert s.scalar(select(ApprovalInstance.rule_id).where(ApprovalInstance.instance_id == "old")) == 1
+    with engine_db.session_scope() as s:
+        second = approvals.on_approval(s, Ledger(s, engine_db.clock), settings, platform="wecom", instance_id="new",
+                                       template="TPL-ATT", status="approved", applicant_user_id="wc_e1", title="",
+                                       form={}, now=NOW + timedelta(days=2), finished_at=NOW + timedelta(days=1))
+    assert second.action == "skipped" and "最多" in second.detail
