@@ -30,6 +30,7 @@ from console import register_console
 from playground import register_playground
 from settings import ConfigError, Settings, build_settings, load_settings
 from storage import gift_codes, rules
+from storage.ledger import totals
 from storage.catalog import differs_from_config, seed_from_config
 from storage.db import Database, utcnow
 from telemetry import configure_logging
@@ -133,7 +134,21 @@ def create_app(config: Mapping[str, Any] | Settings | None = None, *, db: Databa
     _seed_at_start(bot, "catalog", bot.settings.catalog, seed_from_config, differs_from_config, "Reward catalog")
     _seed_at_start(bot, "rules", bot.settings.rules, rules.seed_from_config, rules.differs_from_config, "Earning rules")
     _codes_key_at_start(bot)
+    _totals_at_start(bot)
     return app
+
+
+def _totals_at_start(bot: PointsBot) -> None:
+    """Leaderboards read the kept totals: say loudly when a database holds points but no totals yet."""
+    try:
+        with bot.db.read_scope() as s:
+            empty = totals.missing(s)
+    except SQLAlchemyError:  # no schema yet (before db upgrade) or the database is down
+        return
+    if empty:
+        logging.getLogger("pointsbot").error("earned totals are empty while the ledger holds awards: leaderboards "
+                                             "and ranks show nothing until `flask --app app db upgrade` or "
+                                             "`flask --app app rebuild-totals` fills them")
 
 
 def _codes_key_at_start(bot: PointsBot) -> None:

@@ -40,10 +40,15 @@ def register_cli(app: Flask) -> None:
     def db_upgrade() -> None:
         from storage import rules
         from storage.catalog import differs_from_config, seed_from_config
+        from storage.ledger import totals
         from storage.migrate import upgrade
 
         bot = _bot()
         upgrade(bot.db)
+        with bot.db.read_scope() as s:
+            fill = totals.missing(s)
+        if fill:  # a database from before earned_totals: fill it from the ledger once (resumable by hand)
+            click.echo(f"earned totals filled from the ledger: {totals.rebuild(bot.db, bot.settings.tz)} rows")
         with bot.db.session_scope() as s:
             loaded = seed_from_config(s, bot.settings.catalog, now=bot.db.clock())  # once: an empty catalog
             differs = [] if loaded else differs_from_config(s, bot.settings.catalog)
@@ -76,7 +81,7 @@ def register_cli(app: Flask) -> None:
             sys.exit(1)
         with bot.db.session_scope() as s:
             now = bot.db.clock()
-            ledger = Ledger(s, bot.db.clock, bot.settings.points["validity_days"])
+            ledger = Ledger(s, bot.db.clock, bot.settings.points["validity_days"], bot.settings.tz)
             report = import_roster(s, rows, ledger, now=now, budget=bot.settings.points["manager_monthly_budget"],
                                    rollover=bot.settings.points["budget_rollover"], tz=bot.settings.tz)
         click.echo(f"created {len(report.created)}: {', '.join(report.created)}")
@@ -95,12 +100,27 @@ def register_cli(app: Flask) -> None:
     def check_ledger() -> None:
         from storage.invariants import check_invariants
 
-        with _bot().db.session_scope() as s:
-            problems = check_invariants(s)
+        bot = _bot()
+        with bot.db.session_scope() as s:
+            problems = check_invariants(s, bot.settings.tz)
         for p in problems:
             click.echo(p)
         click.echo("ledger OK" if not problems else f"{len(problems)} violation(s)")
         sys.exit(1 if problems else 0)
+
+    @app.cli.command("rebuild-totals", help="Recompute the per-period earned totals (leaderboards, ranks) from the "
+                     "ledger, a batch of employees a transaction; safe to run twice, resumable with --start-after.")
+    @click.option("--start-after", type=int, default=0, help="Skip employees up to this id (resume a run).")
+    @click.option("--batch", type=click.IntRange(min=1), default=2000, help="Employees per transaction.")
+    def rebuild_totals(start_after: int, batch: int) -> None:
+        from storage.ledger import totals
+
+        bot = _bot()
+
+        def progress(last_id: int, written: int) -> None:
+            click.echo(f"up to employee {last_id}: {written} rows")
+        written = totals.rebuild(bot.db, bot.settings.tz, batch=batch, start_after=start_after, progress=progress)
+        click.echo(f"earned totals rebuilt: {written} rows")
 
     @app.cli.command("bind-code", help="Issue a one-time binding code (valid 24 h) for EMPLOYEE_NO; prints only the code.")
     @click.argument("employee_no")

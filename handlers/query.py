@@ -16,6 +16,7 @@ from cards import builders
 from cards import messages as msg
 from handlers.rank import period_bounds
 from storage.models import Txn
+from storage.periods import calendar_period
 
 HISTORY_USAGE = "明细 [页码]"
 HISTORY_EXAMPLE = "明细 2"
@@ -32,7 +33,8 @@ def handle_points(event: Event, ctx: Context) -> Reply:
     st = ctx.queries.statement(member.id, days=EXPIRY_WINDOW_DAYS)
     period = ctx.settings.leaderboard["period"]
     start, end, label = period_bounds(period, ctx.now(), tz)
-    rank, period_points = ctx.standings.rank_of(ctx.session, member.id, start, end)
+    key = calendar_period(period, ctx.now(), tz).key  # the ledger's kept totals for the period
+    rank, period_points = ctx.standings.rank_of(ctx.session, member.id, start, end, key=key)
     expiring = [(msg.local_time(at, tz, "%Y-%m-%d"), pts) for at, pts in st.expiring]
     return CardReply(builders.balance_card(
         name=member.name, available=st.available, on_hold=st.on_hold, expiring=expiring,

@@ -42,8 +42,9 @@ def parse_args(args: str, default: str) -> tuple[str, str]:
 def handle_rank(event: Event, ctx: Context) -> Reply:
     period, department = parse_args(ctx.args, ctx.settings.leaderboard["period"])
     start, end, label = period_bounds(period, ctx.now(), ctx.settings.tz)
+    key = calendar_period(period, ctx.now(), ctx.settings.tz).key  # the ledger's kept totals for the period
     top_n = int(ctx.settings.leaderboard["top_n"])
-    rows = ctx.queries.leaderboard(start, end, department=department or None, top_n=top_n)
+    rows = ctx.queries.leaderboard(start, end, department=department or None, top_n=top_n, period_key=key)
     title = msg.BOARD_TITLE.format(department=f"{department} · " if department else "", label=label)
     me = ""
     member = ctx.member
@@ -52,7 +53,7 @@ def handle_rank(event: Event, ctx: Context) -> Reply:
             mine = next((r for r in rows if r.employee_id == member.id), None)
             rank, pts = (mine.rank, mine.points) if mine else (None, 0)
         else:
-            rank, pts = ctx.standings.rank_of(ctx.session, member.id, start, end, max_age=0)
+            rank, pts = ctx.standings.rank_of(ctx.session, member.id, start, end, max_age=0, key=key)
         me = msg.MY_RANK.format(rank=rank, points=pts) if rank else msg.NOT_RANKED
     if not rows and department:
         me = msg.EMPTY_DEPARTMENT.format(department=department) + ("\n" + me if me else "")

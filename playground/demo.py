@@ -112,7 +112,7 @@ class _Writer:
         self.s, self.settings, self.now = s, settings, now
         self.rng = random.Random(SEED)
         self.clock = _Clock(now)
-        self.ledger = Ledger(s, self.clock, settings.points["validity_days"])
+        self.ledger = Ledger(s, self.clock, settings.points["validity_days"], settings.tz)
         self.people: dict[str, Employee] = {}
         self.seq = 0
 

@@ -95,7 +95,8 @@ def leaderboard_job(bot: Any, period: str, now: datetime, lease: Lease) -> str:
     period_ = calendar_period(conf["period"], now, bot.settings.tz)  # the same period 排行榜 shows
     label = msg.board_label(period_.kind, period_.first)
     with bot.db.session_scope() as s:
-        everyone = Services(s, bot.settings, lambda: now).queries.leaderboard(period_.start, now, top_n=1_000_000)
+        everyone = Services(s, bot.settings, lambda: now).queries.leaderboard(period_.start, now, top_n=1_000_000,
+                                                                              period_key=period_.key)
     entries = [cards.BoardEntry(r.rank, r.name, r.department, r.points) for r in everyone]
     depts: dict[str, list[cards.BoardEntry]] = {}
     for e in entries:

@@ -112,7 +112,7 @@ def award_rows(db: Database, settings: Settings, rows: list[tuple[int, dict[str,
         no, points, reason, key = checked
         try:
             with db.session_scope() as s:
-                ledger = Ledger(s, db.clock, settings.points["validity_days"])
+                ledger = Ledger(s, db.clock, settings.points["validity_days"], settings.tz)
                 status, detail, emp = _judge(s, ledger, no, points, key)
                 if status != "award" or emp is None:
                     results.append((line, status, detail))

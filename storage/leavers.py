@@ -95,7 +95,7 @@ def apply_leaver_policy(db: Database, settings: Settings, now: datetime) -> int:
             continue
         key = f"leaver:{emp_id}:{policy}"
         with db.session_scope() as s:
-            ledger = Ledger(s, db.clock, settings.points["validity_days"])
+            ledger = Ledger(s, db.clock, settings.points["validity_days"], settings.tz)
             if ledger.find(key) is not None:
                 continue
             to: str | int = "expired" if policy == "expire" else int(pool_id)  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ class Employee(Base):
     department: Mapped[str] = mapped_column(String(128), default="")
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("employees.id"), nullable=True)
     role: Mapped[str] = mapped_column(String(16), default="employee")  # employee|manager|hr|admin
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active|left
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)  # active|left
     left_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     dingtalk_userid: Mapped[str] = mapped_column(String(128), default="")  # from the roster
     wecom_userid: Mapped[str] = mapped_column(String(128), default="")
@@ -318,6 +318,21 @@ class ApprovalInstance(Base):
     note: Mapped[str] = mapped_column(String(255), default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # when the approval finished
+
+
+class EarnedTotal(Base):
+    """Points an employee earned in one local calendar period (storage/ledger/totals.py): a day, week, month,
+    quarter or year, keyed ``d|w|m|q|y`` + the period's first local day. Kept by the ledger in the transaction of
+    each award and reversal of an award, so a leaderboard or a rank reads one row per employee, not the period's
+    transactions; ``check-ledger`` sums the transactions again and compares."""
+
+    __tablename__ = "earned_totals"
+    # a period's rows by points: ORDER BY points DESC … LIMIT reads the top of it (ties sorted incrementally),
+    # and a rank counts the range above a member
+    __table_args__ = (Index("ix_earned_totals_board", "period", "points", "employee_id"),)
+    period: Mapped[str] = mapped_column(String(12), primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employees.id"), primary_key=True, autoincrement=False)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class RuleVersion(Base):

@@ -8,6 +8,7 @@ converted here, once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
 @dataclass(frozen=True)
@@ -17,6 +18,11 @@ class Period:
     last: date  # the last local day
     start: datetime  # local midnight of ``first``, naive UTC
     end: datetime  # local midnight after ``last``, naive UTC (exclusive)
+
+    @property
+    def key(self) -> str:
+        """Its row key in ``earned_totals`` (storage/ledger/totals.py)."""
+        return key(self.kind, self.first)
 
 
 def _first_day(kind: str, day: date) -> date:
@@ -40,6 +46,24 @@ def _next_first_day(kind: str, first: date) -> date:
 def _utc(day: date, tz: tzinfo) -> datetime:
     """Local midnight of ``day`` as naive UTC (the database's convention)."""
     return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+KINDS = ("day", "week", "month", "quarter", "year")
+
+
+def key(kind: str, first: date) -> str:
+    """A period's key in ``earned_totals``: ``d2026-12-07``, ``w2026-12-07``, ``m2026-12-01``, ``q2026-10-01``…"""
+    return f"{kind[0]}{first.isoformat()}"
+
+
+def keys_of(at: datetime, tz: tzinfo) -> tuple[str, ...]:
+    """The keys of the day, week, month, quarter and year ``at`` (naive UTC) falls in, locally."""
+    return _day_keys(at.replace(tzinfo=timezone.utc).astimezone(tz).date())
+
+
+@lru_cache(maxsize=4096)
+def _day_keys(day: date) -> tuple[str, ...]:
+    return tuple(key(kind, day if kind == "day" else _first_day(kind, day)) for kind in KINDS)
 
 
 def calendar_period(kind: str, now: datetime, tz: tzinfo) -> Period:

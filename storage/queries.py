@@ -8,7 +8,8 @@ from sqlalchemy import DateTime, bindparam, case, func, literal_column, or_, sel
 from sqlalchemy.orm import Session
 
 from storage.kinds import AccountKind, TxnKind
-from storage.models import Account, Employee, Entry, Lot, Txn
+from storage.ledger.totals import EARNED
+from storage.models import Account, EarnedTotal, Employee, Entry, Lot, Txn
 
 EARNING_KINDS = (TxnKind.AWARD,)
 BUDGET_KINDS = (TxnKind.BUDGET_GRANT, TxnKind.BUDGET_RESET, TxnKind.BUDGET_TOPUP)  # a manager's budget, not their wallet
@@ -99,8 +100,8 @@ def history(s: Session, employee_id: int, page: int = 1, per_page: int = 10) -> 
     return HistoryPage(items=tuple(items), page=page, pages=pages, total=total)
 
 
-# what counts as earned in a period: awards, minus reversals of awards (a reversal of a deduction gives back)
-EARNED = (Txn.kind == TxnKind.AWARD) | ((Txn.kind == TxnKind.REVERSE) & (Txn.amount < 0))
+# what counts as earned in a period: awards, minus reversals of awards (a reversal of a deduction gives back);
+# the ledger keeps the same per period in earned_totals (storage/ledger/totals.py)
 
 
 def _earned(start: datetime | None = None, end: datetime | None = None):  # type: ignore[no-untyped-def]
@@ -121,13 +122,20 @@ _EARNED = _earned()
 
 
 def leaderboard(s: Session, start: datetime, end: datetime, *, department: str | None = None,
-                top_n: int = 10) -> list[BoardRow]:
-    """Points earned in [start, end), active employees only, most first (ties by employee id)."""
-    earned = _earned(start, end)
-    q = (select(Employee.id, Employee.name, Employee.department, earned.c.pts)
-         .join(earned, earned.c.eid == Employee.id)
-         .where(Employee.status == "active", earned.c.pts > 0)
-         .order_by(earned.c.pts.desc(), Employee.id))
+                top_n: int = 10, period_key: str | None = None) -> list[BoardRow]:
+    """Points earned in [start, end), active employees only, most first (ties by employee id). A calendar
+    period's ``period_key`` (storage/periods.py) reads the kept totals instead of the period's transactions."""
+    if period_key:  # along the (period, points, employee_id) index, from the top: the first rows only
+        q = (select(Employee.id, Employee.name, Employee.department, EarnedTotal.points)
+             .join(Employee, Employee.id == EarnedTotal.employee_id)
+             .where(EarnedTotal.period == period_key, Employee.status == "active", EarnedTotal.points > 0)
+             .order_by(EarnedTotal.points.desc(), EarnedTotal.employee_id))
+    else:
+        earned = _earned(start, end)
+        q = (select(Employee.id, Employee.name, Employee.department, earned.c.pts)
+             .join(earned, earned.c.eid == Employee.id)
+             .where(Employee.status == "active", earned.c.pts > 0)
+             .order_by(earned.c.pts.desc(), Employee.id))
     if department:
         q = q.where(Employee.department == department)
     rows = s.execute(q.limit(top_n)).all()

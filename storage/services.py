@@ -220,8 +220,8 @@ class Queries(_Bound):
         return queries.history(self.s, employee_id, page=page, per_page=per_page)
 
     def leaderboard(self, start: datetime, end: datetime, *, department: str | None = None,
-                    top_n: int = 10) -> list[queries.BoardRow]:
-        return queries.leaderboard(self.s, start, end, department=department, top_n=top_n)
+                    top_n: int = 10, period_key: str | None = None) -> list[queries.BoardRow]:
+        return queries.leaderboard(self.s, start, end, department=department, top_n=top_n, period_key=period_key)
 
     def txn(self, txn_id: int) -> Txn | None:
         return queries.txn(self.s, txn_id)
@@ -335,7 +335,7 @@ class Services:
     @cached_property
     def ledger(self) -> Ledger:
         """The writer of points, bound to this transaction."""
-        return Ledger(self.session, self.clock, self.settings.points["validity_days"])
+        return Ledger(self.session, self.clock, self.settings.points["validity_days"], self.settings.tz)
 
     @cached_property
     def orders(self) -> Orders:

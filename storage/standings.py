@@ -1,12 +1,10 @@
-"""Where a member stands in a period, for every 积分: their own points exact, the field cached briefly.
+"""Where a member stands in a period: their rank and points, as ``queries.leaderboard`` orders everyone.
 
-Ranking one employee means summing every award of the period for everyone: 45 ms per call on
-SQLite and PostgreSQL at 10,000 employees with five awards each a month, and 积分 asks on every
-call. So the field (everyone's points, sorted) is computed once per period and kept for ``ttl``
-seconds per process, while the member's own points are summed fresh from their own transactions:
-an award shows in their total at once, and only the others' totals may be up to ``ttl`` old.
-This is the one rank of a member: 排行榜 asks it with ``max_age=0`` (the field read fresh, and kept
-for the next 积分), so the two can differ only by others' awards of the last ``ttl`` seconds.
+For a calendar period (the only kind the chat asks about) the ledger keeps each employee's earned total
+(storage/ledger/totals.py): the member's own points are one row and the rank two counts of an index range (everyone
+ahead, less the leavers among them), exact and fresh at any size. For any other range, summing every award of the
+period for everyone cost 45 ms at 10,000 employees, so that field is computed once per range and kept for ``ttl``
+seconds per process, while the member's own points are summed fresh; ``max_age=0`` reads it fresh.
 """
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from typing import Callable
 from sqlalchemy import DateTime, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from storage.models import Employee, Txn
+from storage.models import EarnedTotal, Employee, Txn
 from storage.queries import _EARNED, EARNED
 
 _TX = Txn.__table__
@@ -29,6 +27,15 @@ _OWN = (select(func.coalesce(func.sum(_TX.c.amount), 0))
                _TX.c.created_at < bindparam("end", type_=DateTime), EARNED))
 _FIELD = (select(_EARNED.c.eid, _EARNED.c.pts).join(Employee, Employee.id == _EARNED.c.eid)
           .where(Employee.status == "active", _EARNED.c.pts > 0))
+# the same from the totals the ledger keeps per calendar period (storage/ledger/totals.py): one row per employee
+_ET, _EMP = EarnedTotal.__table__, Employee.__table__
+_OWN_KEPT = select(_ET.c.points).where(_ET.c.period == bindparam("key"), _ET.c.employee_id == bindparam("emp"))
+# ahead of the member: more points, or as many and a smaller id (queries.leaderboard's order)
+_AHEAD = (_ET.c.period == bindparam("key")) & ((_ET.c.points > bindparam("pts"))
+                                               | ((_ET.c.points == bindparam("pts")) & (_ET.c.employee_id < bindparam("emp"))))
+_ALL_AHEAD = select(func.count()).select_from(_ET).where(_AHEAD)  # a range of the (period, points) index
+_LEFT_AHEAD = (select(func.count()).select_from(_EMP.join(_ET, _ET.c.employee_id == _EMP.c.id))
+               .where(_EMP.c.status == "left", _AHEAD))  # the few leavers, by the status index
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,17 @@ class Standings:
         self.ttl, self.monotonic = ttl_seconds, monotonic
         self._fields: dict[tuple[datetime, datetime], _Field] = {}
 
+    @staticmethod
+    def _kept_rank(s: Session, employee_id: int, key: str) -> tuple[int | None, int]:
+        """Exact and fresh from the kept totals: everyone ahead, less the leavers among them (two index counts)."""
+        conn = s.connection()
+        mine = int(conn.execute(_OWN_KEPT, {"key": key, "emp": employee_id}).scalar() or 0)
+        if mine <= 0:
+            return None, 0
+        args = {"key": key, "pts": mine, "emp": employee_id}
+        ahead = int(conn.execute(_ALL_AHEAD, args).scalar() or 0) - int(conn.execute(_LEFT_AHEAD, args).scalar() or 0)
+        return ahead + 1, mine
+
     def _field(self, s: Session, start: datetime, end: datetime, max_age: float) -> _Field:
         now = self.monotonic()
         found = self._fields.get((start, end))
@@ -54,9 +72,12 @@ class Standings:
         return found
 
     def rank_of(self, s: Session, employee_id: int, start: datetime, end: datetime, *,
-                max_age: float | None = None) -> tuple[int | None, int]:
+                max_age: float | None = None, key: str | None = None) -> tuple[int | None, int]:
         """(rank, points) as ``queries.leaderboard`` ranks them (points, then employee id); None when the
-        member earned nothing. The others' totals are at most ``max_age`` seconds old (default: ``ttl``)."""
+        member earned nothing. The others' totals are at most ``max_age`` seconds old (default: ``ttl``). A
+        calendar period's ``key`` reads the totals the ledger keeps instead of the period's transactions."""
+        if key:
+            return self._kept_rank(s, employee_id, key)
         mine = int(s.connection().execute(_OWN, {"emp": employee_id, "start": start, "end": end}).scalar() or 0)
         if mine <= 0:
             return None, 0

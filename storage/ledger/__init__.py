@@ -14,8 +14,9 @@ methods so callers write ``ledger.award(...)``.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -23,14 +24,17 @@ from storage.ledger import books, credit, debit, reads, reverse
 from storage.ledger.books import EXPIRED, HOLD, ISSUANCE, MAX_POINTS, REDEEMED
 from storage.models import Account, Txn
 
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")  # settings.py's default server.timezone; the app always passes its own
 __all__ = ["Ledger", "EXPIRED", "HOLD", "ISSUANCE", "MAX_POINTS", "REDEEMED"]
 
 
 class Ledger:
-    def __init__(self, session: Session, clock: Callable[[], datetime], validity_days: int = 365) -> None:
+    def __init__(self, session: Session, clock: Callable[[], datetime], validity_days: int = 365,
+                 tz: tzinfo = DEFAULT_TZ) -> None:
         self.s = session
         self.clock = clock
         self.validity = timedelta(days=validity_days)
+        self.tz = tz  # the company's: earned totals are kept by local period (storage/ledger/totals.py)
         self.accounts: dict[str, Account] = {}  # by name, for this transaction: ids and kinds never change
 
     award = credit.award

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from storage.errors import AlreadyReversed, UnknownTxn
 from storage.kinds import AccountKind, TxnKind
-from storage.ledger import books, debit, lots, reads
+from storage.ledger import books, debit, lots, reads, totals
 from storage.ledger.books import CHARITY_PREFIX, HOLD, ISSUANCE, REDEEMED
 from storage.models import Account, Txn
 from storage import memos
@@ -37,6 +37,7 @@ def award(lg: Ledger, employee_id: int, points: int, *, idem_key: str, reason: s
         lots.credit_new_lot(lg, wallet, points, txn)
         books.entry(lg, txn, source, -points)
         books.entry(lg, txn, wallet, points)
+        totals.add(lg, employee_id, txn.created_at, points)
         return txn
     return books.once(lg, idem_key, op)  # type: ignore[return-value]
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from storage.errors import AlreadyReversed, NotReversible, UnknownTxn
 from storage.kinds import AccountKind, TxnKind
-from storage.ledger import books, debit, lots, reads
+from storage.ledger import books, debit, lots, reads, totals
 from storage.ledger.books import EXPIRED, ISSUANCE
 from storage.models import Account, Entry, Lot, Txn
 from storage import memos
@@ -67,6 +67,7 @@ def _reverse_award(lg: Ledger, orig: Txn, idem_key: str, actor_id: int | None, r
             books.credit(lg, source, take)
         books.entry(lg, txn, wallet, -take)
         books.entry(lg, txn, source, take)
+        totals.add(lg, orig.employee_id, txn.created_at, -take)
     return txn, orig.amount - take
 
 
