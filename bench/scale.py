@@ -180,17 +180,22 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--skip-jobs", action="store_true")
+    ap.add_argument("--seed-only", action="store_true", help="seed --url and stop (measure later with --no-seed)")
+    ap.add_argument("--no-seed", action="store_true", help="measure a database an earlier --seed-only seeded")
     args = ap.parse_args()
     url = args.url or f"sqlite:///{Path(tempfile.mkdtemp(prefix='pb-scale-')) / 'scale.db'}"
     now = utcnow()
-    db = Database(url)
-    Base.metadata.drop_all(db.engine)  # a fresh schema from the migrations, as db upgrade makes it
-    with db.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    upgrade(db)
-    print(f"engine: {db.dialect}; {args.employees:,} employees, {args.txns:,} awards", flush=True)
-    seed(db, args.employees, args.txns, now)
-    db.dispose()
+    if not args.no_seed:
+        db = Database(url)
+        Base.metadata.drop_all(db.engine)  # a fresh schema from the migrations, as db upgrade makes it
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        upgrade(db)
+        print(f"engine: {db.dialect}; {args.employees:,} employees, {args.txns:,} awards", flush=True)
+        seed(db, args.employees, args.txns, now)
+        db.dispose()
+        if args.seed_only:
+            return 0
     ok = chat(url, args.employees, args.seconds, args.workers)
     if not args.skip_jobs:
         ok &= run_jobs(url, now)
