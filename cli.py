@@ -226,11 +226,7 @@ def register_cli(app: Flask) -> None:
     def catalog_export(file: str) -> None:
         from storage.catalog_csv import export_text
 
-        bot = _bot()
-        with bot.db.read_scope() as s:
-            text = export_text(s)
-        Path(file).write_text(text, encoding="utf-8")
-        click.echo(f"wrote {text.count(chr(10)) - 1} items to {file}")
+        _export(export_text, file, "items")
 
     @catalog_group.command("import", help="Create or update items by sku from FILE (only sku,name,cost required); "
                            "exit 1 if any row was rejected (the good rows are applied).")
@@ -239,14 +235,7 @@ def register_cli(app: Flask) -> None:
         from settings_rules import CONFIG_PROBLEMS
         from storage.catalog_csv import import_rows, read
 
-        bot = _bot()
-        rows, problem = read(_read_text(file))
-        if problem:
-            click.echo(f"rejected: {file}: {problem}", err=True)
-            sys.exit(1)
-        with bot.db.session_scope() as s:
-            report = import_rows(s, rows, now=bot.db.clock(), actor_id=None)
-        _echo_import(report, CONFIG_PROBLEMS)
+        _import(read, import_rows, file, CONFIG_PROBLEMS)
 
     @catalog_group.command("codes", help="Add gift-card codes to SKU's pool from FILE (one code per line, or a CSV's "
                            "first column); codes already in the pool are skipped. Needs gift_cards.codes_key.")
@@ -286,11 +275,7 @@ def register_cli(app: Flask) -> None:
     def rules_export(file: str) -> None:
         from storage.rules_csv import export_text
 
-        bot = _bot()
-        with bot.db.read_scope() as s:
-            text = export_text(s)
-        Path(file).write_text(text, encoding="utf-8")
-        click.echo(f"wrote {text.count(chr(10)) - 1} rules to {file}")
+        _export(export_text, file, "rules")
 
     @rules_group.command("import", help="Create rules (empty id) or add a new version of a rule (its id) from FILE, "
                          "valid from now; exit 1 if any row was rejected (the good rows are applied).")
@@ -299,14 +284,7 @@ def register_cli(app: Flask) -> None:
         from settings_rules import RULE_PROBLEMS
         from storage.rules_csv import import_rows, read
 
-        bot = _bot()
-        rows, problem = read(_read_text(file))
-        if problem:
-            click.echo(f"rejected: {file}: {problem}", err=True)
-            sys.exit(1)
-        with bot.db.session_scope() as s:
-            report = import_rows(s, rows, now=bot.db.clock(), actor_id=None)
-        _echo_import(report, RULE_PROBLEMS)
+        _import(read, import_rows, file, RULE_PROBLEMS)
 
     @app.cli.command("spool-retry", help="Replay the spooled events a bug stopped (held in the spool's failed.held), "
                      "after the fix; exit 1 if any is held again.")
@@ -356,9 +334,25 @@ def register_cli(app: Flask) -> None:
         click.echo(outcome)
 
 
-def _echo_import(report: Any, words: dict[str, str]) -> None:
-    """A CSV import's report (created, updated, unchanged; each rejected row with its line and why); exit 1 if any
-    row was rejected, like import-employees."""
+def _export(export_text: Any, file: str, what: str) -> None:
+    """The catalog's or the rules' CSV written to FILE."""
+    bot = _bot()
+    with bot.db.read_scope() as s:
+        text = export_text(s)
+    Path(file).write_text(text, encoding="utf-8")
+    click.echo(f"wrote {text.count(chr(10)) - 1} {what} to {file}")
+
+
+def _import(read: Any, import_rows: Any, file: str, words: dict[str, str]) -> None:
+    """The catalog's or the rules' CSV imported from FILE; its report (created, updated, unchanged; each rejected
+    row with its line and why), exit 1 if any row was rejected, like import-employees."""
+    bot = _bot()
+    rows, problem = read(_read_text(file))
+    if problem:
+        click.echo(f"rejected: {file}: {problem}", err=True)
+        sys.exit(1)
+    with bot.db.session_scope() as s:
+        report = import_rows(s, rows, now=bot.db.clock(), actor_id=None)
     for label in ("created", "updated", "unchanged"):
         refs = getattr(report, label)
         click.echo(f"{label} {len(refs)}{': ' + ', '.join(refs) if refs else ''}")

@@ -136,3 +136,20 @@ def test_a_catalog_change_can_be_announced_too(app: Any, ids: dict, groups: list
         cards = [json.loads(p)["card"] for p in s.scalars(select(Outbox.payload).where(Outbox.kind == "group"))]
     assert [(c["title"], c["lines"]) for c in cards] == [
         ("积分商城调整：好茶", ["调整前：好茶（实物）120 积分", "调整后：好茶（实物）90 积分"])]
+
+
+def test_the_rules_cli_round_trip_and_its_exit_status(app: Any, ids: dict, tmp_path: Any) -> None:
+    runner = app.test_cli_runner()
+    src = tmp_path / "rules.csv"
+    src.write_text("id,name,platform,template,points,base_points,tiers,field,category,max_count,max_period,active\n"
+                   ",季度绩效,wecom,TPL-PERF,,129,90:110%;80:100%;70:95%;0:0%,绩效得分,performance,,,true\n"
+                   ",重叠,wecom,TPL-X,,,90:5;90:6,得分,x,,,true\n", encoding="utf-8")
+    done = runner.invoke(args=["rules", "import", str(src)])
+    assert done.exit_code == 1 and "created 1: 1 季度绩效" in done.output
+    assert "line 3: rejected: tiers: two tiers share the same min" in done.output
+    out = tmp_path / "out.csv"
+    exported = runner.invoke(args=["rules", "export", str(out)])
+    assert exported.exit_code == 0 and "wrote 1 rules" in exported.output
+    again = runner.invoke(args=["rules", "import", str(out)])
+    assert again.exit_code == 0 and "unchanged 1: 1 季度绩效" in again.output
+    assert "rules" in runner.invoke(args=["rules", "--help"]).output
