@@ -16,7 +16,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +59,25 @@ sku = "card100"
 name = "100元购物卡"
 cost = 1000
 """, encoding="utf-8")
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], port: int, workers: int) -> Iterator[None]:
+    """The app (bench/wsgi.py) under gunicorn on 127.0.0.1:``port``, up and answering, stopped afterwards."""
+    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-b",
+                               f"127.0.0.1:{port}", "--log-level", "warning", "bench.wsgi:app"], env=env, cwd=ROOT)
+    try:
+        for _ in range(200):
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/bare")
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(0.5)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def free_port() -> int:
@@ -176,16 +197,7 @@ def main() -> int:
                       "".join(f"E{i},员工{i},研发部,,employee,user{i},user{i}\n" for i in range(50)), encoding="utf-8")
     subprocess.run([py, "-m", "flask", "--app", "app", "import-employees", str(roster)], env=env, cwd=ROOT,
                    capture_output=True)
-    server = subprocess.Popen([str(Path(py).parent / "gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-                               "--log-level", "warning", "bench.wsgi:app"], env=env, cwd=ROOT)
-    try:
-        for _ in range(100):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/bare")
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(0.5)
+    with gunicorn(env, port, args.workers):
         print(f"command: {TEXT!r}; engine: {db_url.split(':')[0]}, gunicorn {args.workers} sync workers, client 8 threads, 127.0.0.1")
         print(f"{'endpoint':<22}{'max req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'@100/s p50':>12}{'@100/s p99':>12}{'errors':>8}")
         results = {}
@@ -214,9 +226,6 @@ def main() -> int:
                 print(f"  {kind}: {got[0]:.0f} callbacks/s, p50 {got[1]}, p99 {got[2]}")
         for kind in ("wecom", "dingtalk"):
             print(f"ratio {kind}/bare: {results[kind] / results['bare']:.2f}")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     return 0
 
 

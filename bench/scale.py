@@ -14,7 +14,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from sqlalchemy import bindparam, insert, update
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.callbacks import CONF, free_port, pct, run_load, write_config  # noqa: E402
+from bench.callbacks import CONF, free_port, gunicorn, pct, run_load, write_config  # noqa: E402
 from storage.db import Database, utcnow  # noqa: E402
 from storage.kinds import AccountKind, TxnKind  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -112,24 +111,13 @@ def requests_for(text: str, n: int, start_id: int, employees: int) -> list[tuple
 
 def chat(db_url: str, employees: int, seconds: float, workers: int) -> bool:
     """Each command through gunicorn at 100 callbacks/s; True when every p99 is under the floor."""
-    import http.client
-
     tmp = Path(tempfile.mkdtemp(prefix="pb-scale-"))
     port = free_port()
     conf = tmp / "config.toml"
     write_config(conf, db_url, port)
     env = {**os.environ, "POINTSBOT_CONFIG": str(conf), "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-b",
-                               f"127.0.0.1:{port}", "--log-level", "warning", "bench.wsgi:app"], env=env, cwd=ROOT)
     ok = True
-    try:
-        for _ in range(200):
-            try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/bare")
-                break
-            except OSError:
-                time.sleep(0.1)
-        time.sleep(0.5)
+    with gunicorn(env, port, workers):
         print(f"{'command @100/s':<16}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
         next_id = 1
         for text in COMMANDS:
@@ -139,9 +127,6 @@ def chat(db_url: str, employees: int, seconds: float, workers: int) -> bool:
             _, lat, err = run_load(port, reqs[50:], 8, 100.0)
             ok &= pct(lat, .99) < REPLY_FLOOR_MS and not err
             print(f"{text:<16}{statistics.median(lat):>9.1f}{pct(lat, .99):>9.1f}{max(lat):>9.1f}{err:>8}", flush=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     return ok
 
 
