@@ -242,7 +242,7 @@ def register_cli(app: Flask) -> None:
     @click.argument("sku")
     @click.argument("file", type=click.Path(dir_okay=False))
     def catalog_codes(sku: str, file: str) -> None:
-        from cards.messages import CODE_HEADERS
+        from cards.problems import CODE_HEADERS
         from storage.gift_codes import read_codes
         from storage.services import Services
 

@@ -113,7 +113,7 @@ def check_item(values: Mapping[str, Any]) -> tuple[CatalogItem | None, list[tupl
 
     The one set of rules for an item, whether it comes from the configuration, a CSV row or the console:
     the configuration words the codes in English (``parse_catalog``), the console and the CSV import in
-    Chinese (cards/messages.py ``CATALOG_PROBLEMS``). Values arrive typed (``None`` for left empty).
+    Chinese (cards/problems.py ``CATALOG_PROBLEMS``). Values arrive typed (``None`` for left empty).
     """
     problems: list[tuple[str, str]] = []
     v = {**{f: None for f in ITEM_FIELDS}, **values}
@@ -242,7 +242,7 @@ def _tier_problem(tiers: tuple[Tier, ...], base: Any) -> str:
 def check_rule(values: Mapping[str, Any]) -> tuple[Rule | None, list[tuple[str, str]]]:
     """The rule the values describe, or the problems as (field, code) pairs: the one set of rules for the
     configuration, a CSV row and the console's form (words: ``RULE_PROBLEMS`` here, ``RULE_PROBLEMS`` in
-    cards/messages.py). ``tiers`` arrives as text (``90:110%;0:0%``) or as tiers; numbers typed, None if empty."""
+    cards/problems.py). ``tiers`` arrives as text (``90:110%;0:0%``) or as tiers; numbers typed, None if empty."""
     v = {**{f: None for f in RULE_FIELDS}, **values}
     problems: list[tuple[str, str]] = []
     name, template = v["name"], v["template"]

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, flash, g, redirect, render_template, requ
 
 from cards import builders_rules
 from cards import messages as msg
+from cards.problems import CODE_HEADERS, CODE_PROBLEMS, catalog_problem
 from settings_rules import ITEM_KINDS, LIMIT_PERIODS, check_item
 from storage import catalog_csv, exports, gift_codes
 from storage.catalog import values_of
@@ -92,14 +93,14 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
         if problem:
             flash(problem)
             return redirect(url_for("console.catalog_item", sku=sku))
-        codes, unreadable = gift_codes.read_codes(text, msg.CODE_HEADERS)
+        codes, unreadable = gift_codes.read_codes(text, CODE_HEADERS)
         try:
             with bot.db.session_scope() as s:
                 up = services(s).catalog.add_codes(sku, codes, s.get(Employee, g.member_id))
         except DomainError as exc:
             return render_template("console/message.html", title="未能上传卡密", text=msg.domain_error(exc)), 400
         results = [("本次上传", f"新增 {up.added} 个卡密（第 {up.batch} 批），现在可兑换 {up.free} 个")]
-        results += [(f"第 {line} 行", f"未导入：{msg.CODE_PROBLEMS[code]}") for line, code in sorted(unreadable + up.skipped)]
+        results += [(f"第 {line} 行", f"未导入：{CODE_PROBLEMS[code]}") for line, code in sorted(unreadable + up.skipped)]
         return render_template("console/results.html", title="卡密上传结果", results=results,
                                back=url_for("console.catalog_item", sku=sku))
 
@@ -122,7 +123,7 @@ def register_catalog(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
     def catalog_upload() -> Any:
         return refused() or csv_upload(bot, csv_text, catalog_csv.read, lambda s, rows, actor: services(s).catalog
                                        .import_csv(rows, actor), title="商城导入结果", page="console.catalog_page",
-                                       needed="sku,name,cost", words=msg.catalog_problem)
+                                       needed="sku,name,cost", words=catalog_problem)
 
 
 def csv_download(bot: Any, export_text: Callable[[Any], str], name: str) -> Response:
@@ -170,6 +171,6 @@ def _announce(sv: Any, old: Any, new: Any, actor: str) -> int:
 def _form(values: dict[str, Any], sku: str, problems: list[tuple[str, str]],
           pool: tuple[int, int] | None = None) -> str:
     """The item's form; ``pool`` is a gift card's (free, handed out) codes, for its upload panel."""
-    words = {field: msg.catalog_problem(code) for field, code in problems}
+    words = {field: catalog_problem(code) for field, code in problems}
     return render_template("console/catalog_item.html", v=values, sku=sku, problems=words, kinds=msg.ITEM_KINDS,
                            kind_order=ITEM_KINDS, periods=msg.LIMIT_PERIODS, period_order=LIMIT_PERIODS, pool=pool)

@@ -15,6 +15,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 
 from cards import builders_rules
 from cards import messages as msg
+from cards.problems import rule_problem
 from settings_rules import PERIODS, PLATFORMS, Rule, check_rule
 from console.catalog import csv_download, csv_upload
 from storage import rules_csv
@@ -91,7 +92,7 @@ def register_rules(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
     def rules_upload() -> Any:
         return refused() or csv_upload(bot, csv_text, rules_csv.read, lambda s, rows, actor: services(s).rules
                                        .import_csv(rows, actor), title="规则导入结果", page="console.rules_page",
-                                       needed="name,platform,template", words=msg.rule_problem)
+                                       needed="name,platform,template", words=rule_problem)
 
     register_budgets(bp, bot, services, refused)
 
@@ -152,7 +153,7 @@ def register_budgets(bp: Blueprint, bot: Any, services: Callable[[Any], Any],
 
 def _form(values: dict[str, Any], rule_id: int, problems: list[tuple[str, str]], history: list[Rule],
           clash: dict[str, Any] | None = None) -> str:
-    words = {field: msg.rule_problem(code, **(clash or {})) for field, code in problems}
+    words = {field: rule_problem(code, **(clash or {})) for field, code in problems}
     return render_template("console/rule_item.html", v=values, rule_id=rule_id, problems=words, history=history,
                            platforms=builders_rules.PLATFORM_TEXT, platform_order=PLATFORMS, periods=PERIODS,
                            period_text=builders_rules.PERIOD_TEXT, line=builders_rules.rule_line)
