@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from storage.db import Database
@@ -75,12 +75,56 @@ def engine_url(engine_name: str, server_databases: dict[str, str], tmp_path) -> 
     return server_databases[engine_name]
 
 
+_CREATED: set[str] = set()  # server databases whose tables create_all made in this session
+
+
 def reset_schema(db: Database) -> None:
-    """Fresh tables, and no Alembic revision left by an earlier test that migrated the same database."""
+    """Fresh tables, and no Alembic revision left by an earlier test that migrated the same database.
+
+    Dropping and creating every table took 170 ms on PostgreSQL and 250 ms on MariaDB, before each of
+    hundreds of tests; emptying the tables the last test used (and restarting their ids, which tests
+    name: R1, E1) takes a few. Whenever the tables are not create_all's (a migration test ran), they are
+    made again.
+    """
+    if db.dialect != "sqlite" and db.url in _CREATED and _emptied(db):
+        return
     Base.metadata.drop_all(db.engine)
     with db.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     Base.metadata.create_all(db.engine)
+    if db.dialect != "sqlite":
+        _CREATED.add(db.url)
+
+
+def _emptied(db: Database) -> bool:
+    """Empty the tables that hold rows or used ids; False when the tables are not create_all's."""
+    names = [t.name for t in Base.metadata.sorted_tables]
+    pg = db.dialect == "postgresql"
+    quote = (lambda n: f'"{n}"') if pg else (lambda n: f"`{n}`")
+    with db.engine.begin() as conn:
+        if set(inspect(conn).get_table_names()) != set(names):
+            return False
+        probe = " UNION ALL ".join(f"SELECT '{n}' FROM (SELECT 1 AS x FROM {quote(n)} LIMIT 1) AS t{i}"
+                                   for i, n in enumerate(names))
+        used = set(conn.exec_driver_sql(probe).scalars())
+        if pg:  # a sequence a rolled-back insert moved on has no row to show for it
+            used |= {s[:-len("_id_seq")] for s in conn.exec_driver_sql(
+                "SELECT sequencename FROM pg_sequences WHERE last_value IS NOT NULL").scalars()}
+        else:
+            used |= set(conn.exec_driver_sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+                "AND auto_increment > 1").scalars())
+        used &= set(names)
+        if not used:
+            return True
+        if pg:
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(map(quote, sorted(used)))} RESTART IDENTITY CASCADE")
+        else:
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+            for n in sorted(used):
+                conn.exec_driver_sql(f"TRUNCATE {quote(n)}")
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+    return True
 
 
 class FakeClock:

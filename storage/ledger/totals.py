@@ -87,11 +87,15 @@ def missing(s: Session) -> bool:
     return s.scalar(select(_ET.c.period).limit(1)) is None and s.scalar(select(Txn.id).where(EARNED).limit(1)) is not None
 
 
+_ALL_EARNED = select(Txn.employee_id, Txn.created_at, Txn.amount).where(EARNED).execution_options(yield_per=20_000)
+_ALL_KEPT = select(_ET.c.period, _ET.c.employee_id, _ET.c.points)
+
+
 def differences(s: Session, tz: tzinfo, limit: int = 20) -> list[str]:
     """Totals that differ from the ledger's own sums (none when the table is right)."""
-    want = _sums(iter(s.execute(select(Txn.employee_id, Txn.created_at, Txn.amount).where(EARNED)
-                                .execution_options(yield_per=20_000))), tz)  # type: ignore[arg-type]
-    have = {(k, e): int(p) for k, e, p in s.execute(select(_ET.c.period, _ET.c.employee_id, _ET.c.points))}
+    conn = s.connection()
+    want = _sums(iter(conn.execute(_ALL_EARNED)), tz)  # type: ignore[arg-type]
+    have = {(k, e): int(p) for k, e, p in conn.execute(_ALL_KEPT)}
     problems = [f"earned total {k} of employee {e}: {have.get((k, e), 0)} != ledger {want.get((k, e), 0)}"
                 for k, e in sorted(set(want) | set(have), key=str)
                 if have.get((k, e), 0) != want.get((k, e), 0)]

@@ -315,8 +315,8 @@ def make_machine(open_db: Callable[[FakeClock], Database], close_db: Callable[[D
             m = self.model
             with self.db.session_scope() as s:
                 assert check_invariants(s) == []
-                lots = dict(s.execute(LOTS_Q).all())
-                accounts = s.execute(ACCOUNTS_Q).all()
+                lots = dict(s.connection().execute(LOTS_Q).all())
+                accounts = s.connection().execute(ACCOUNTS_Q).all()
             assert lots == {self.lot_ids[i]: l.remaining for i, l in enumerate(m.lots)}, "lot remainders"
             cached = {name: int(bal) for name, kind, bal, _, _ in accounts if kind != "system"}
             summed = {name: int(total) for name, _, _, total, _ in accounts}
