@@ -15,5 +15,5 @@ def handle_budget(event: Event, ctx: Context) -> Reply:
 
 
 def register(router: Router) -> None:
-    router.command("budget", aliases=("额度",), roles=("manager",), usage="额度", example="额度",
+    router.command("budget", reads_only=True, aliases=("额度",), roles=("manager",), usage="额度", example="额度",
                    summary="查看本月奖励额度")(handle_budget)

@@ -50,5 +50,5 @@ def handle_todo(event: Event, ctx: Context) -> Reply:
 
 
 def register(router: Router) -> None:
-    router.command("todo", aliases=("待办",), roles=("manager", "hr", "admin"), usage="待办", example="待办",
+    router.command("todo", reads_only=True, aliases=("待办",), roles=("manager", "hr", "admin"), usage="待办", example="待办",
                    summary="查看待处理的申诉、订单和离职员工积分")(handle_todo)

@@ -122,7 +122,8 @@ def identify(s: Session, platform: str, user_id: str, now: datetime) -> tuple[Em
 
 
 def record_use(s: Session, use: MemberUse, now: datetime) -> bool:
-    """Write what ``identify`` found: False when the roster binding could not be made after all."""
+    """Write what ``identify`` found: False when the roster binding could not be made after all. (A read-only
+    command leaves the stamp to ``stamp_uses`` in a batch, and writes only a first binding here.)"""
     if use.binding_id is not None:  # coarse: a chat message is not always a write
         _TOUCH.run(s.connection(), {"binding": use.binding_id, "at": now})
         return True
@@ -133,6 +134,12 @@ def record_use(s: Session, use: MemberUse, now: datetime) -> bool:
     except (UnknownEmployee, InvalidState, IntegrityError):  # bound or unbound since identify() read it
         return False
     return True
+
+
+def stamp_uses(s: Session, stamps: dict[int, datetime]) -> None:
+    """Bindings' last-use times, many at once (bot/core/stamps.py batches those read-only commands find due)."""
+    if stamps:
+        _TOUCH.run(s.connection(), [{"binding": b, "at": at} for b, at in sorted(stamps.items())])
 
 
 def resolve_member(s: Session, platform: str, user_id: str, now: datetime) -> Employee | None:

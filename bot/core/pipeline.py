@@ -4,6 +4,7 @@ The inbox row, the handler's writes, the outbox rows and the stored answer commi
 redelivery (the platform never got our first answer) is answered the same and acts once, and a
 crash leaves nothing half-done. Only an answer of an event that was applied is stored: a failure
 is never recorded, so the platform's redelivery (or the user's retry) runs the event again.
+A read-only command (``Route.reads_only``) records nothing: it is answered from fresh data each time.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from bot.core.context import Context
 from bot.core.events import Event
 from bot.core.replies import CardReply, Failed, Outgoing, Reply, Unavailable
 from bot.core.router import Router
+from bot.core.stamps import UseStamps
 from cards import messages as msg
 import telemetry
 from settings import Settings
@@ -63,10 +65,8 @@ def retry_delays(budget: float, first: float = 0.02) -> Iterator[float]:
         delay *= 2
 
 
-def _record(s: Session, event: Event, answer: Answer, ctx: Context | None = None) -> None:
-    """The inbox row with its answer, after what knowing the member writes (``Context.member_use``)."""
-    if ctx is not None and ctx.member_use is not None:
-        members.record_use(s, ctx.member_use, event.received_at)
+def _record(s: Session, event: Event, answer: Answer) -> None:
+    """The inbox row with its answer: a redelivery of this event is answered with it and acts once."""
     inbox.record(s, event.platform, event.event_id, event.received_at,
                  inbox.Stored(answer.status, answer.body, answer.content_type))
 
@@ -81,6 +81,12 @@ def _rendered(render: Render, event: Event, reply: Reply) -> tuple[Answer, Rende
     if not isinstance(reply, CardReply) or not reply.secrets:
         return answer, (answer, messages)
     return answer, render(event, reply.hidden())
+
+
+def _keyed(event: Event, messages: tuple[Outgoing, ...]) -> tuple[Outgoing, ...]:
+    """The messages of a read-only answer, each with a key of its delivery, so queuing them acts once."""
+    return tuple(m if m.idem_key else replace(m, idem_key=f"reply:{event.platform}:{event.event_id}:{i}"[:191])
+                 for i, m in enumerate(messages))
 
 
 def _answer(s: Session, now: datetime, rendered: Rendered) -> Answer:
@@ -102,6 +108,7 @@ class Pipeline:
     def __init__(self, db: Database, settings: Settings, router: Router) -> None:
         self.db, self.settings, self.router = db, settings, router
         self.standings = Standings(ttl_seconds=STANDINGS_TTL_SECONDS)
+        self.stamps = UseStamps(db)
 
     def handle(self, event: Event, render: Render) -> Answer:
         """Handle one delivery (every line it logs names the platform, the event and, once known, the
@@ -148,8 +155,8 @@ class Pipeline:
             return earlier
 
     def _handle(self, event: Event, render: Render) -> Answer:
-        if self.db.dialect == "sqlite" and self.router.reads_only(event):
-            return self._read_then_record(event, render)
+        if self.router.reads_only(event):
+            return self._read(event, render)
         with self.db.session_scope() as s:
             earlier = _earlier(s, event)
             if earlier is not None:
@@ -161,7 +168,7 @@ class Pipeline:
             # Written last, with the answer, in the transaction of the effects: a concurrent twin of
             # this delivery fails on the unique (platform, event_id) at commit and all it did is
             # rolled back (one INSERT where claiming first took an INSERT and an UPDATE).
-            _record(s, event, _answer(s, self.db.clock(), kept), ctx)
+            _record(s, event, _answer(s, self.db.clock(), kept))
         self._log_handled(event, ctx, reply)
         return answer
 
@@ -175,26 +182,31 @@ class Pipeline:
                  event.event_id, type(event).__name__, ctx.member.employee_no if ctx.member else "-",
                  ctx.command or "-", type(reply).__name__)
 
-    def _read_then_record(self, event: Event, render: Render) -> Answer:
-        """SQLite: a read-only route's reads run without the database write lock, then a short write
-        transaction renders the reply (which may queue a card) and records the event.
+    def _read(self, event: Event, render: Render) -> Answer:
+        """A read-only route: one read transaction on one connection, and nothing recorded.
 
-        Every write serialises on SQLite, and a balance statement held the lock for all its reads.
-        The route says it only reads (``Route.reads_only``); what knowing the member writes waits in
-        ``Context.member_use`` for the write transaction. The read scope refuses writes
-        (``query_only``), so a read-only route that writes after all fails loudly as the bug it is.
+        A redelivery is simply answered again from fresh data, which is right for a read, so neither the
+        inbox nor its stored answer is written (docs/reliability.md §3). The read scope refuses writes
+        (``query_only`` on SQLite), so a read-only route that writes after all fails loudly as the bug it
+        is. What knowing the member writes waits in ``Context.member_use``: a binding's last-use stamp
+        joins the next batch (``UseStamps``); a roster user's first binding, once per person, and a card
+        the platform cannot take as an answer (queued once per delivery) take a short write transaction.
         """
         with self.db.read_scope() as s:
-            if (earlier := _earlier(s, event)) is not None:
-                log.info("redelivery platform=%s event=%s answered from inbox", event.platform, event.event_id)
-                return earlier
             ctx = self._context(s, event)
             reply = self.router.dispatch(event, ctx)
-        with self.db.session_scope() as s:  # a twin recorded meanwhile fails the insert: see handle()
-            answer, kept = _rendered(render, event, reply)
-            _record(s, event, _answer(s, self.db.clock(), kept), ctx)
+        answer, (_, messages) = _rendered(render, event, reply)
+        use = ctx.member_use
+        if use is not None and use.binding_id is not None:
+            self.stamps.add(use.binding_id, event.received_at)
+            use = None
+        if messages or use is not None:
+            with self.db.session_scope() as s:  # a redelivery finds its messages' keys taken
+                _answer(s, self.db.clock(), (answer, _keyed(event, messages)))
+                if use is not None:
+                    members.record_use(s, use, event.received_at)
         self._log_handled(event, ctx, reply)
-        return answer
+        return replace(answer, outcome="answered")
 
     def _answer_failure(self, event: Event, render: Render) -> Answer:
         """Tell the user something went wrong; everything the handler wrote is rolled back and the

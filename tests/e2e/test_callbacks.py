@@ -7,7 +7,9 @@ gets the same answer. No outbound HTTP happens inside any callback.
 from __future__ import annotations
 
 import json
+import re
 import time
+from xml.etree import ElementTree
 from typing import Any, Callable
 
 import pytest
@@ -153,11 +155,22 @@ def test_bad_requests_are_403_and_write_nothing(client, app, name: str, case: st
     assert _counts(app) == before
 
 
+def _meaning(answer) -> bytes:  # type: ignore[no-untyped-def]
+    """An answer without what encrypting it again changes: a WeCom passive reply's nonce, signature and time."""
+    if not answer.data.startswith(b"<xml>"):
+        return answer.data
+    inner, _ = signing.aes_decrypt(WECOM["encoding_aes_key"], ElementTree.fromstring(answer.data).findtext("Encrypt"))
+    return re.sub(r"<CreateTime>\d+</CreateTime>", "", inner).encode()
+
+
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_four_deliveries_act_once_with_the_same_answer(client, app, name: str, no_outbound_http) -> None:
+    """A query (帮助) is answered again from fresh data, a platform event from the inbox: either way the same."""
     req = BUILDERS[name]["ok"]()
-    answers = [_send(client, req) for _ in range(4)]
+    first = _send(client, req)
+    after_first = _counts(app)
+    answers = [first] + [_send(client, req) for _ in range(3)]
     assert [a.status_code for a in answers] == [200] * 4
-    bodies = {a.data for a in answers}
+    bodies = {_meaning(a) for a in answers}
     assert len(bodies) == 1, "a redelivery must get the first answer again"
-    assert _counts(app)[0] <= 1
+    assert _counts(app) == after_first and after_first[0] <= 1

@@ -52,7 +52,9 @@ def test_metrics_count_what_a_scripted_run_did(app: Any, client: Any) -> None:
     before = scrape(client)
     load_roster(bot, ROSTER)  # grants M1 this month's budget
     assert wecom_text(client, "zhang", "积分", 7001).status_code == 200
-    assert wecom_text(client, "zhang", "积分", 7001).status_code == 200  # WeCom retried: answered from the inbox
+    assert wecom_text(client, "zhang", "积分", 7001).status_code == 200  # WeCom retried: a query is answered again
+    assert wecom_text(client, "zhang", "兑换 nosuch", 7002).status_code == 200
+    assert wecom_text(client, "zhang", "兑换 nosuch", 7002).status_code == 200  # answered from the inbox
     assert client.post("/callback/wecom", query_string={"msg_signature": "x", "timestamp": str(int(time.time())),
                                                         "nonce": "n"}, data=b"<xml/>").status_code == 403
     assert robot(client, "li", "奖励 E1 10 修复线上问题", "m-1").status_code == 200
@@ -68,11 +70,12 @@ def test_metrics_count_what_a_scripted_run_did(app: Any, client: Any) -> None:
     def grew(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
+    assert grew("pointsbot_callbacks_total", platform="wecom", kind="TextCommand", outcome="answered") == 2
     assert grew("pointsbot_callbacks_total", platform="wecom", kind="TextCommand", outcome="applied") == 1
     assert grew("pointsbot_callbacks_total", platform="wecom", kind="TextCommand", outcome="redelivery") == 1
     assert grew("pointsbot_callbacks_total", platform="wecom", kind="-", outcome="rejected") == 1
     assert grew("pointsbot_callbacks_total", platform="dingtalk", kind="TextCommand", outcome="applied") == 1
-    assert grew("pointsbot_callback_seconds_count", platform="wecom") == 3
+    assert grew("pointsbot_callback_seconds_count", platform="wecom") == 5
     assert grew("pointsbot_ledger_transactions_total", kind="budget_grant") == 1
     assert grew("pointsbot_ledger_transactions_total", kind="award") == 1
     assert value(after, "pointsbot_database_up") == 1

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 import time
+from xml.etree import ElementTree
 
-import pytest
 from sqlalchemy import func, select
 
-from storage.models import ProcessedEvent
+from storage.models import Outbox, ProcessedEvent
 from tests.e2e import signing
 from tests.e2e.conftest import DINGTALK, WECOM
 
@@ -22,13 +22,30 @@ def test_wecom_url_verification(client) -> None:
     assert resp.data == b"1288432023552776189"
 
 
-def test_wecom_text_gets_encrypted_passive_reply_and_redelivery_same_answer(client, app) -> None:
+def _wecom_content(answer) -> str:  # type: ignore[no-untyped-def]
+    inner, _ = signing.aes_decrypt(WECOM["encoding_aes_key"], ElementTree.fromstring(answer.data).findtext("Encrypt"))
+    return ElementTree.fromstring(inner).findtext("Content") or ""
+
+
+def test_a_redelivered_wecom_query_is_answered_again_and_recorded_nowhere(client, app) -> None:
     now = int(time.time())
     xml = signing.wecom_text_xml("zhangsan", WECOM["corp_id"], "帮助", 9001, now)
     params, body = signing.wecom_post(WECOM["token"], WECOM["encoding_aes_key"], WECOM["corp_id"], xml, now)
     answers = [client.post("/callback/wecom", query_string=params, data=body) for _ in range(4)]
     assert {a.status_code for a in answers} == {200}
-    assert len({a.data for a in answers}) == 1
+    assert len({_wecom_content(a) for a in answers}) == 1 and "积分" in _wecom_content(answers[0])
+    with app.extensions["pointsbot"].db.session_scope() as s:
+        assert s.scalar(select(func.count(ProcessedEvent.id))) == 0
+        assert s.scalar(select(func.count(Outbox.id))) == 0
+
+
+def test_a_redelivered_wecom_command_gets_the_stored_answer(client, app) -> None:
+    now = int(time.time())
+    xml = signing.wecom_text_xml("zhangsan", WECOM["corp_id"], "绑定 NOSUCHCODE", 9003, now)
+    params, body = signing.wecom_post(WECOM["token"], WECOM["encoding_aes_key"], WECOM["corp_id"], xml, now)
+    answers = [client.post("/callback/wecom", query_string=params, data=body) for _ in range(4)]
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.data for a in answers}) == 1 and _wecom_content(answers[0])
     with app.extensions["pointsbot"].db.session_scope() as s:
         assert s.scalar(select(func.count(ProcessedEvent.id))) == 1
 
