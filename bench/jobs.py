@@ -1,6 +1,9 @@
 """Scheduled jobs at company scale: time per job and the longest single database transaction.
 
-    .venv/bin/python -m bench.jobs [--employees 10000] [--lots 1000000] [--quick] [--url URL]
+    .venv/bin/python -m bench.jobs [--employees 10000] [--lots 1000000] [--quick] [--url URL] [--seed-only | --no-seed]
+
+``--seed-only`` fills the database at ``--url`` and stops; ``--no-seed`` runs the jobs on a database seeded so
+before (the jobs change it: seed once, copy it, and run each time on a fresh copy).
 
 Why measure transactions: on SQLite every transaction holds the write lock, so a job's longest
 transaction is how long a webhook may wait behind it. Floors (issue 6): expiry < 60 s, each digest
@@ -126,20 +129,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lots", type=int, default=1_000_000)
     p.add_argument("--quick", action="store_true", help="1,000 employees and 100,000 lots")
     p.add_argument("--url", default="", help="database URL (default: a fresh SQLite file)")
+    p.add_argument("--seed-only", action="store_true", help="seed the database and stop")
+    p.add_argument("--no-seed", action="store_true", help="run the jobs on a database seeded before")
     args = p.parse_args(argv)
     if args.quick:
         args.employees, args.lots = 1_000, 100_000
     url = args.url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench_jobs.db'}"
     db = Database(url)
-    from storage.models import Base
-    Base.metadata.drop_all(db.engine)
-    Base.metadata.create_all(db.engine)
-    now = utcnow()
-    t0 = time.perf_counter()
-    seed(db, args.employees, args.lots, now)
-    with db.session_scope() as s:
-        n_lots = s.scalar(select(func.count(Lot.id)))
-    print(f"seeded {args.employees} employees, {n_lots} lots on {db.dialect} in {time.perf_counter() - t0:.1f} s")
+    now = utcnow()  # the seed's lots due now stay the due ones for ten minutes (seed())
+    if not args.no_seed:
+        from storage.models import Base
+        Base.metadata.drop_all(db.engine)
+        Base.metadata.create_all(db.engine)
+        t0 = time.perf_counter()
+        seed(db, args.employees, args.lots, now)
+        with db.session_scope() as s:
+            n_lots = s.scalar(select(func.count(Lot.id)))
+        print(f"seeded {args.employees} employees, {n_lots} lots on {db.dialect} in {time.perf_counter() - t0:.1f} s")
+    if args.seed_only:
+        return 0
     settings = build_settings({"database": {"url": url}, "leaderboard": {"groups": [
         {"platform": "dingtalk", "chat_id": "cid-all"}, {"platform": "wecom", "chat_id": "wrk-all"}]}})
     bot = app_module.PointsBot(settings=settings, db=db, router=None, pipeline=None)

@@ -23,7 +23,7 @@ from settings import build_settings
 from storage.ledger import Ledger
 from storage.members import bind
 from storage.outbox import enqueue_many
-from storage.models import Account, Appeal, Employee, JobRun, Order, Outbox
+from storage.models import Account, Appeal, Employee, JobRun, Order, Outbox, Txn
 from tests.storage.factories import make_employee
 
 GROUPS = [{"platform": "dingtalk", "chat_id": "cid-all"}, {"platform": "wecom", "chat_id": "robot", "webhook_key": "k1"}]
@@ -236,6 +236,42 @@ def test_budget_grant_once_per_month(bot: Any, company: dict[str, int], clock: A
     with bot.db.session_scope() as s:
         assert s.scalar(select(Account.balance).where(Account.kind == "budget")) == 1000
         assert s.scalar(select(func.count()).select_from(Account).where(Account.kind == "budget")) == 1
+
+
+@pytest.mark.parametrize("batch_seconds, transactions", [(0.0, 12), (60.0, 1)])
+def test_budget_grants_go_in_batches_bounded_by_time(bot: Any, clock: Any, monkeypatch: Any, batch_seconds: float,
+                                                     transactions: int) -> None:
+    with bot.db.session_scope() as s:
+        managers = [make_employee(s, f"M{i}", role="manager").id for i in range(12)]
+    monkeypatch.setattr(jobs, "BATCH_SECONDS", batch_seconds)
+    assert run(bot, "budget-grant", clock()).endswith(f"({transactions} transactions)")
+    with bot.db.session_scope() as s:
+        budgets_ = dict(s.execute(select(Account.employee_id, Account.balance).where(Account.kind == "budget")).all())
+    assert budgets_ == {m: 1000 for m in managers}
+
+
+def test_a_budget_grant_stopped_by_a_failure_keeps_the_batches_before_and_a_rerun_grants_the_rest_once(
+        bot: Any, clock: Any, monkeypatch: Any) -> None:
+    with bot.db.session_scope() as s:
+        managers = [make_employee(s, f"M{i}", role="manager").id for i in range(6)]
+    monkeypatch.setattr(jobs, "BATCH_SECONDS", 0.0)
+    grant, calls = Ledger.grant_budget, []
+
+    def failing(self, manager_id, *a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(manager_id)
+        if len(calls) == 4:
+            raise RuntimeError("disk full")
+        return grant(self, manager_id, *a, **kw)
+
+    monkeypatch.setattr(Ledger, "grant_budget", failing)
+    assert "failed" in run(bot, "budget-grant", clock())
+    with bot.db.session_scope() as s:
+        assert sorted(s.scalars(select(Account.employee_id).where(Account.kind == "budget"))) == managers[:3]
+    run(bot, "budget-grant", clock(), force=True)
+    with bot.db.session_scope() as s:
+        budgets_ = dict(s.execute(select(Account.employee_id, Account.balance).where(Account.kind == "budget")).all())
+        grants = s.scalar(select(func.count(Txn.id)).where(Txn.kind == "budget_grant"))
+    assert budgets_ == {m: 1000 for m in managers} and grants == 6
 
 
 def test_platform_jobs_run_what_the_factory_wired(bot: Any, clock: Any, monkeypatch: Any) -> None:
