@@ -56,8 +56,8 @@ def enqueue_many(db: Database, rows: list[dict[str, Any]], now: datetime) -> int
                         "destination": r.get("destination", ""), "payload": json.dumps(r["payload"], ensure_ascii=False),
                         "status": OutboxStatus.PENDING, "attempts": 0, "next_attempt_at": now, "locked_by": "", "last_error": "",
                         "created_at": now} for r in chunk if r["idem_key"] not in have]
-                if new:
-                    s.execute(insert(Outbox), new)
+                if new:  # Core, not the ORM's bulk path: a year-end expiry queues 100,000 notices
+                    s.connection().execute(insert(Outbox.__table__), new)
                 added += len(new)
         except IntegrityError:  # a concurrent run wrote some of the same keys: go row by row
             with db.session_scope() as s:

@@ -141,9 +141,8 @@ def test_storage_scheduler_and_core_word_nothing_but_stored_memos() -> None:
 
 
 # Raw-cursor statements (storage/fastsql.py) bypass the ORM's unit of work, so they stay where the
-# README credits them with the speed: the ledger's locked path, the member lookup, the inbox and expiry's rows.
-FASTSQL_ALLOWED = {"storage/ledger/debit.py", "storage/ledger/lots.py", "storage/members.py", "storage/inbox.py",
-                   "storage/ledger/expiry.py"}
+# README credits them with the speed: the ledger's locked path, the member lookup and the inbox.
+FASTSQL_ALLOWED = {"storage/ledger/debit.py", "storage/ledger/lots.py", "storage/members.py", "storage/inbox.py"}
 
 
 def test_raw_cursor_statements_only_where_named() -> None:
