@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import Select, bindparam, func, literal, or_, select
@@ -85,6 +85,27 @@ _BOUND = Fast(select(_B.c.id, _B.c.last_used_at, *_E.c).join(_E, _E.c.id == _B.c
 _TOUCH = Fast(_B.update().where(_B.c.id == bindparam("binding")).values(last_used_at=bindparam("at")))
 
 
+@dataclass(frozen=True, slots=True)
+class Member:
+    """An employee's row as a query sees it: plain values, no ORM object. A read-only command writes nothing, so it
+    needs no unit of work, and making an ORM object cost more than the lookup's query (``identify``)."""
+    id: int
+    employee_no: str
+    name: str
+    department: str
+    manager_id: int | None
+    role: str
+    status: str
+    left_at: datetime | None
+    dingtalk_userid: str
+    wecom_userid: str
+    created_at: datetime
+
+
+if tuple(f.name for f in fields(Member)) != _EMPLOYEE_COLUMNS:  # the prebuilt lookup fills it by position
+    raise RuntimeError("storage.members.Member must list the employees table's columns in their order")
+
+
 @dataclass(frozen=True)
 class MemberUse:
     """What knowing a chat member writes: the binding a roster user's first message makes, or the
@@ -96,10 +117,12 @@ class MemberUse:
     binding_id: int | None  # stamp this binding's last use; None: bind the account from the roster
 
 
-def identify(s: Session, platform: str, user_id: str, now: datetime) -> tuple[Employee | None, MemberUse | None]:
+def identify(s: Session, platform: str, user_id: str,
+             now: datetime) -> tuple[Employee | Member | None, MemberUse | None]:
     """The employee a chat user is, and what using the bot writes for them (nothing is written here).
 
-    Runs on every chat message, so the bound case is one prebuilt query (binding and employee).
+    Runs on every chat message, so the bound case is one prebuilt query (binding and employee), whose row comes
+    back as a plain ``Member``; ``resolve_member`` makes it the session's ``Employee`` for a command that writes.
     """
     if not user_id:
         return None, None
@@ -110,9 +133,9 @@ def identify(s: Session, platform: str, user_id: str, now: datetime) -> tuple[Em
     rows = _BOUND.run(s.connection(), {"platform": platform, "user_id": user_id}).rows
     if rows:
         binding_id, last_used_at, *values = rows[0]
-        emp = as_persistent(s, Employee, dict(zip(_EMPLOYEE_COLUMNS, values)))
+        member = Member(*values)
         stale = last_used_at is None or (now - last_used_at).total_seconds() > 3600
-        return emp, (MemberUse(platform, user_id, emp.id, binding_id) if stale else None)
+        return member, (MemberUse(platform, user_id, member.id, binding_id) if stale else None)
     column = PLATFORM_COLUMNS.get(platform)
     if column is None or s.scalar(select(Binding.id).where(Binding.platform == platform,
                                                            Binding.platform_user_id == user_id)) is not None:
@@ -147,10 +170,10 @@ def resolve_member(s: Session, platform: str, user_id: str, now: datetime) -> Em
 
     When the roster binding cannot be made (a concurrent first message of the same person bound the
     account just now, say), the member is whoever the account is bound to once that commits."""
-    emp, use = identify(s, platform, user_id, now)
+    found, use = identify(s, platform, user_id, now)
     if use is not None and not record_use(s, use, now):
         return _bound_now(s, platform, user_id)
-    return emp
+    return as_persistent(s, Employee, asdict(found)) if isinstance(found, Member) else found
 
 
 def _bound_now(s: Session, platform: str, user_id: str) -> Employee | None:

@@ -87,7 +87,8 @@ class Members(_Bound):
         """Writes: binds a roster user on first use and stamps the binding's last use (storage/members.py)."""
         return members.resolve_member(self.s, platform, user_id, self.clock())
 
-    def identify(self, platform: str, user_id: str) -> tuple[Employee | None, members.MemberUse | None]:
+    def identify(self, platform: str,
+                 user_id: str) -> tuple[Employee | members.Member | None, members.MemberUse | None]:
         """Reads only: the member, and what ``resolve`` would write for them (storage/members.py)."""
         return members.identify(self.s, platform, user_id, self.clock())
 

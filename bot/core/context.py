@@ -16,7 +16,7 @@ from cards import messages as msg
 from cards.model import Card
 from settings import Settings
 from storage.ledger import Ledger
-from storage.members import MemberUse
+from storage.members import Member, MemberUse
 from storage.models import Employee
 from storage.services import (Appeals, Approvals, Bindings, Budgets, Catalog, Members, Orders, Queries, Rules,
                               Services)
@@ -29,7 +29,7 @@ class Context:
     settings: Settings
     clock: Callable[[], datetime]
     platform: str = ""
-    member: Employee | None = None
+    member: Employee | Member | None = None  # a plain Member on read-only routes (storage/members.py identify)
     args: str = ""  # the command's argument text, normalised
     command: str = ""  # the canonical command name matched
     # what knowing the member writes, left for the transaction that records the answer (read-only routes)
@@ -82,7 +82,7 @@ class Context:
         return self.services.approvals
 
     @property
-    def me(self) -> Employee:
+    def me(self) -> Employee | Member:
         """The member, on every route that is not ``open``: ResolveMember lets only bound, active members
         through, so a handler that needs one never checks (an open route reads ``member``, which may be None)."""
         if self.member is None:

@@ -17,6 +17,8 @@ from bot.core.replies import NoReply, Reply, Text
 from cards import messages as msg
 
 log = logging.getLogger(__name__)
+MATCH_CACHE = 4096  # texts whose route is remembered (Router.match); forgotten all at once when full
+_UNSEEN = object()
 Handler = Callable[[Event, Context], Reply]
 
 
@@ -51,11 +53,13 @@ class Router:
     event_routes: dict[type, Route] = field(default_factory=dict)
     fallback: Handler | None = None
     middleware: list = field(default_factory=list)
+    _matched: dict[str, tuple[Route, str] | None] = field(default_factory=dict, repr=False)
 
     def command(self, name: str, *, aliases: Iterable[str] = (), roles: Iterable[str] | None = None,
                 open: bool = False, reads_only: bool = False, usage: str = "", example: str = "",
                 summary: str = "") -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
+            self._matched.clear()
             self.routes.append(Route(name=name, aliases=tuple(dict.fromkeys([*aliases, name])), handler=fn,
                                      roles=frozenset(roles) if roles is not None else None, open=open,
                                      reads_only=reads_only, usage=usage, example=example, summary=summary))
@@ -77,6 +81,16 @@ class Router:
         return next((r for r in self.routes if r.name == name), None)
 
     def match(self, text: str) -> tuple[Route, str] | None:
+        """The route a text asks for and its argument; remembered per text, since every callback asks twice
+        (``reads_only``, then ``dispatch``) and people send the same few commands (``积分``) all day."""
+        found = self._matched.get(text, _UNSEEN)
+        if found is _UNSEEN:
+            if len(self._matched) >= MATCH_CACHE:
+                self._matched.clear()
+            found = self._matched[text] = self._match(text)
+        return found  # type: ignore[return-value]
+
+    def _match(self, text: str) -> tuple[Route, str] | None:
         text = normalise(text)
         folded = text.casefold()
         best: tuple[int, Route, str] | None = None

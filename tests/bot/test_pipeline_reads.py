@@ -16,7 +16,7 @@ from bot.core.router import Router
 from bot.core.stamps import UseStamps
 from settings import build_settings
 from storage.ledger import Ledger
-from storage.members import bind
+from storage.members import Member, bind, resolve_member
 from storage.models import Base, Binding, Employee, ProcessedEvent, Txn
 from tests.storage.factories import make_employee
 from cards.text import plain_text
@@ -175,3 +175,18 @@ def test_a_read_only_route_that_writes_fails_as_a_bug_and_is_not_run_again(engin
     with engine_db.session_scope() as s:
         assert s.scalar(select(Employee.name)) == "张三"
         assert s.scalar(select(func.count(ProcessedEvent.id))) == 0
+
+
+def test_a_query_sees_its_member_as_plain_values_and_makes_no_orm_object(sqlite_db, clock) -> None:
+    with sqlite_db.session_scope() as s:
+        emp = make_employee(s, "E1", name="张三")
+        bind(s, emp, "wecom", "zs", now=clock(), actor_id=None, how="test")
+        Ledger(s, clock).award(emp.id, 42, idem_key="a", reason="r")
+    with sqlite_db.read_scope() as s:
+        ctx = Context(session=s, settings=SETTINGS, clock=clock, platform="wecom")
+        reply = ROUTER.dispatch(_points("m1", clock()), ctx)
+        assert isinstance(ctx.member, Member) and (ctx.member.id, ctx.member.name) == (emp.id, "张三")
+        assert len(s.identity_map) == 0  # the statement and the rank are read without the ORM too
+    assert "42" in plain_text(reply.card)
+    with sqlite_db.session_scope() as s:  # a command that writes gets the session's Employee
+        assert isinstance(resolve_member(s, "wecom", "zs", clock()), Employee)

@@ -121,3 +121,13 @@ def test_a_member_route_always_has_its_member(sqlite_db, clock) -> None:
             ctx.me
         ctx.member = make_employee(s, "E9")
         assert ctx.me is ctx.member
+
+
+def test_a_route_registered_after_a_text_was_matched_is_found_for_that_text() -> None:
+    """Matches are remembered per text (every callback asks twice); registering a route forgets them."""
+    router = Router()
+    router.command("points", aliases=("积分",))(lambda e, c: Text("p"))
+    assert router.match("积分榜") is not None and router.match("积分榜")[0].name == "points"
+    router.command("board", aliases=("积分榜",))(lambda e, c: Text("b"))
+    assert router.match("积分榜")[0].name == "board"
+    assert router.match("积分 2") == (router.route("points"), "2")
