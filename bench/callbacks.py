@@ -2,7 +2,8 @@
 
 Usage: .venv/bin/python bench/callbacks.py [--seconds 10] [--workers 4] [--url sqlite:///...]
 Prints, for a bare endpoint, an encrypted WeCom text message ("积分" from a bound employee) and a
-signed DingTalk robot message: max throughput with 8 client threads, then p50/p99 at 100 callbacks/s.
+signed DingTalk robot message: max throughput with 8 client threads, then p50/p99 at 100 callbacks/s; with
+wrk, also the minimal endpoint of bench/wsgi.py (verify, decrypt, one durable insert) as the yardstick.
 """
 from __future__ import annotations
 
@@ -94,11 +95,12 @@ def make_requests(kind: str, n: int, start_id: int) -> list[tuple[str, str, byte
     for i in range(n):
         if kind == "bare":
             out.append(("GET", "/bare", b"", {}))
-        elif kind == "wecom":
+        elif kind in ("wecom", "minimal"):
             ts = int(time.time())
             xml = signing.wecom_text_xml(f"user{i % 50}", CONF["wecom"]["corp"], TEXT, start_id + i, ts)
             q, b = signing.wecom_post(CONF["wecom"]["token"], CONF["wecom"]["key"], CONF["wecom"]["corp"], xml, ts)
-            out.append(("POST", "/callback/wecom?" + urlencode(q), b, {}))
+            path = "/callback/wecom?" if kind == "wecom" else "/minimal?"
+            out.append(("POST", path + urlencode(q), b, {}))
         else:
             ts = int(time.time() * 1000)
             body = signing.robot_body(f"user{i % 50}", TEXT, f"msg{start_id + i}")
@@ -219,13 +221,15 @@ def main() -> int:
                                f"http://127.0.0.1:{port}/bare"], capture_output=True, text=True).stdout
         results["bare"] = float(bare.split("Requests/sec:")[1].split()[0])
         print(f"  bare: {results['bare']:.0f} req/s")
-        for kind in ("wecom", "dingtalk"):
-            got = wrk_run(port, kind, args.seconds, next_id + 10**6, tmp)
+        for kind in ("minimal", "wecom", "dingtalk"):
+            got = wrk_run(port, kind, args.seconds, next_id + 10**6 * (2 if kind == "minimal" else 1), tmp)
             if got:
                 results[kind] = got[0]
                 print(f"  {kind}: {got[0]:.0f} callbacks/s, p50 {got[1]}, p99 {got[2]}")
         for kind in ("wecom", "dingtalk"):
             print(f"ratio {kind}/bare: {results[kind] / results['bare']:.2f}")
+        if "minimal" in results:  # the least a verified, decrypted, durably recorded callback costs (bench/wsgi.py)
+            print(f"ratio wecom/minimal (verify, decrypt, one durable insert): {results['wecom'] / results['minimal']:.2f}")
     return 0
 
 
