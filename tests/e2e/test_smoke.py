@@ -27,12 +27,18 @@ def _wecom_content(answer) -> str:  # type: ignore[no-untyped-def]
     return ElementTree.fromstring(inner).findtext("Content") or ""
 
 
-def test_a_redelivered_wecom_query_is_answered_again_and_recorded_nowhere(client, app) -> None:
+def _four_times(client, text: str, msg_id: int) -> list:  # type: ignore[no-untyped-def]
+    """One WeCom text message from an unbound user, delivered four times; the four answers, each a 200."""
     now = int(time.time())
-    xml = signing.wecom_text_xml("zhangsan", WECOM["corp_id"], "帮助", 9001, now)
+    xml = signing.wecom_text_xml("zhangsan", WECOM["corp_id"], text, msg_id, now)
     params, body = signing.wecom_post(WECOM["token"], WECOM["encoding_aes_key"], WECOM["corp_id"], xml, now)
     answers = [client.post("/callback/wecom", query_string=params, data=body) for _ in range(4)]
     assert {a.status_code for a in answers} == {200}
+    return answers
+
+
+def test_a_redelivered_wecom_query_is_answered_again_and_recorded_nowhere(client, app) -> None:
+    answers = _four_times(client, "帮助", 9001)
     assert len({_wecom_content(a) for a in answers}) == 1 and "积分" in _wecom_content(answers[0])
     with app.extensions["pointsbot"].db.session_scope() as s:
         assert s.scalar(select(func.count(ProcessedEvent.id))) == 0
@@ -40,11 +46,7 @@ def test_a_redelivered_wecom_query_is_answered_again_and_recorded_nowhere(client
 
 
 def test_a_redelivered_wecom_command_gets_the_stored_answer(client, app) -> None:
-    now = int(time.time())
-    xml = signing.wecom_text_xml("zhangsan", WECOM["corp_id"], "绑定 NOSUCHCODE", 9003, now)
-    params, body = signing.wecom_post(WECOM["token"], WECOM["encoding_aes_key"], WECOM["corp_id"], xml, now)
-    answers = [client.post("/callback/wecom", query_string=params, data=body) for _ in range(4)]
-    assert {a.status_code for a in answers} == {200}
+    answers = _four_times(client, "绑定 NOSUCHCODE", 9003)
     assert len({a.data for a in answers}) == 1 and _wecom_content(answers[0])
     with app.extensions["pointsbot"].db.session_scope() as s:
         assert s.scalar(select(func.count(ProcessedEvent.id))) == 1
