@@ -388,3 +388,14 @@ def test_unconfirmed_orders_lapse_on_schedule_not_only_when_looked_at(bot: Any, 
         assert dict(s.execute(select(Order.sku, Order.status)).all()) == {"old": "lapsed", "new": "awaiting_confirmation"}
     assert "already done" in run(bot, "lapse-orders", clock() + timedelta(minutes=5))  # one run per half hour
     assert run(bot, "lapse-orders", clock() + timedelta(hours=23)).endswith(": 1 unconfirmed order(s) lapsed")
+
+
+def test_the_quiet_ones_of_a_digest_are_read_in_pages_with_the_same_result(bot: Any, company: dict[str, int],
+                                                                            clock: Any, monkeypatch: Any) -> None:
+    from storage import digests
+
+    award(bot, company["a"], 10, clock() - timedelta(days=3), "q-a")  # a was given points; b was not
+    whole = digests.manager_digests(bot.db, clock(), clock() - timedelta(days=9))
+    monkeypatch.setattr(digests, "QUIET_PAGE", 1)
+    paged = digests.manager_digests(bot.db, clock(), clock() - timedelta(days=9))
+    assert paged[company["mgr"]].quiet == whole[company["mgr"]].quiet == ["李四"]
