@@ -11,49 +11,19 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-import app as app_module
 from bot import delivery
 from cards import render_dingtalk, render_wecom
 from cards.model import Card
 from cards import builders_jobs as cards
 from scheduler import jobs
 from storage import claims
-from storage.claims import Lease, LeaseLost, period_key
-from settings import build_settings
+from storage.claims import Lease, LeaseLost
 from storage.ledger import Ledger
 from storage.members import bind
 from storage.outbox import enqueue_many
-from storage.models import Account, Appeal, Employee, JobRun, Order, Outbox, Txn
+from storage.models import Account, Appeal, Employee, JobRun, Order, Outbox
+from tests.scheduler.helpers import award, run
 from tests.storage.factories import make_employee
-
-GROUPS = [{"platform": "dingtalk", "chat_id": "cid-all"}, {"platform": "wecom", "chat_id": "robot", "webhook_key": "k1"}]
-
-
-@pytest.fixture
-def bot(sqlite_db: Any) -> Any:
-    settings = build_settings({"leaderboard": {"top_n": 3, "groups": GROUPS}, "points": {"expiry_notice_days": [30, 7]}})
-    return app_module.PointsBot(settings=settings, db=sqlite_db, router=None, pipeline=None)
-
-
-@pytest.fixture
-def company(bot: Any, clock: Any) -> dict[str, int]:
-    """A manager with two reports, an HR person and a leaver; the manager has this month's budget."""
-    with bot.db.session_scope() as s:
-        mgr = make_employee(s, "M1", role="manager", name="王经理")
-        ids = {"mgr": mgr.id,
-               "a": make_employee(s, "A1", name="张三", manager_id=mgr.id).id,
-               "b": make_employee(s, "B1", name="李四", manager_id=mgr.id, department="市场部").id,
-               "hr": make_employee(s, "H1", role="hr", name="赵HR", department="人事部").id,
-               "gone": make_employee(s, "L1", name="钱离职").id}
-        Ledger(s, clock, 365).grant_budget(mgr.id, "2026-03", 1000)
-    return ids
-
-
-def award(bot: Any, emp: int, pts: int, at: datetime, key: str, budget_of: int | None = None) -> None:
-    with bot.db.session_scope() as s:
-        Ledger(s, lambda: at, bot.settings.points["validity_days"]).award(
-            emp, pts, idem_key=key, reason="测试", budget_of=budget_of, actor_id=budget_of)
-
 
 def queued(bot: Any, prefix: str = "") -> list[Outbox]:
     with bot.db.session_scope() as s:
@@ -66,10 +36,6 @@ def rendered(row: Outbox) -> tuple[str, str, Card]:
     wecom = json.dumps(render_wecom.render(card, 1000002), ensure_ascii=False)
     _key, param = render_dingtalk.to_robot_api(render_dingtalk.render_markdown(card, 12000))
     return wecom, render_dingtalk.dump_msg_param(param), card
-
-
-def run(bot: Any, name: str, now: datetime, owner: str = "t", force: bool = False) -> str:
-    return jobs.run_claimed(bot, name, period_key(name, now, bot.settings.tz), now, owner, force=force)
 
 
 def test_expire_points_notifies_each_affected_employee_once(bot: Any, company: dict[str, int], clock: Any) -> None:
@@ -238,42 +204,6 @@ def test_budget_grant_once_per_month(bot: Any, company: dict[str, int], clock: A
         assert s.scalar(select(func.count()).select_from(Account).where(Account.kind == "budget")) == 1
 
 
-@pytest.mark.parametrize("batch_seconds, transactions", [(0.0, 12), (60.0, 1)])
-def test_budget_grants_go_in_batches_bounded_by_time(bot: Any, clock: Any, monkeypatch: Any, batch_seconds: float,
-                                                     transactions: int) -> None:
-    with bot.db.session_scope() as s:
-        managers = [make_employee(s, f"M{i}", role="manager").id for i in range(12)]
-    monkeypatch.setattr(jobs, "BATCH_SECONDS", batch_seconds)
-    assert run(bot, "budget-grant", clock()).endswith(f"({transactions} transactions)")
-    with bot.db.session_scope() as s:
-        budgets_ = dict(s.execute(select(Account.employee_id, Account.balance).where(Account.kind == "budget")).all())
-    assert budgets_ == {m: 1000 for m in managers}
-
-
-def test_a_budget_grant_stopped_by_a_failure_keeps_the_batches_before_and_a_rerun_grants_the_rest_once(
-        bot: Any, clock: Any, monkeypatch: Any) -> None:
-    with bot.db.session_scope() as s:
-        managers = [make_employee(s, f"M{i}", role="manager").id for i in range(6)]
-    monkeypatch.setattr(jobs, "BATCH_SECONDS", 0.0)
-    grant, calls = Ledger.grant_budget, []
-
-    def failing(self, manager_id, *a, **kw):  # type: ignore[no-untyped-def]
-        calls.append(manager_id)
-        if len(calls) == 4:
-            raise RuntimeError("disk full")
-        return grant(self, manager_id, *a, **kw)
-
-    monkeypatch.setattr(Ledger, "grant_budget", failing)
-    assert "failed" in run(bot, "budget-grant", clock())
-    with bot.db.session_scope() as s:
-        assert sorted(s.scalars(select(Account.employee_id).where(Account.kind == "budget"))) == managers[:3]
-    run(bot, "budget-grant", clock(), force=True)
-    with bot.db.session_scope() as s:
-        budgets_ = dict(s.execute(select(Account.employee_id, Account.balance).where(Account.kind == "budget")).all())
-        grants = s.scalar(select(func.count(Txn.id)).where(Txn.kind == "budget_grant"))
-    assert budgets_ == {m: 1000 for m in managers} and grants == 6
-
-
 def test_platform_jobs_run_what_the_factory_wired(bot: Any, clock: Any, monkeypatch: Any) -> None:
     """The scheduler imports nothing of bot/: delivery and reconcile are the bot object's (app.py)."""
     seen: list[Any] = []
@@ -388,14 +318,3 @@ def test_unconfirmed_orders_lapse_on_schedule_not_only_when_looked_at(bot: Any, 
         assert dict(s.execute(select(Order.sku, Order.status)).all()) == {"old": "lapsed", "new": "awaiting_confirmation"}
     assert "already done" in run(bot, "lapse-orders", clock() + timedelta(minutes=5))  # one run per half hour
     assert run(bot, "lapse-orders", clock() + timedelta(hours=23)).endswith(": 1 unconfirmed order(s) lapsed")
-
-
-def test_the_quiet_ones_of_a_digest_are_read_in_pages_with_the_same_result(bot: Any, company: dict[str, int],
-                                                                            clock: Any, monkeypatch: Any) -> None:
-    from storage import digests
-
-    award(bot, company["a"], 10, clock() - timedelta(days=3), "q-a")  # a was given points; b was not
-    whole = digests.manager_digests(bot.db, clock(), clock() - timedelta(days=9))
-    monkeypatch.setattr(digests, "QUIET_PAGE", 1)
-    paged = digests.manager_digests(bot.db, clock(), clock() - timedelta(days=9))
-    assert paged[company["mgr"]].quiet == whole[company["mgr"]].quiet == ["李四"]
