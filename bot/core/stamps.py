@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from datetime import datetime
 
 from storage import members
@@ -59,6 +60,6 @@ class UseStamps:
         return len(batch)
 
     def _run(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(self.every):
+        while True:  # a daemon thread: it ends with its process (atexit writes what is left)
+            time.sleep(self.every)
             self.flush()
