@@ -190,3 +190,20 @@ def test_a_query_sees_its_member_as_plain_values_and_makes_no_orm_object(sqlite_
     assert "42" in plain_text(reply.card)
     with sqlite_db.session_scope() as s:  # a command that writes gets the session's Employee
         assert isinstance(resolve_member(s, "wecom", "zs", clock()), Employee)
+
+
+def test_the_stamps_thread_writes_them_without_being_asked(sqlite_db, clock) -> None:
+    import time
+
+    with sqlite_db.session_scope() as s:
+        binding = bind(s, make_employee(s, "E1"), "wecom", "zs", now=clock(), actor_id=None, how="test")
+    stamps, later = UseStamps(sqlite_db, every=0.05), clock() + timedelta(hours=2)
+    stamps.add(binding.id, later)
+    for _ in range(200):  # polled, not timed: the thread's turn comes every 50 ms
+        with sqlite_db.read_scope() as s:
+            if s.scalar(select(Binding.last_used_at)) == later:
+                break
+        time.sleep(0.025)
+    assert stamps.pending() == 0
+    with sqlite_db.read_scope() as s:
+        assert s.scalar(select(Binding.last_used_at)) == later
